@@ -1,0 +1,84 @@
+"""The benchmark runner's parts: the result of a scenario, the timing helpers and the scenario registry.
+
+Each scenario measures a real path of minos.networks and, in the same run on the same machine, the
+ceiling that path could reach (plain msgpack, raw pyzmq ...), and reports the path as a ratio of it:
+absolute numbers on a shared machine are noise, ratios measured side by side are not.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["SCENARIOS", "Result", "Scenario", "best_rate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One measured path of a scenario, next to its ceiling.
+
+    Args:
+        scenario: The scenario's name, as given on the command line.
+        path: What was measured inside the scenario, e.g. ``encode+decode``.
+        messages: How many messages one timed repetition handled.
+        seconds: The time of the best repetition.
+        msgs_per_s: Messages per second of the best repetition.
+        ceiling_msgs_per_s: The same for the ceiling, measured in the same run.
+        ratio: ``msgs_per_s / ceiling_msgs_per_s``; 1.0 means the path costs nothing over its ceiling.
+        ceiling: What the ceiling is, in words.
+        p50_us: The median latency of one message, in microseconds, where the scenario measures it.
+        p99_us: The 99th percentile latency, in microseconds, where the scenario measures it.
+    """
+
+    scenario: str
+    path: str
+    messages: int
+    seconds: float
+    msgs_per_s: float
+    ceiling_msgs_per_s: float
+    ratio: float
+    ceiling: str
+    p50_us: float | None = None
+    p99_us: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as a plain dict, for JSON."""
+        return asdict(self)
+
+
+Scenario = Callable[[bool], list[Result]]
+"""A scenario takes ``quick`` (fewer messages, for a smoke run) and returns its results."""
+
+
+def _lazy(module: str, function: str = "run") -> Scenario:
+    # Import a scenario only when it runs: an end-to-end scenario may pull in the whole system.
+    def scenario(quick: bool) -> list[Result]:
+        run: Scenario = getattr(importlib.import_module(module), function)
+        return run(quick)
+
+    scenario.__name__ = f"{module}.{function}"
+    return scenario
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "codec": _lazy("benchmarks.codec"),
+    "dispatch": _lazy("benchmarks.dispatch"),
+}
+"""Every scenario by name, in the order ``python -m benchmarks`` runs them."""
+
+
+def best_rate(run: Callable[[int], object], messages: int, repetitions: int) -> tuple[float, float]:
+    """Time ``run(messages)`` ``repetitions`` times and return the best time and its messages per second.
+
+    The best repetition is the one least disturbed by the rest of the machine.
+    """
+    run(min(messages, 1000))  # warm caches, specialise the interpreter's bytecode
+    best = float("inf")
+    for _ in range(repetitions):
+        start = time.perf_counter()
+        run(messages)
+        best = min(best, time.perf_counter() - start)
+    return best, messages / best

@@ -1,0 +1,65 @@
+"""The benchmark command: ``python -m benchmarks [--quick] [--json PATH] [SCENARIO ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from benchmarks import SCENARIOS, Result
+
+COLUMNS = [
+    ("scenario", "{}"),
+    ("path", "{}"),
+    ("messages", "{:,}"),
+    ("seconds", "{:.3f}"),
+    ("msgs_per_s", "{:,.0f}"),
+    ("ceiling_msgs_per_s", "{:,.0f}"),
+    ("ratio", "{:.2f}"),
+    ("p50_us", "{:.1f}"),
+    ("p99_us", "{:.1f}"),
+]
+
+
+def format_table(results: Sequence[Result]) -> str:
+    """The results as a plain table, one row each, columns aligned."""
+    rows = [[name for name, _ in COLUMNS]]
+    for result in results:
+        values = result.to_dict()
+        rows.append(["-" if values[name] is None else spec.format(values[name]) for name, spec in COLUMNS])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(width) if i < 2 else cell.rjust(width) for i, (cell, width) in
+                       enumerate(zip(row, widths, strict=True))).rstrip() for row in rows]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Measure minos.networks' paths as ratios of their ceiling, measured in the same run.",
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer messages: a smoke run, not a measurement")
+    parser.add_argument("--json", metavar="PATH", help="also write the results to PATH as a JSON list")
+    parser.add_argument(
+        "scenarios", nargs="*", metavar="SCENARIO", help=f"what to run (default: all): {', '.join(SCENARIOS)}"
+    )
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.scenarios if name not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(map(repr, unknown))}; known: {', '.join(SCENARIOS)}")
+
+    results: list[Result] = []
+    for name in args.scenarios or list(SCENARIOS):
+        print(f"running {name}{' (quick)' if args.quick else ''} ...", file=sys.stderr, flush=True)
+        results.extend(SCENARIOS[name](args.quick))
+    print(format_table(results))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump([result.to_dict() for result in results], file, indent=2)
+            file.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

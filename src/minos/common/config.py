@@ -1,0 +1,492 @@
+"""The service configuration: the minos v2 YAML layout, validated at start-up, with environment overrides."""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final, TypeVar, overload
+
+import yaml
+
+from minos.common.exceptions import MinosException
+
+__all__ = ["MISSING", "Config", "ConfigError"]
+
+_T = TypeVar("_T")
+
+_ENV_PREFIX: Final = "MINOS_"
+_ENV_SEPARATOR: Final = "__"
+_DICT_SOURCE: Final = "<dict>"
+_SUPPORTED_VERSION: Final = 2
+# "pkg.mod.attr" or "pkg.mod:attr.sub", as the enroute collector resolves them.
+_IMPORT_PATH: Final = re.compile(
+    r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*|\.[A-Za-z_]\w*)"
+)
+
+
+class ConfigError(MinosException, ValueError):
+    """The configuration is unreadable, malformed, or lacks a value the service needs.
+
+    Args:
+        message: What is wrong, where, and what to do about it.
+        key: The dotted key at fault, when there is one.
+        source: The file path or ``"<dict>"`` the configuration came from, when known.
+    """
+
+    def __init__(self, message: str = "", *, key: str | None = None, source: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.source = source
+
+
+class _Missing(enum.Enum):
+    MISSING = enum.auto()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing.MISSING
+"""Default of the getters meaning "no default: the key is required"."""
+
+
+class Config:
+    """A read-only view of a service's configuration.
+
+    The source is either a YAML file or a mapping in the minos v2 layout: ``name`` (required), ``version``
+    (optional, 2), ``interfaces`` with ``broker``, ``http`` and ``periodic`` sections, ``services``,
+    ``middleware`` and ``routers`` (lists of import paths such as ``"pkg.mod.ClassName"``, or the objects
+    themselves), ``discovery``, and any other keys, reachable with :meth:`get`.
+
+    An environment variable ``MINOS_<KEY>__<SUBKEY>...`` overrides the key at that path, its value parsed as
+    a YAML scalar: ``MINOS_INTERFACES__HTTP__PORT=8080`` sets ``interfaces.http.port`` to the int 8080.
+    Variables naming a key that does not exist add it. Every ``MINOS_`` variable is read as an override.
+
+    The layout is checked here, so a bad configuration fails when the service starts rather than when a
+    section is first used.
+
+    Args:
+        source: Path of a YAML file, or a mapping holding the configuration itself (copied).
+        environ: Environment variables to read overrides from; ``None`` means ``os.environ``.
+
+    Raises:
+        ConfigError: The file cannot be read or parsed, an override cannot be applied, or a section of the
+            layout is missing or has the wrong type. The message names the file and the key.
+    """
+
+    __slots__ = ("_data", "_overrides", "_path", "_source")
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | Mapping[str, Any],
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._path: Path | None
+        if isinstance(source, Mapping):
+            self._path = None
+            self._source = _DICT_SOURCE
+            raw: object = source
+        else:
+            self._path = Path(source)
+            self._source = str(self._path)
+            raw = self._read(self._path)
+        if raw is None:
+            # An empty file: report the keys it lacks rather than its emptiness.
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise ConfigError(
+                f"Config {self._source} must hold a mapping at the top level (keys such as 'name' and "
+                f"'interfaces'), but found {raw!r} ({type(raw).__name__}). "
+                "Rewrite it in the minos v2 layout.",
+                source=self._source,
+            )
+        self._data: dict[str, Any] = _copy(raw)
+        # Maps the path of each overridden key to the variable that set it, for error messages.
+        self._overrides: dict[tuple[str, ...], str] = {}
+        self._apply_overrides(os.environ if environ is None else environ)
+        self._validate()
+
+    # -- construction -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _read(path: Path) -> object:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"Config file {str(path)!r} cannot be read ({exc.strerror or exc}). Check the path.",
+                source=str(path),
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"Config file {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}). "
+                "Save it as UTF-8 YAML.",
+                source=str(path),
+            ) from exc
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            where = ""
+            mark = getattr(exc, "problem_mark", None)
+            if mark is not None:
+                where = f" at line {mark.line + 1}, column {mark.column + 1}"
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(
+                f"Config file {str(path)!r} is not valid YAML: {problem}{where}. Fix the syntax.",
+                source=str(path),
+            ) from exc
+
+    def _apply_overrides(self, environ: Mapping[str, str]) -> None:
+        overrides: list[tuple[tuple[str, ...], str, str]] = []
+        for variable, text in environ.items():
+            if not variable.startswith(_ENV_PREFIX):
+                continue
+            parts = tuple(variable[len(_ENV_PREFIX) :].split(_ENV_SEPARATOR))
+            if not all(parts):
+                raise ConfigError(
+                    f"Environment variable {variable!r} does not name a config key: write "
+                    f"{_ENV_PREFIX}<KEY>{_ENV_SEPARATOR}<SUBKEY>, e.g. {_ENV_PREFIX}INTERFACES__HTTP__PORT, "
+                    "or unset it.",
+                    source=self._source,
+                )
+            overrides.append((parts, variable, text))
+        # Shorter paths first, so MINOS_INTERFACES__HTTP__PORT refines a whole MINOS_INTERFACES__HTTP.
+        overrides.sort(key=lambda item: (len(item[0]), item[1]))
+        for parts, variable, text in overrides:
+            self._set(parts, _parse_scalar(text), variable)
+
+    def _set(self, parts: tuple[str, ...], value: object, variable: str) -> None:
+        node = self._data
+        path: list[str] = []
+        for index, part in enumerate(parts):
+            key = _match_key(node, part)
+            path.append(key)
+            if index == len(parts) - 1:
+                node[key] = value
+                break
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                dotted = ".".join(path)
+                raise ConfigError(
+                    f"Environment variable {variable!r} cannot override a key inside {dotted!r} in "
+                    f"{self._source}: {dotted!r} is {child!r} ({type(child).__name__}), not a mapping. "
+                    "Unset the variable or make the key a mapping.",
+                    key=dotted,
+                    source=self._source,
+                )
+            node = child
+        self._overrides[tuple(path)] = variable
+
+    def _validate(self) -> None:
+        if not self.get_str("name"):
+            raise self._wrong_type("name", "", "a non-empty string")
+        version = self.get("version", default=None)
+        if version is not None and (type(version) is not int or version != _SUPPORTED_VERSION):
+            raise self._wrong_type(
+                "version", version, f"{_SUPPORTED_VERSION} (only the v2 layout is supported)"
+            )
+        for name, section in self.get_mapping("interfaces", default={}).items():
+            if not isinstance(section, dict):
+                raise self._wrong_type(f"interfaces.{name}", section, "a mapping (write {} for no settings)")
+        self._check_items("services", lambda item: isinstance(item, type), "a class")
+        self._check_items("middleware", callable, "a callable")
+        self._check_items("routers", lambda item: isinstance(item, type), "a class")
+        self.get_mapping("discovery", default={})
+
+    def _check_items(self, key: str, accepts: Callable[[object], bool], kind: str) -> None:
+        for index, item in enumerate(self.get_list(key, default=[])):
+            if isinstance(item, str) and _IMPORT_PATH.fullmatch(item):
+                continue
+            if not isinstance(item, str) and accepts(item):
+                continue
+            raise self._wrong_type(
+                f"{key}[{index}]", item, f"an import path such as 'pkg.mod.ClassName', or {kind}"
+            )
+
+    # -- errors -------------------------------------------------------------------------------------------
+
+    def _origin(self, key: str) -> str | None:
+        parts = tuple(key.split("."))
+        for length in range(len(parts), 0, -1):
+            variable = self._overrides.get(parts[:length])
+            if variable is not None:
+                return variable
+        return None
+
+    def _wrong_type(self, key: str, value: object, expected: str) -> ConfigError:
+        # Items such as "services[2]" were set by the variable of their list.
+        variable = self._origin(key.split("[", 1)[0])
+        if variable is None:
+            origin, fix = "", f"Fix the value in {self._source}."
+        else:
+            origin, fix = f" (set by environment variable {variable})", f"Fix or unset {variable}."
+        return ConfigError(
+            f"Config key {key!r} in {self._source} must be {expected}, but found {value!r} "
+            f"({type(value).__name__}){origin}. {fix}",
+            key=key,
+            source=self._source,
+        )
+
+    def _missing(self, key: str, expected: str) -> ConfigError:
+        variable = _ENV_PREFIX + _ENV_SEPARATOR.join(key.upper().split("."))
+        place = "the file" if self._path is not None else "the dict"
+        return ConfigError(
+            f"Config key {key!r} is missing from {self._source}; expected {expected}, found nothing. "
+            f"Add it to {place} or set {variable}.",
+            key=key,
+            source=self._source,
+        )
+
+    # -- generic access -----------------------------------------------------------------------------------
+
+    def _lookup(self, key: str) -> object:
+        parts = key.split(".")
+        if not all(parts):
+            raise ConfigError(
+                f"Config key {key!r} is not a dotted path such as 'interfaces.http.port'.",
+                key=key,
+                source=self._source,
+            )
+        node: object = self._data
+        for part in parts:
+            if not isinstance(node, dict) or part not in node:
+                return MISSING
+            node = node[part]
+        return node
+
+    def get(self, key: str, default: Any = MISSING) -> Any:
+        """Returns the value at a dotted path, whatever its type.
+
+        Containers are returned as copies, so changing them leaves the configuration as it was.
+
+        Args:
+            key: Dotted path, e.g. ``"interfaces.http.port"``.
+            default: Returned when the key is absent; when not given, the key is required.
+
+        Returns:
+            The value after environment overrides.
+
+        Raises:
+            ConfigError: The key is absent and no default was given.
+        """
+        value = self._lookup(key)
+        if value is MISSING:
+            if default is MISSING:
+                raise self._missing(key, "a value")
+            return default
+        return _copy(value)
+
+    def _typed(self, key: str, default: object, expected: str, accepts: Callable[[object], bool]) -> Any:
+        value = self._lookup(key)
+        if value is MISSING:
+            if default is MISSING:
+                raise self._missing(key, expected)
+            return default
+        if not accepts(value):
+            raise self._wrong_type(key, value, expected)
+        return _copy(value)
+
+    @overload
+    def get_str(self, key: str) -> str: ...
+    @overload
+    def get_str(self, key: str, default: _T) -> str | _T: ...
+    def get_str(self, key: str, default: object = MISSING) -> object:
+        """Returns the string at a dotted path.
+
+        Args:
+            key: Dotted path, e.g. ``"interfaces.http.host"``.
+            default: Returned when the key is absent; when not given, the key is required.
+
+        Raises:
+            ConfigError: The key is absent with no default, or holds something other than a string.
+        """
+        return self._typed(key, default, "a string", lambda value: isinstance(value, str))
+
+    @overload
+    def get_int(self, key: str) -> int: ...
+    @overload
+    def get_int(self, key: str, default: _T) -> int | _T: ...
+    def get_int(self, key: str, default: object = MISSING) -> object:
+        """Returns the integer at a dotted path; ``true``/``false`` are not integers here.
+
+        Args:
+            key: Dotted path, e.g. ``"interfaces.http.port"``.
+            default: Returned when the key is absent; when not given, the key is required.
+
+        Raises:
+            ConfigError: The key is absent with no default, or holds something other than an int.
+        """
+        return self._typed(key, default, "an int", _is_int)
+
+    @overload
+    def get_float(self, key: str) -> float: ...
+    @overload
+    def get_float(self, key: str, default: _T) -> float | _T: ...
+    def get_float(self, key: str, default: object = MISSING) -> object:
+        """Returns the number at a dotted path as a float; an int such as ``5`` gives ``5.0``.
+
+        Args:
+            key: Dotted path, e.g. ``"interfaces.broker.timeout"``.
+            default: Returned when the key is absent; when not given, the key is required.
+
+        Raises:
+            ConfigError: The key is absent with no default, or holds something other than a number.
+        """
+        if self._lookup(key) is MISSING:
+            return self._typed(key, default, "a number (int or float)", _is_number)
+        return float(self._typed(key, default, "a number (int or float)", _is_number))
+
+    @overload
+    def get_bool(self, key: str) -> bool: ...
+    @overload
+    def get_bool(self, key: str, default: _T) -> bool | _T: ...
+    def get_bool(self, key: str, default: object = MISSING) -> object:
+        """Returns the boolean at a dotted path; strings and numbers are not booleans here.
+
+        Args:
+            key: Dotted path, e.g. ``"discovery.enabled"``.
+            default: Returned when the key is absent; when not given, the key is required.
+
+        Raises:
+            ConfigError: The key is absent with no default, or holds something other than true or false.
+        """
+        return self._typed(key, default, "a bool (true or false)", lambda value: isinstance(value, bool))
+
+    @overload
+    def get_list(self, key: str) -> list[Any]: ...
+    @overload
+    def get_list(self, key: str, default: _T) -> list[Any] | _T: ...
+    def get_list(self, key: str, default: object = MISSING) -> object:
+        """Returns a copy of the list at a dotted path.
+
+        Args:
+            key: Dotted path, e.g. ``"services"``.
+            default: Returned when the key is absent; when not given, the key is required.
+
+        Raises:
+            ConfigError: The key is absent with no default, or holds something other than a list.
+        """
+        return self._typed(key, default, "a list", lambda value: isinstance(value, list))
+
+    @overload
+    def get_mapping(self, key: str) -> dict[str, Any]: ...
+    @overload
+    def get_mapping(self, key: str, default: _T) -> dict[str, Any] | _T: ...
+    def get_mapping(self, key: str, default: object = MISSING) -> object:
+        """Returns a copy of the mapping at a dotted path.
+
+        Args:
+            key: Dotted path, e.g. ``"interfaces.http"``.
+            default: Returned when the key is absent; when not given, the key is required.
+
+        Raises:
+            ConfigError: The key is absent with no default, or holds something other than a mapping.
+        """
+        return self._typed(key, default, "a mapping", lambda value: isinstance(value, dict))
+
+    # -- the v2 layout ------------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path | None:
+        """The YAML file the configuration was read from, or ``None`` when it came from a mapping."""
+        return self._path
+
+    @property
+    def source(self) -> str:
+        """Where the configuration came from, as error messages name it: the file path or ``"<dict>"``."""
+        return self._source
+
+    @property
+    def name(self) -> str:
+        """The service name."""
+        return self.get_str("name")
+
+    @property
+    def services(self) -> list[str | type]:
+        """The service classes or their import paths, in order; empty when absent."""
+        return self.get_list("services", default=[])
+
+    @property
+    def middleware(self) -> list[str | Callable[..., Any]]:
+        """The middleware callables or their import paths, outermost first; empty when absent."""
+        return self.get_list("middleware", default=[])
+
+    @property
+    def routers(self) -> list[str | type]:
+        """The router classes or their import paths; empty when absent."""
+        return self.get_list("routers", default=[])
+
+    @property
+    def interfaces(self) -> dict[str, dict[str, Any]]:
+        """The settings of each interface (``broker``, ``http``, ``periodic`` ...); empty when absent."""
+        return self.get_mapping("interfaces", default={})
+
+    @property
+    def discovery(self) -> dict[str, Any]:
+        """The discovery settings; empty when absent."""
+        return self.get_mapping("discovery", default={})
+
+    def has_interface(self, name: str) -> bool:
+        """Tells whether ``interfaces.<name>`` is configured.
+
+        Args:
+            name: Interface name, e.g. ``"http"``.
+        """
+        return name in self.interfaces
+
+    def get_interface(self, name: str) -> dict[str, Any]:
+        """Returns a copy of the settings of one interface.
+
+        Args:
+            name: Interface name, e.g. ``"http"``.
+
+        Raises:
+            ConfigError: ``interfaces.<name>`` is absent.
+        """
+        return self.get_mapping(f"interfaces.{name}")
+
+    def __repr__(self) -> str:
+        source = repr(self._source) if self._path is not None else self._source
+        return f"{type(self).__name__}({source}, name={self.get_str('name')!r})"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _copy(value: Any) -> Any:
+    """Copies containers and keeps leaves, so classes and callables in a dict source survive as themselves."""
+    if isinstance(value, Mapping):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy(item) for item in value]
+    return value
+
+
+def _match_key(node: Mapping[str, Any], part: str) -> str:
+    """Finds the existing key an upper-cased env segment names, or the lower-case key to add."""
+    lower = part.lower()
+    if lower in node:
+        return lower
+    for key in node:
+        if isinstance(key, str) and key.upper() == part.upper():
+            return key
+    return lower
+
+
+def _parse_scalar(text: str) -> object:
+    """Reads an env value as YAML would read it in the file; anything but a scalar stays a string."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, dict | list):
+        return text
+    return value

@@ -1,0 +1,254 @@
+"""Handler and checker metadata: what ``@enroute`` and ``@handler.check`` attach to a function."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+
+from ..exceptions import MinosMultipleEnrouteDecoratorKindsException, NotSatisfiedCheckerException
+from ..protocol.messages import EnrouteDecoratorKind
+from ..protocol.requests import Request, Response
+
+if TYPE_CHECKING:
+    from .decorators import EnrouteDecorator
+
+__all__ = [
+    "Action",
+    "CheckDecorator",
+    "Checker",
+    "CheckerMeta",
+    "CheckerWrapper",
+    "Handler",
+    "HandlerMeta",
+    "HandlerWrapper",
+]
+
+Handler = Callable[[Request], Response | Awaitable[Response | None] | None]
+"""A handler as users write it: sync or async, taking a request, returning a response or None."""
+
+Checker = Callable[[Request], bool | Awaitable[bool | None] | None]
+"""A checker as users write it: sync or async, taking a request, telling whether the handler may run."""
+
+Action = Callable[[Request], Awaitable[Response | None]]
+"""A route as routers build it: an async callable with hooks, checkers and middleware composed in."""
+
+_T = TypeVar("_T")
+
+
+@runtime_checkable
+class HandlerWrapper(Protocol):
+    """A function that ``@enroute`` has decorated: it carries ``meta`` and ``check``."""
+
+    meta: HandlerMeta
+
+    def check(self, max_attempts: int = 10, delay: float = 0.1) -> CheckDecorator: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+@runtime_checkable
+class CheckerWrapper(Protocol):
+    """A function that ``@handler.check(...)`` has decorated: it carries ``meta``."""
+
+    meta: CheckerMeta
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class HandlerMeta:
+    """The routes and checkers of one handler, stored on the function as ``meta``.
+
+    The function also gets ``check``, the factory of checker decorators (``@handler.check(...)``).
+
+    Args:
+        func: The handler function (for a ``staticmethod`` or ``classmethod``, the function inside).
+    """
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+        self.decorators: set[EnrouteDecorator] = set()
+        self.checkers: list[CheckerMeta] = []
+
+    @classmethod
+    def of(cls, func: object) -> HandlerMeta:
+        """Returns the metadata of ``func``, attaching new metadata when it has none yet.
+
+        Raises:
+            TypeError: ``func`` is neither callable nor a ``staticmethod``/``classmethod``, or cannot take
+                attributes.
+        """
+        inner = _unwrap(func)
+        meta = getattr(inner, "meta", None)
+        if isinstance(meta, CheckerMeta):
+            raise TypeError(f"{_describe(inner)} is a checker; a checker cannot also be a handler")
+        if not isinstance(meta, HandlerMeta):
+            meta = cls(inner)
+        _attach(func, meta=meta, check=meta.check)
+        return meta
+
+    @property
+    def qualname(self) -> str:
+        """The handler's qualified name, e.g. ``"UserService.create_user"``."""
+        return _describe(self.func)
+
+    @property
+    def kind(self) -> EnrouteDecoratorKind | None:
+        """The kind shared by the handler's decorators, or None before the first one."""
+        decorator = next(iter(self.decorators), None)
+        return None if decorator is None else decorator.KIND
+
+    def add_decorator(self, decorator: EnrouteDecorator) -> None:
+        """Records a route of the handler.
+
+        Raises:
+            MinosMultipleEnrouteDecoratorKindsException: the handler already has a route of another kind.
+        """
+        for other in self.decorators:
+            if other.KIND is not decorator.KIND:
+                raise MinosMultipleEnrouteDecoratorKindsException(
+                    f"handler {self.qualname!r} cannot be both a {other.KIND.name} ({other!r}) and a "
+                    f"{decorator.KIND.name} ({decorator!r}): a handler has one kind, so split it into two "
+                    "methods"
+                )
+        self.decorators.add(decorator)
+
+    def check(self, max_attempts: int = 10, delay: float = 0.1) -> CheckDecorator:
+        """Returns a decorator that makes a function a checker of this handler.
+
+        Args:
+            max_attempts: How many times the checker is tried before the request is refused.
+            delay: Seconds to wait between two attempts (``asyncio.sleep``: the loop is never blocked).
+
+        Raises:
+            ValueError: ``max_attempts`` is below 1 or ``delay`` is negative or not finite.
+        """
+        return CheckDecorator(self, max_attempts=max_attempts, delay=delay)
+
+    def __repr__(self) -> str:
+        return f"HandlerMeta({self.qualname}, decorators={sorted(map(repr, self.decorators))})"
+
+
+class CheckDecorator:
+    """Makes a function (sync or async, taking the request) a checker of a handler.
+
+    Used as ``@handler.check(max_attempts=3, delay=0.5)`` in the class body, after the handler. A checker
+    that is a method of the service is called bound to the service instance; a plain function is called
+    with the request alone.
+
+    Args:
+        handler_meta: The metadata of the handler to guard.
+        max_attempts: How many times the checker is tried before the request is refused.
+        delay: Seconds to wait between two attempts.
+
+    Raises:
+        ValueError: ``max_attempts`` is below 1 or ``delay`` is negative or not finite.
+    """
+
+    def __init__(self, handler_meta: HandlerMeta, max_attempts: int = 10, delay: float = 0.1) -> None:
+        _check_attempts(max_attempts, delay)
+        self.handler_meta = handler_meta
+        self.max_attempts = max_attempts
+        self.delay = delay
+
+    def __call__(self, func: _T) -> _T:
+        """Records ``func`` as a checker of the handler and returns it unchanged.
+
+        Raises:
+            TypeError: ``func`` is a handler, or cannot take attributes.
+        """
+        inner = _unwrap(func)
+        if isinstance(getattr(inner, "meta", None), HandlerMeta):
+            raise TypeError(f"{_describe(inner)} is a handler; a handler cannot also be a checker")
+        meta = CheckerMeta(inner, max_attempts=self.max_attempts, delay=self.delay)
+        _attach(func, meta=meta)
+        self.handler_meta.checkers.append(meta)
+        return func
+
+
+class CheckerMeta:
+    """One checker of a handler, with its retry policy; stored on the checker function as ``meta``.
+
+    Args:
+        func: The checker function (for a ``staticmethod``, the function inside).
+        max_attempts: How many times it is tried before the request is refused.
+        delay: Seconds to wait between two attempts.
+
+    Raises:
+        ValueError: ``max_attempts`` is below 1 or ``delay`` is negative or not finite.
+    """
+
+    def __init__(self, func: Callable[..., Any], max_attempts: int = 10, delay: float = 0.1) -> None:
+        _check_attempts(max_attempts, delay)
+        self.func = func
+        self.max_attempts = max_attempts
+        self.delay = delay
+
+    @property
+    def qualname(self) -> str:
+        """The checker's qualified name, e.g. ``"UserService.is_admin"``."""
+        return _describe(self.func)
+
+    def bind(self, call: Callable[[Request], Any], handler_name: str) -> Callable[[Request], Awaitable[None]]:
+        """Returns the coroutine function that runs the checker with its retries.
+
+        Args:
+            call: The checker as it must be called with the request (bound to its service if a method).
+            handler_name: Named in the error, so the caller knows what did not run.
+
+        Returns:
+            An async callable that returns once the checker is satisfied and raises
+            ``NotSatisfiedCheckerException`` (naming the checker) after the last failed attempt.
+        """
+        attempts, delay, name = self.max_attempts, self.delay, self.qualname
+
+        async def run(request: Request) -> None:
+            for attempt in range(1, attempts + 1):
+                satisfied = call(request)
+                if inspect.isawaitable(satisfied):
+                    satisfied = await satisfied
+                if satisfied:
+                    return
+                if attempt < attempts:
+                    await asyncio.sleep(delay)
+            raise NotSatisfiedCheckerException(
+                f"checker {name!r} was not satisfied after {attempts} attempt(s) {delay} s apart, so handler "
+                f"{handler_name!r} did not run; retry once its condition holds"
+            )
+
+        return run
+
+    def __repr__(self) -> str:
+        return f"CheckerMeta({self.qualname}, max_attempts={self.max_attempts!r}, delay={self.delay!r})"
+
+
+def _unwrap(func: object) -> Callable[..., Any]:
+    inner = func.__func__ if isinstance(func, staticmethod | classmethod) else func
+    if not callable(inner):
+        raise TypeError(f"only functions, staticmethods and classmethods can be decorated, got {func!r}")
+    return inner
+
+
+def _attach(func: object, **attributes: object) -> None:
+    targets = [func, func.__func__] if isinstance(func, staticmethod | classmethod) else [func]
+    for target in targets:
+        for name, value in attributes.items():
+            try:
+                setattr(target, name, value)
+            except (AttributeError, TypeError) as exc:
+                raise TypeError(
+                    f"cannot decorate {func!r}: it takes no attributes; decorate the function itself"
+                ) from exc
+
+
+def _describe(func: Callable[..., Any]) -> str:
+    return getattr(func, "__qualname__", None) or repr(func)
+
+
+def _check_attempts(max_attempts: object, delay: object) -> None:
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise ValueError(f"max_attempts must be an int of at least 1, got {max_attempts!r}")
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not math.isfinite(delay) or delay < 0:
+        raise ValueError(f"delay must be a finite number of seconds, 0 or more, got {delay!r}")
