@@ -1,0 +1,70 @@
+"""The actor runtime: base actors, the asyncio bridge, event-loop actors, supervision and the actor system.
+
+Mailboxes carry control (start, stop, settings, supervision); message frames travel on ZeroMQ sockets
+owned by a :class:`LoopActor`'s loop thread. See each module for the rules it keeps.
+"""
+
+from .actor import (
+    THREAD_PREFIX,
+    Actor,
+    ActorContext,
+    ChildExited,
+    await_stopped,
+    stop_actor,
+    wait_started,
+    wait_stopped,
+)
+from .bridge import ActorTimeoutError, ReplyFuture, ask, await_future, call
+from .deadletters import PROCESS_DEAD_LETTERS, DeadLetter, DeadLetters, tell
+from .loop import LoopActor, LoopClosedError
+from .supervisor import (
+    DEFAULT_RESTART_POLICY,
+    ActorFactory,
+    ChildDirectory,
+    ChildHandle,
+    ChildSpec,
+    EscalationError,
+    GetChild,
+    GetChildren,
+    RestartPolicy,
+    StopChildren,
+    Supervisor,
+    UnknownChildError,
+)
+from .system import ActorSystem, threads
+
+__all__ = [
+    "DEFAULT_RESTART_POLICY",
+    "PROCESS_DEAD_LETTERS",
+    "THREAD_PREFIX",
+    "Actor",
+    "ActorContext",
+    "ActorFactory",
+    "ActorSystem",
+    "ActorTimeoutError",
+    "ChildDirectory",
+    "ChildExited",
+    "ChildHandle",
+    "ChildSpec",
+    "DeadLetter",
+    "DeadLetters",
+    "EscalationError",
+    "GetChild",
+    "GetChildren",
+    "LoopActor",
+    "LoopClosedError",
+    "ReplyFuture",
+    "RestartPolicy",
+    "StopChildren",
+    "Supervisor",
+    "UnknownChildError",
+    "ask",
+    "await_future",
+    "await_stopped",
+    "call",
+    "stop_actor",
+    "tell",
+    "threads",
+    "wait_started",
+    "wait_stopped",
+]
