@@ -264,7 +264,7 @@ def wait_stopped(ref: pykka.ActorRef[Any], timeout: float | None) -> bool:
     return not lifecycle.thread.is_alive()
 
 
-async def await_stopped(ref: pykka.ActorRef[Any], timeout: float | None) -> bool:  # noqa: ASYNC109
+async def await_stopped(ref: pykka.ActorRef[Any], timeout: float | None) -> bool:
     """Wait until the actor's thread has ended, without blocking the event loop.
 
     Args:

@@ -142,7 +142,7 @@ def _run_callback(callback: Callable[[ReplyFuture[T]], None], future: ReplyFutur
 
 async def await_future(
     future: pykka.Future[T],
-    timeout: float | None = None,  # noqa: ASYNC109 (a bound that names what timed out)
+    timeout: float | None = None,
     *,
     what: str | Callable[[], str] = "a pykka future",
 ) -> T:
@@ -227,7 +227,7 @@ async def ask(
     ref: pykka.ActorRef[Any],
     message: object,
     *,
-    timeout: float | None = None,  # noqa: ASYNC109
+    timeout: float | None = None,
 ) -> Any:
     """Send ``message`` to the actor and await its answer without blocking the event loop.
 
@@ -252,7 +252,7 @@ async def call(
     ref: pykka.ActorRef[Any],
     method: str,
     *args: Any,
-    timeout: float | None = None,  # noqa: ASYNC109
+    timeout: float | None = None,
 ) -> Any:
     """Call ``method(*args)`` on the actor's own thread and await its result.
 

@@ -232,7 +232,7 @@ class ChildHandle:
         """Send without waiting; a message to a dead child becomes a dead letter (returns False)."""
         return tell(self.ref, message, dead_letters=self.dead_letters)
 
-    async def ask(self, message: object, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+    async def ask(self, message: object, *, timeout: float | None = None) -> Any:
         """Ask the current incarnation and await its answer (see :func:`~minos.networks.actors.ask`)."""
         return await ask(self.ref, message, timeout=timeout)
 

@@ -187,7 +187,7 @@ class ActorSystem:
             stuck.append(self.name)
         return self._stopped(stuck)
 
-    async def stop_async(self, timeout: float | None = None) -> tuple[str, ...]:  # noqa: ASYNC109
+    async def stop_async(self, timeout: float | None = None) -> tuple[str, ...]:
         """Like :meth:`stop`, awaiting the actors without blocking the event loop."""
         if self._root is None:
             return ()

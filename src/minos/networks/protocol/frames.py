@@ -165,7 +165,7 @@ class FrameCodec:
         """The largest message accepted either way, in bytes."""
         return self._max_frame_size
 
-    def encode(self, message: BrokerMessageV1) -> list[bytes]:
+    def encode(self, message: BrokerMessage) -> list[bytes]:
         """Return the two frames of ``message``: its topic and its body.
 
         Raises:
@@ -516,7 +516,7 @@ _local = threading.local()
 _shared_decoder = FrameCodec()
 
 
-def encode_message(message: BrokerMessageV1, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> list[bytes]:
+def encode_message(message: BrokerMessage, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> list[bytes]:
     """Return the two frames of ``message``, with a codec of the calling thread's own.
 
     Raises:

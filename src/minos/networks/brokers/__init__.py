@@ -1,0 +1,35 @@
+"""The broker side of a service: publishers, subscribers, clients, handlers and the broker port, as actors."""
+
+from .client import BrokerClient, BrokerClientPool
+from .config import BrokerSettings, broker_settings, connection_factory, memory_broker
+from .duplicates import DuplicateFilter
+from .handler import BrokerHandler, DispatchSink
+from .peer import ConnectionFactory, PeerActor, PeerHandle, Subscription
+from .port import BrokerPort, BrokerServerActor
+from .publisher import BrokerPublisher, InMemoryBrokerPublisher
+from .service import ActorService, PeerService
+from .subscriber import BrokerSubscriber, InMemoryBrokerSubscriber
+
+__all__ = [
+    "ActorService",
+    "BrokerClient",
+    "BrokerClientPool",
+    "BrokerHandler",
+    "BrokerPort",
+    "BrokerPublisher",
+    "BrokerServerActor",
+    "BrokerSettings",
+    "BrokerSubscriber",
+    "ConnectionFactory",
+    "DispatchSink",
+    "DuplicateFilter",
+    "InMemoryBrokerPublisher",
+    "InMemoryBrokerSubscriber",
+    "PeerActor",
+    "PeerHandle",
+    "PeerService",
+    "Subscription",
+    "broker_settings",
+    "connection_factory",
+    "memory_broker",
+]

@@ -1,0 +1,66 @@
+"""The duplicate filter: remembers (topic, identifier) pairs for a while, in bounded memory."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from uuid import UUID
+
+__all__ = ["DuplicateFilter"]
+
+
+class DuplicateFilter:
+    """Tells whether a (topic, identifier) pair was seen recently.
+
+    At-least-once delivery means a message may arrive twice (a redelivery after a lost acknowledgement,
+    a publisher resending after a reconnect); this filter keeps the second copy from reaching a handler.
+    It forgets a pair after ``ttl`` seconds, and the oldest pairs first when it holds ``max_entries``,
+    so memory stays bounded: a duplicate arriving later than that is handled again.
+
+    Thread-safe: the dispatcher actors of one process share it, so a redelivery that reaches another
+    dispatcher than the first copy is still caught.
+
+    Args:
+        max_entries: The most pairs remembered at once.
+        ttl: Seconds a pair is remembered.
+        clock: Returns the current time in seconds (``time.monotonic`` by default; tests pass a fake).
+    """
+
+    def __init__(
+        self, *, max_entries: int = 100_000, ttl: float = 600.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if max_entries < 1 or ttl <= 0:
+            raise ValueError(
+                f"max_entries must be at least 1 and ttl positive, got {max_entries!r} and {ttl!r}"
+            )
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self._clock = clock
+        self._seen: OrderedDict[tuple[str, UUID], float] = OrderedDict()  # pair -> expiry, oldest first
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def check_and_remember(self, topic: str, identifier: UUID) -> bool:
+        """Remember the pair and return whether it had been seen (and not yet forgotten) before."""
+        with self._lock:
+            return self._check_and_remember(topic, identifier)
+
+    def _check_and_remember(self, topic: str, identifier: UUID) -> bool:
+        now = self._clock()
+        seen = self._seen
+        while seen:  # expire from the oldest end; entries are in insertion order, so expiry order too
+            oldest_key = next(iter(seen))
+            if seen[oldest_key] > now:
+                break
+            del seen[oldest_key]
+        key = (topic, identifier)
+        if key in seen:
+            return True
+        seen[key] = now + self.ttl
+        if len(seen) > self.max_entries:
+            seen.popitem(last=False)
+        return False

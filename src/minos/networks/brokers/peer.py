@@ -1,0 +1,233 @@
+"""PeerActor, the actor whose event loop owns one broker connection, and PeerHandle, how other threads reach it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..actors import ActorContext, LoopActor
+from ..transports import Connection, ConnectionClosedError, DeliveryHandler, Incoming
+
+__all__ = ["ConnectionFactory", "PeerActor", "PeerHandle", "Settle", "Sink", "SinkFactory", "Subscription"]
+
+logger = logging.getLogger(__name__)
+
+
+class ConnectionFactory(Protocol):
+    """Builds an unopened connection to a broker, e.g. ``partial(ZmqConnection, "tcp://127.0.0.1:5555")``."""
+
+    def __call__(self, *, on_delivery: DeliveryHandler | None, window: int) -> Connection: ...
+
+
+class Sink(Protocol):
+    """Takes the deliveries of one PeerActor incarnation, in its loop."""
+
+    def __call__(self, incoming: Incoming) -> None: ...
+
+    async def drain(self, timeout: float) -> None:
+        """Stop taking new work and finish (or give up on) what is in hand within ``timeout`` seconds."""
+
+
+SinkFactory = Callable[["PeerHandle"], Sink]
+"""Builds the sink of a new PeerActor incarnation, in its loop (so after a restart the sink is fresh)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A group's interest in some topics; ``transient`` groups vanish with their last member."""
+
+    group: str
+    topics: tuple[str, ...]
+    transient: bool = False
+
+
+Settle = Callable[[BaseException | None], None]
+"""Told, in the actor's loop, how a publish ended: None once the broker accepted it, else the error."""
+
+
+@dataclass(slots=True)
+class _Publish:
+    topic: str
+    body: bytes
+    strategy: int
+    settle: Settle
+
+
+class PeerHandle:
+    """The thread-safe side of a PeerActor: publish and acknowledge from any thread.
+
+    Work handed over from other threads is queued and drained in batches by one pump task in the
+    actor's loop, so a burst costs one wake-up, not one per message. The handle outlives restarts:
+    what is queued while the actor restarts goes out through the next incarnation.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._publishes: deque[_Publish] = deque()
+        self._acks: deque[int] = deque()
+        self._lock = threading.Lock()  # guards _loop/_wakeup (re)binding against concurrent wake-ups
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._loop_thread = 0  # ident of the thread running the bound loop
+        self._scheduled = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<PeerHandle {self.name!r} {'bound' if self._loop is not None else 'unbound'}>"
+
+    # Any thread ----------------------------------------------------------------------------------------
+
+    def publish(self, topic: str, body: bytes, strategy: int, settle: Settle) -> None:
+        """Queue a publish; ``settle`` is called in the actor's loop once the broker accepted or refused it.
+
+        Raises:
+            ConnectionClosedError: The handle was closed.
+        """
+        if self._closed:
+            raise ConnectionClosedError(f"{self.name} is stopped; start it again before publishing")
+        self._publishes.append(_Publish(topic, body, strategy, settle))
+        self._wake()
+
+    def ack(self, tag: int) -> None:
+        """Queue the acknowledgement of a delivery; acknowledgements go out in batches."""
+        self._acks.append(tag)
+        self._wake()
+
+    def close(self) -> None:
+        """Refuse further publishes (what is queued still goes out while the actor runs)."""
+        self._closed = True
+
+    def _wake(self) -> None:
+        if self._scheduled:
+            return
+        with self._lock:
+            if self._loop is None or self._wakeup is None or self._scheduled:
+                return  # the next incarnation drains what is queued when it binds
+            self._scheduled = True
+            if threading.get_ident() == self._loop_thread:  # from the actor's own loop: no self-pipe write
+                self._loop.call_soon(self._wakeup.set)
+            else:
+                self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    # The actor's loop ----------------------------------------------------------------------------------
+
+    async def pump(self, connection: Connection) -> None:
+        """Drain queued publishes and acknowledgements into ``connection`` until cancelled."""
+        wakeup = asyncio.Event()
+        with self._lock:
+            self._loop, self._wakeup, self._scheduled = asyncio.get_running_loop(), wakeup, False
+            self._loop_thread = threading.get_ident()
+        try:
+            while True:
+                self._scheduled = False  # before draining, so work queued from now on wakes us again
+                await self.drain_into(connection)
+                if self._publishes or self._acks:
+                    continue
+                await wakeup.wait()
+                wakeup.clear()
+        finally:
+            with self._lock:
+                self._loop = self._wakeup = None
+
+    async def drain_into(self, connection: Connection) -> None:
+        """Hand everything queued to ``connection`` now (waiting for room when its window is full)."""
+        publishes, acks = self._publishes, self._acks
+        if acks:
+            tags = []
+            while acks:
+                tags.append(acks.popleft())
+            connection.ack(tags)
+        while publishes:
+            if not connection.writable:
+                await connection.wait_writable()
+            item = publishes.popleft()
+            try:
+                accepted = connection.publish_nowait(item.topic, item.body, item.strategy)
+            except Exception as error:
+                item.settle(error)
+                continue
+            accepted.add_done_callback(_settler(item.settle))
+
+
+def _settler(settle: Settle) -> Callable[[asyncio.Future[None]], None]:
+    def done(future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            settle(ConnectionClosedError("the connection closed before the broker accepted the message"))
+        else:
+            settle(future.exception())
+
+    return done
+
+
+class PeerActor(LoopActor):
+    """An actor whose loop thread owns one connection to a broker: publishers, subscribers, dispatchers.
+
+    On start it opens the connection, joins its subscriptions and starts pumping what its handle
+    queues; on stop it drains its sink (in-flight handlers finish within ``close_timeout``), then
+    closes the connection, which hands what it did not acknowledge back to the broker.
+
+    Args:
+        context: Name, parent and dead letters (see ``Actor``).
+        connect: Builds the connection.
+        handle: The thread-safe handle the rest of the process uses to reach this actor.
+        subscriptions: What to subscribe to once connected.
+        sink: Builds the receiver of deliveries; None for a peer that only publishes.
+        window: How many deliveries this peer may hold unacknowledged.
+        close_timeout: Seconds the sink and the connection each get to finish at stop.
+    """
+
+    def __init__(
+        self,
+        context: ActorContext | None = None,
+        *,
+        connect: ConnectionFactory,
+        handle: PeerHandle,
+        subscriptions: Sequence[Subscription] = (),
+        sink: SinkFactory | None = None,
+        window: int = 1000,
+        close_timeout: float = 5.0,
+    ) -> None:
+        super().__init__(context, start_timeout=max(5.0, close_timeout), stop_timeout=2 * close_timeout + 1)
+        self._connect = connect
+        self.handle = handle
+        self._subscriptions = tuple(subscriptions)
+        self._sink_factory = sink
+        self._window = window
+        self._close_timeout = close_timeout
+        self._sink: Sink | None = None
+        self._connection: Connection | None = None
+        self._pump: asyncio.Task[None] | None = None
+
+    async def on_loop_start(self) -> None:
+        self._sink = self._sink_factory(self.handle) if self._sink_factory is not None else None
+        self._connection = self._connect(on_delivery=self._sink, window=self._window)
+        try:
+            await self._connection.open()
+            for subscription in self._subscriptions:
+                await self._connection.subscribe(
+                    subscription.group, subscription.topics, transient=subscription.transient
+                )
+        except BaseException:
+            await self._connection.close(0)
+            raise
+        self._pump = asyncio.get_running_loop().create_task(self.handle.pump(self._connection))
+
+    async def on_loop_stop(self) -> None:
+        if self._sink is not None:
+            await self._sink.drain(self._close_timeout)
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+        if self._connection is not None:
+            try:  # hand over what is still queued (the acks of the handlers drained above, above all)
+                await asyncio.wait_for(self.handle.drain_into(self._connection), self._close_timeout)
+            except TimeoutError:
+                logger.warning(
+                    "%s: the broker did not take all queued work within %s s", self, self._close_timeout
+                )
+            await self._connection.close(self._close_timeout)

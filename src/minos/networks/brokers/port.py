@@ -1,0 +1,181 @@
+"""BrokerPort runs a service's broker side: the embedded broker if any, and the dispatcher actors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from functools import partial
+from types import TracebackType
+from typing import Any, Self
+
+from minos.common import Config
+
+from ..actors import ActorContext, ChildSpec, LoopActor
+from ..enroute import BrokerDispatcher
+from ..transports import BrokerServer
+from .config import BrokerSettings, broker_settings, connection_factory
+from .duplicates import DuplicateFilter
+from .handler import DispatchSink
+from .peer import ConnectionFactory, PeerHandle, Subscription
+from .service import ActorService, peer_spec
+
+__all__ = ["BrokerPort", "BrokerServerActor"]
+
+logger = logging.getLogger(__name__)
+
+_BIND_TIMEOUT = 5.0
+
+
+class BrokerServerActor(LoopActor):
+    """Runs a BrokerServer in the actor's loop: the embedded broker (``inproc://``, or more endpoints).
+
+    Args:
+        context: Name, parent and dead letters (see ``Actor``).
+        server: Builds the server, in the actor's loop, once per incarnation.
+    """
+
+    def __init__(self, context: ActorContext | None = None, *, server: Callable[[], BrokerServer]) -> None:
+        super().__init__(context, start_timeout=_BIND_TIMEOUT + 1)
+        self._make_server = server
+        self.server: BrokerServer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def on_loop_start(self) -> None:
+        self.server = server = self._make_server()
+        self._task = task = asyncio.get_running_loop().create_task(server.run())
+        bound = asyncio.get_running_loop().run_in_executor(None, server.wait_started, _BIND_TIMEOUT)
+        waiting: set[asyncio.Future[Any]] = {task, bound}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():  # run() ended before serving: it could not bind
+            bound.cancel()
+            task.result()
+            raise RuntimeError(f"the embedded broker stopped at once: {server!r}")
+        if not await bound:
+            server.stop()
+            raise TimeoutError(f"the embedded broker did not bind {server!r} within {_BIND_TIMEOUT} s")
+
+    async def on_loop_stop(self) -> None:
+        if self.server is not None and self._task is not None:
+            self.server.stop()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class BrokerPort:
+    """The broker side of a service, as one supervised tree of actors.
+
+    Children, started in this order and stopped in reverse: the embedded broker (when the service runs
+    one), then ``dispatchers`` dispatcher actors. Each dispatcher is a PeerActor with a connection of
+    its own, joined to ``group`` for every topic ``dispatcher`` handles, running at most ``concurrency``
+    handlers at once. A crashed child is restarted by the supervisor.
+
+    Args:
+        dispatcher: Runs the handlers; None for a port that only runs the embedded broker.
+        connect: Builds each dispatcher's connection.
+        group: The group the dispatchers join (the service's name).
+        name: Names the actors and their threads.
+        dispatchers: How many dispatcher actors.
+        concurrency: How many handlers each dispatcher runs at once.
+        window: How many deliveries each dispatcher may hold unacknowledged.
+        close_timeout: Seconds in-flight handlers get to finish at stop.
+        duplicates: The duplicate filter the dispatchers share.
+        server: Builds the embedded broker; None when the broker runs elsewhere.
+    """
+
+    def __init__(
+        self,
+        dispatcher: BrokerDispatcher | None,
+        *,
+        connect: ConnectionFactory,
+        group: str,
+        name: str = "broker-port",
+        dispatchers: int = 1,
+        concurrency: int = 5,
+        window: int = 1000,
+        close_timeout: float = 5.0,
+        duplicates: DuplicateFilter | None = None,
+        server: Callable[[], BrokerServer] | None = None,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.duplicates = duplicates if duplicates is not None else DuplicateFilter()
+        children: list[ChildSpec] = []
+        if server is not None:
+            children.append(ChildSpec(f"{name}-broker", partial(BrokerServerActor.start, server=server)))
+        self.handles: list[PeerHandle] = []
+        if dispatcher is not None and dispatcher.topics:
+            subscription = Subscription(group, tuple(dispatcher.topics))
+            for index in range(1, dispatchers + 1):
+                handle = PeerHandle(f"{name}-dispatcher-{index}")
+                self.handles.append(handle)
+                sink = partial(
+                    _dispatch_sink, dispatcher=dispatcher, concurrency=concurrency, duplicates=self.duplicates
+                )
+                children.append(
+                    peer_spec(
+                        handle.name,
+                        handle,
+                        connect=connect,
+                        subscriptions=(subscription,),
+                        sink=sink,
+                        window=window,
+                        close_timeout=close_timeout,
+                    )
+                )
+        self.service = ActorService(name, children)
+
+    @classmethod
+    def from_config(cls, config: Config) -> Self:
+        """The port ``config`` describes: its services' broker handlers, and its embedded broker if any."""
+        settings = broker_settings(config)
+        return cls._build(config, settings, BrokerDispatcher.from_config(config))
+
+    @classmethod
+    def broker_only(cls, config: Config) -> Self:
+        """Just the embedded broker ``config`` describes (nothing at all when the broker runs elsewhere)."""
+        return cls._build(config, broker_settings(config), None)
+
+    @classmethod
+    def _build(cls, config: Config, settings: BrokerSettings, dispatcher: BrokerDispatcher | None) -> Self:
+        server = None
+        if settings.transport == "zmq" and settings.embedded:
+            server = partial(
+                BrokerServer,
+                [settings.endpoint, *settings.bind],
+                max_messages=settings.max_messages,
+                heartbeat_interval=settings.heartbeat_interval,
+            )
+        return cls(
+            dispatcher,
+            connect=connection_factory(config),
+            group=settings.group,
+            name=f"{config.name}-broker-port",
+            dispatchers=settings.dispatchers,
+            concurrency=settings.concurrency,
+            window=settings.window,
+            close_timeout=settings.close_timeout,
+            duplicates=DuplicateFilter(max_entries=settings.duplicate_entries, ttl=settings.duplicate_ttl),
+            server=server,
+        )
+
+    async def start(self) -> None:
+        """Start the embedded broker, then the dispatchers, once each is up (idempotent)."""
+        await self.service.start()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop the dispatchers (running handlers finish within the close timeout), then the broker."""
+        await self.service.stop(timeout)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+def _dispatch_sink(
+    handle: PeerHandle, *, dispatcher: BrokerDispatcher, concurrency: int, duplicates: DuplicateFilter
+) -> DispatchSink:
+    return DispatchSink(handle, dispatcher, concurrency, duplicates)

@@ -1,0 +1,243 @@
+"""BrokerSubscriber receives a group's messages through an actor of its own; InMemoryBrokerSubscriber replays a list."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from types import TracebackType
+from typing import Self
+
+from minos.common import Config
+
+from ..exceptions import FrameDecodeError
+from ..protocol import BrokerMessage, BrokerMessageV1, FrameCodec
+from ..transports import Incoming
+from .config import broker_settings, connection_factory
+from .duplicates import DuplicateFilter
+from .peer import ConnectionFactory, PeerHandle, SinkFactory, Subscription
+from .service import PeerService
+
+__all__ = ["BrokerSubscriber", "InMemoryBrokerSubscriber", "decode_delivery"]
+
+logger = logging.getLogger(__name__)
+
+
+def decode_delivery(
+    codec: FrameCodec, incoming: Incoming, handle: PeerHandle, duplicates: DuplicateFilter
+) -> BrokerMessageV1 | None:
+    """Decode a delivery, or acknowledge and drop it when it is malformed or a duplicate.
+
+    A malformed frame is logged with the reason (it can never be handled, so redelivering it would
+    loop forever); a duplicate is dropped quietly, since at-least-once delivery makes them normal.
+    """
+    try:
+        message = codec.decode((incoming.topic, incoming.body))
+    except FrameDecodeError as error:
+        logger.error("%s: dropped a malformed message on %r: %s", handle.name, incoming.topic, error)
+        handle.ack(incoming.tag)
+        return None
+    if duplicates.check_and_remember(message.topic, message.identifier):
+        handle.ack(incoming.tag)
+        return None
+    return message
+
+
+class _ReceiveSink:
+    """Hands deliveries from the actor's loop to whoever awaits ``receive`` in another loop."""
+
+    def __init__(self, handle: PeerHandle, subscriber: BrokerSubscriber) -> None:
+        self._handle = handle
+        self._subscriber = subscriber
+        self._codec = FrameCodec()
+
+    def __call__(self, incoming: Incoming) -> None:
+        message = decode_delivery(self._codec, incoming, self._handle, self._subscriber.duplicates)
+        if message is not None:
+            self._subscriber._put(message, incoming.tag)
+
+    async def drain(self, timeout: float) -> None:
+        """Nothing runs here: what the receiver did not take goes back to the broker unacknowledged."""
+
+
+class BrokerSubscriber:
+    """Receives the messages published to ``topics`` for ``group``; iterate it or await ``receive``.
+
+    A message is acknowledged when ``receive`` hands it over, so what was delivered to this process but
+    not yet received goes back to the broker if the subscriber stops or dies. Duplicates (same topic and
+    identifier, within the filter's memory) are dropped.
+
+    Args:
+        topics: The topics to subscribe to.
+        connect: Builds the connection to the broker.
+        group: The group to join; members of a group share its messages.
+        name: Names the actor and its threads.
+        transient: The group vanishes with its last member (for private reply topics).
+        window: How many messages may wait here unreceived (the broker holds the rest).
+        duplicates: The duplicate filter; a fresh one by default.
+        close_timeout: Seconds the connection gets to close at stop.
+    """
+
+    def __init__(
+        self,
+        topics: Iterable[str],
+        *,
+        connect: ConnectionFactory,
+        group: str,
+        name: str = "subscriber",
+        transient: bool = False,
+        window: int = 1000,
+        duplicates: DuplicateFilter | None = None,
+        close_timeout: float = 5.0,
+    ) -> None:
+        self.topics = tuple(topics)
+        if not self.topics:
+            raise ValueError("a subscriber needs at least one topic to subscribe to")
+        self.group = group
+        self.duplicates = duplicates if duplicates is not None else DuplicateFilter()
+        self._connect = connect
+        self._subscription = Subscription(group, self.topics, transient)
+        self._window = window
+        self._close_timeout = close_timeout
+        self.service = self._make_service(name, self._receive_sink)
+        self._ready: deque[tuple[BrokerMessageV1, int]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._waiter_loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_config(
+        cls, config: Config, topics: Iterable[str], *, group: str | None = None, transient: bool = False
+    ) -> Self:
+        """Build a subscriber on the broker that ``interfaces.broker`` in ``config`` names."""
+        settings = broker_settings(config)
+        return cls(
+            topics,
+            connect=connection_factory(config),
+            group=group or settings.group,
+            name=f"{config.name}-subscriber",
+            transient=transient,
+            window=settings.window,
+            duplicates=DuplicateFilter(max_entries=settings.duplicate_entries, ttl=settings.duplicate_ttl),
+            close_timeout=settings.close_timeout,
+        )
+
+    def _receive_sink(self, handle: PeerHandle) -> _ReceiveSink:
+        return _ReceiveSink(handle, self)
+
+    def deliver_to(self, sink: SinkFactory) -> None:
+        """Send deliveries to ``sink`` (in the actor's loop) instead of to ``receive``.
+
+        Raises:
+            RuntimeError: The subscriber is running; call this before ``start``.
+        """
+        if self.service.running:
+            raise RuntimeError(f"{self.service!r} is running; choose where deliveries go before start()")
+        self.service = self._make_service(self.service.name, sink)
+
+    def _make_service(self, name: str, sink: SinkFactory) -> PeerService:
+        return PeerService(
+            name,
+            connect=self._connect,
+            subscriptions=(self._subscription,),
+            sink=sink,
+            window=self._window,
+            close_timeout=self._close_timeout,
+        )
+
+    async def start(self) -> None:
+        """Connect and subscribe; from now on the group's messages are kept for it (idempotent)."""
+        await self.service.start()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Disconnect; messages not yet received go back to the broker (idempotent)."""
+        await self.service.stop(timeout)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def __aiter__(self) -> AsyncIterator[BrokerMessage]:
+        return self
+
+    async def __anext__(self) -> BrokerMessage:
+        return await self.receive()
+
+    async def receive(self) -> BrokerMessage:
+        """Wait for the next message and acknowledge it. Starts the subscriber if needed."""
+        if not self.service.running:
+            await self.start()
+        while not self._ready:
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
+            self._waiter_loop, self._waiter = loop, waiter
+            if self._ready:  # arrived between the check and publishing the waiter
+                break
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        message, tag = self._ready.popleft()
+        self.service.handle.ack(tag)
+        return message
+
+    def _put(self, message: BrokerMessageV1, tag: int) -> None:
+        """Called in the actor's loop: queue a message and wake the receiver if it waits."""
+        self._ready.append((message, tag))
+        waiter, loop = self._waiter, self._waiter_loop
+        if waiter is not None and loop is not None:
+            loop.call_soon_threadsafe(_wake, waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class InMemoryBrokerSubscriber:
+    """A subscriber for tests that yields the messages it was given, then waits forever."""
+
+    def __init__(self, messages: Iterable[BrokerMessage] = (), topics: Iterable[str] = ()) -> None:
+        self.topics = tuple(topics)
+        self._messages: asyncio.Queue[BrokerMessage] | None = None
+        self._initial = list(messages)
+
+    def _queue(self) -> asyncio.Queue[BrokerMessage]:
+        if self._messages is None:
+            self._messages = asyncio.Queue()
+            for message in self._initial:
+                self._messages.put_nowait(message)
+        return self._messages
+
+    def add(self, message: BrokerMessage) -> None:
+        """Make ``message`` the last one to be received."""
+        self._queue().put_nowait(message)
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Nothing to stop."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    def __aiter__(self) -> AsyncIterator[BrokerMessage]:
+        return self
+
+    async def __anext__(self) -> BrokerMessage:
+        return await self.receive()
+
+    async def receive(self) -> BrokerMessage:
+        """The next message given to this subscriber."""
+        return await self._queue().get()

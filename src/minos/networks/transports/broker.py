@@ -1,0 +1,482 @@
+"""The ZeroMQ broker: one ROUTER socket driving a ``RoutingTable``, speaking the protocol of ``wire``.
+
+How it serves (see ``wire`` for what travels): one task of the broker's event loop owns the socket. It
+drains every frame already queued (up to ``BATCH``) without blocking, handles the whole batch against
+the routing table, sends the batch's answers and deliveries (one MSG frame per peer), and only then
+waits once, on the socket's file descriptor, a timer or ``stop()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import zmq
+
+from ..exceptions import MinosNetworkException
+from .routing import RoutingTable
+from .wire import (
+    ACK,
+    BATCH,
+    BYE,
+    CLIENT_COMMANDS,
+    HB,
+    HELLO,
+    HELLO_HEAD,
+    LOST_AFTER,
+    MSG,
+    PROTOCOL_VERSION,
+    PUB,
+    PUBNO,
+    PUBOK,
+    RECORD_HEAD,
+    RESET,
+    SUB,
+    SUB_HEAD,
+    SUBOK,
+    SUBOK_HEAD,
+    WELCOME,
+    WELCOME_HEAD,
+    Wakeup,
+    iter_records,
+    pack_u64s,
+    readable,
+    recv_parts,
+    send_parts,
+    unpack_u64s,
+)
+
+__all__ = ["BrokerBindError", "BrokerServer", "BrokerStats"]
+
+logger = logging.getLogger(__name__)
+
+_CLOSE_LINGER_MS: Final = 200
+_MALFORMED_LOG_EVERY: Final = 1.0
+_MSG_FRAME_BYTES: Final = 256 * 1024  # a MSG frame takes records up to about this size
+
+
+class BrokerBindError(MinosNetworkException, OSError):
+    """The broker could not bind one of its endpoints (address in use, bad endpoint, path too long)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerStats:
+    """A snapshot of a broker's counters (those of its routing table, then its own)."""
+
+    published: int
+    refused: int
+    delivered: int
+    acknowledged: int
+    redelivered: int
+    unknown_acks: int
+    discarded: int
+    size: int
+    """Messages queued or in flight now."""
+    peers: int
+    """Peers connected now (said HELLO, not gone)."""
+    lost_peers: int
+    """Peers declared lost, by silence or because a send to them failed (not those that said BYE)."""
+    malformed: int
+    """Frames ignored because they break the wire protocol."""
+
+
+class BrokerServer:
+    """The broker: routes messages between the peers connected to its ROUTER socket.
+
+    Run it with ``await server.run()`` in an event loop of its own thread or process; the socket is
+    created, used and closed in that loop only. ``stop()`` may be called from any thread.
+
+    Args:
+        endpoints: Where to bind: ``inproc://name``, ``ipc:///path``, ``tcp://host:port``; port 0 picks
+            a free port (read the real one from ``endpoints`` once started).
+        context: The ZeroMQ context; ``inproc`` clients must use the same one. Defaults to the
+            process's shared ``zmq.Context.instance()``.
+        max_messages: How many messages may be queued or in flight at once; beyond it publishers are
+            refused and slowed down.
+        heartbeat_interval: Seconds between heartbeats; a peer silent for three intervals is lost and
+            what it held unacknowledged is delivered again.
+
+    Raises:
+        ValueError: when no endpoint is given, or a number is out of range.
+    """
+
+    def __init__(
+        self,
+        endpoints: str | Sequence[str],
+        *,
+        context: zmq.Context[Any] | None = None,
+        max_messages: int = 1_000_000,
+        heartbeat_interval: float = 1.0,
+    ) -> None:
+        requested = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+        if not requested:
+            raise ValueError(
+                "a broker needs at least one endpoint to bind, got none; pass e.g. 'tcp://*:5555'"
+            )
+        if not heartbeat_interval > 0:
+            raise ValueError(
+                f"heartbeat_interval must be a positive number of seconds, got {heartbeat_interval!r}"
+            )
+        self._requested = requested
+        self._context: zmq.Context[Any] = context if context is not None else zmq.Context.instance()
+        self._table = RoutingTable(max_messages=max_messages)
+        self.heartbeat_interval = heartbeat_interval
+        self._endpoints: list[str] = []
+        self._lock = threading.Lock()  # guards _loop, _waker and _stop_requested, shared with stop()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waker: Wakeup | None = None
+        self._stop_requested = False
+        self._running = False
+        self._started = threading.Event()
+        self._socket: zmq.Socket[bytes] | None = None
+        self._seen: dict[bytes, float] = {}  # connected peers: when each was last heard from
+        self._blocked: dict[bytes, int] = {}  # peer -> first refused sequence (see the ordering rule)
+        self._replies: list[list[bytes]] = []
+        self._lost_peers = 0
+        self._malformed = 0
+        self._next_malformed_log = 0.0
+
+    # Questions ------------------------------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The endpoints actually bound (a random tcp port resolved), once ``run`` has started."""
+        return list(self._endpoints)
+
+    @property
+    def last_endpoint(self) -> str:
+        """The last endpoint bound, as ZeroMQ reports it (``tcp://127.0.0.1:43215``).
+
+        Raises:
+            RuntimeError: when the broker has not bound anything yet.
+        """
+        if not self._endpoints:
+            raise RuntimeError(
+                f"the broker for {self._requested!r} has bound nothing yet; wait_started() first"
+            )
+        return self._endpoints[-1]
+
+    @property
+    def stats(self) -> BrokerStats:
+        """The counters now; readable from any thread (the figures may be a moment apart)."""
+        table = self._table.stats
+        return BrokerStats(
+            published=table.published,
+            refused=table.refused,
+            delivered=table.delivered,
+            acknowledged=table.acknowledged,
+            redelivered=table.redelivered,
+            unknown_acks=table.unknown_acks,
+            discarded=table.discarded,
+            size=self._table.size,
+            peers=len(self._seen),
+            lost_peers=self._lost_peers,
+            malformed=self._malformed,
+        )
+
+    def wait_started(self, timeout: float) -> bool:
+        """Block the calling thread until ``run`` has bound every endpoint, or has ended, or ``timeout``.
+
+        Returns:
+            Whether the broker is bound and serving.
+        """
+        self._started.wait(timeout)
+        return self._running and len(self._endpoints) == len(self._requested)
+
+    # Life cycle -----------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask ``run`` to close its socket and return; callable from any thread, idempotent."""
+        with self._lock:
+            self._stop_requested = True
+            loop, waker = self._loop, self._waker
+        if loop is not None and waker is not None:
+            try:
+                loop.call_soon_threadsafe(waker.set)
+            except RuntimeError:
+                pass  # the loop is closed: run() has returned already
+
+    async def run(self) -> None:
+        """Bind, then serve until ``stop()`` or cancellation; the socket is closed on the way out.
+
+        Raises:
+            BrokerBindError: when an endpoint cannot be bound.
+            RuntimeError: when this broker is already running.
+        """
+        if self._running or self._socket is not None or self._endpoints:
+            raise RuntimeError(
+                f"the broker for {self._requested!r} has run already; a BrokerServer runs once"
+            )
+        loop = asyncio.get_running_loop()
+        socket: zmq.Socket[bytes] = self._context.socket(zmq.ROUTER)
+        self._socket = socket
+        fd: int | None = None
+        try:
+            socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            socket.setsockopt(zmq.SNDHWM, 0)  # what a peer may get is bounded by its credit window
+            socket.setsockopt(zmq.RCVHWM, 0)  # what a peer may send is bounded by its max_in_flight
+            for endpoint in self._requested:
+                try:
+                    socket.bind(endpoint)
+                except zmq.ZMQError as exc:
+                    raise BrokerBindError(
+                        f"the broker cannot bind {endpoint!r}: {exc.strerror}; free the address, pick "
+                        "another one, or for ipc use a path shorter than about 100 characters"
+                    ) from exc
+                self._endpoints.append(socket.getsockopt_string(zmq.LAST_ENDPOINT))
+            waker = Wakeup(loop)
+            with self._lock:
+                self._loop, self._waker = loop, waker
+                stop_requested = self._stop_requested
+            self._running = True
+            self._started.set()
+            logger.info("broker serving on %s", ", ".join(self._endpoints))
+            if stop_requested:
+                return
+            fd = socket.fileno()
+            loop.add_reader(fd, waker.set)
+            await self._serve(socket, waker)
+        finally:
+            if fd is not None:
+                loop.remove_reader(fd)
+            with self._lock:
+                self._loop = self._waker = None
+            self._running = False
+            self._started.set()  # a waiter must not wait for a start that failed
+            self._socket = None
+            self._seen.clear()
+            socket.close(linger=_CLOSE_LINGER_MS)
+            logger.info("broker on %s stopped", ", ".join(self._endpoints) or self._requested)
+
+    # The loop -------------------------------------------------------------------------------------------
+
+    async def _serve(self, socket: zmq.Socket[bytes], waker: Wakeup) -> None:
+        monotonic = time.monotonic
+        interval = self.heartbeat_interval
+        next_tick = monotonic() + interval
+        while not self._stop_requested:
+            now = monotonic()
+            batch: list[list[bytes]] = []
+            for _ in range(BATCH):
+                try:
+                    batch.append(recv_parts(socket))
+                except zmq.Again:
+                    break
+            if batch:
+                self._handle(batch, now)
+            busy = self._send_replies_and_deliveries(socket)
+            if now >= next_tick:
+                self._tick(socket, now)
+                next_tick = now + interval
+            # The socket's FD only signals changes: after draining and sending, EVENTS says whether
+            # frames are still queued, and waiting on the FD would then wait for nothing.
+            if busy or len(batch) == BATCH or readable(socket):
+                await asyncio.sleep(0)  # let stop() and the other tasks of this loop in
+                continue
+            await waker.wait(next_tick - monotonic())
+
+    def _handle(self, batch: list[list[bytes]], now: float) -> None:
+        table = self._table
+        seen = self._seen
+        replies = self._replies
+        accepted: dict[bytes, list[int]] = {}
+        refused: dict[bytes, list[int]] = {}
+        reset: set[bytes] = set()
+        for frames in batch:
+            count = len(frames)
+            if count < 2:
+                self._malformed_frame(frames, "no command frame")
+                continue
+            peer = frames[0]
+            command = frames[1]
+            if peer not in seen:
+                if command == HELLO:
+                    self._hello(peer, frames, now)
+                elif command != BYE and peer not in reset and command in CLIENT_COMMANDS:
+                    reset.add(peer)
+                    replies.append([peer, RESET])
+                elif command not in CLIENT_COMMANDS:
+                    self._malformed_frame(frames, "unknown command")
+                continue
+            seen[peer] = now
+            if command == PUB:
+                if count != 3:
+                    self._malformed_frame(frames, "PUB takes one frame of records")
+                    continue
+                self._publish(peer, frames, accepted, refused)
+            elif command == ACK:
+                try:
+                    if count != 3:
+                        raise struct.error("ACK takes one frame of tags")
+                    tags = unpack_u64s(frames[2])
+                except struct.error as exc:
+                    self._malformed_frame(frames, str(exc))
+                    continue
+                table.ack(peer, tags)
+            elif command == HB:
+                pass
+            elif command == SUB:
+                self._subscribe(peer, frames)
+            elif command == BYE:
+                self._forget(peer, lost=False)
+            elif command == HELLO:
+                self._hello(peer, frames, now)
+            else:
+                self._malformed_frame(frames, "unknown command or one only the broker sends")
+        for peer, sequences in accepted.items():
+            replies.append([peer, PUBOK, pack_u64s(sequences)])
+        for peer, sequences in refused.items():
+            replies.append([peer, PUBNO, pack_u64s(sequences)])
+
+    def _publish(
+        self,
+        peer: bytes,
+        frames: list[bytes],
+        accepted: dict[bytes, list[int]],
+        refused: dict[bytes, list[int]],
+    ) -> None:
+        publish = self._table.publish
+        blocked = self._blocked
+        first_refused = blocked.get(peer)
+        try:
+            for sequence, strategy, topic, body in iter_records(frames[2]):
+                if strategy > 1:
+                    raise ValueError(f"strategy {strategy!r} is neither 0 nor 1")
+                if (first_refused is None or sequence <= first_refused) and publish(topic, body, strategy):
+                    if first_refused is not None:
+                        del blocked[peer]
+                        first_refused = None
+                    answers = accepted.get(peer)
+                    if answers is None:
+                        answers = accepted[peer] = []
+                else:
+                    if first_refused is None:
+                        blocked[peer] = first_refused = sequence
+                    answers = refused.get(peer)
+                    if answers is None:
+                        answers = refused[peer] = []
+                answers.append(sequence)
+        except ValueError as exc:
+            self._malformed_frame(frames, f"PUB: {exc}")
+
+    def _hello(self, peer: bytes, frames: list[bytes], now: float) -> None:
+        if len(frames) != 3 or len(frames[2]) != HELLO_HEAD.size:
+            self._malformed_frame(frames, "HELLO takes one >H version frame")
+            return
+        # Whatever version the client speaks, it learns ours from WELCOME and decides.
+        self._forget(peer, lost=False)  # a second HELLO starts the peer afresh
+        self._seen[peer] = now
+        interval_ms = max(1, round(self.heartbeat_interval * 1000))
+        self._replies.append([peer, WELCOME, WELCOME_HEAD.pack(PROTOCOL_VERSION, interval_ms)])
+
+    def _subscribe(self, peer: bytes, frames: list[bytes]) -> None:
+        if len(frames) < 5:
+            self._malformed_frame(frames, "SUB takes a head, a group and at least one topic")
+            return
+        try:
+            request, window, transient = SUB_HEAD.unpack(frames[2])
+        except struct.error:
+            self._malformed_frame(frames, "the SUB head is not >QIB")
+            return
+        group, topics = frames[3], frames[4:]
+        if not group or not all(topics) or window < 1 or transient > 1:
+            self._malformed_frame(
+                frames, "SUB needs a group, topics, a window of at least 1, transient 0 or 1"
+            )
+            return
+        for topic in topics:
+            self._table.subscribe(peer, group, topic, window=window, transient=bool(transient))
+        self._replies.append([peer, SUBOK, SUBOK_HEAD.pack(request)])
+
+    def _send_replies_and_deliveries(self, socket: zmq.Socket[bytes]) -> bool:
+        """Send what the batch produced; return whether deliveries may remain to be taken."""
+        replies, self._replies = self._replies, []
+        for frames in replies:
+            self._send(socket, frames)
+        deliveries = self._table.take_deliveries(BATCH)
+        if not deliveries:
+            return False
+        # One MSG frame per peer, cut at about _MSG_FRAME_BYTES so large bodies do not pile up into one.
+        records: dict[bytes, list[bytes]] = {}
+        sizes: dict[bytes, int] = {}
+        lost: set[bytes] = set()
+        pack = RECORD_HEAD.pack
+        for delivery in deliveries:
+            peer, topic, body = delivery.peer, delivery.topic, delivery.body
+            if peer in lost:
+                continue  # requeued with everything else the peer held
+            parts = records.get(peer)
+            if parts is None:
+                parts = records[peer] = []
+            parts += (pack(delivery.tag, delivery.redelivered, len(topic), len(body)), topic, body)
+            size = sizes[peer] = sizes.get(peer, 0) + len(topic) + len(body)
+            if size >= _MSG_FRAME_BYTES:
+                if not self._send(socket, [peer, MSG, b"".join(parts)]):
+                    lost.add(peer)
+                records[peer], sizes[peer] = [], 0
+        for peer, parts in records.items():
+            if parts and peer not in lost and not self._send(socket, [peer, MSG, b"".join(parts)]):
+                lost.add(peer)
+        return bool(lost) or len(deliveries) == BATCH
+
+    def _send(self, socket: zmq.Socket[bytes], frames: list[bytes]) -> bool:
+        try:
+            send_parts(socket, frames)
+        except zmq.ZMQError as exc:
+            self._unreachable(frames[0], exc)
+            return False
+        return True
+
+    def _unreachable(self, peer: bytes, exc: zmq.ZMQError) -> None:
+        if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
+            raise exc
+        if peer in self._seen:
+            logger.info("peer %s is unreachable (%s); requeueing what it held", peer.hex(), exc.strerror)
+            self._forget(peer, lost=True)
+
+    def _tick(self, socket: zmq.Socket[bytes], now: float) -> None:
+        deadline = now - LOST_AFTER * self.heartbeat_interval
+        for peer, last_heard in list(self._seen.items()):
+            if last_heard < deadline:
+                logger.info(
+                    "peer %s silent for %.3f s (over %d heartbeats); requeueing what it held",
+                    peer.hex(),
+                    now - last_heard,
+                    LOST_AFTER,
+                )
+                self._forget(peer, lost=True)
+            else:
+                self._send(socket, [peer, HB])
+
+    def _forget(self, peer: bytes, *, lost: bool) -> None:
+        if self._seen.pop(peer, None) is None:
+            return
+        self._blocked.pop(peer, None)
+        self._table.peer_lost(peer)
+        if lost:
+            self._lost_peers += 1
+
+    def _malformed_frame(self, frames: list[bytes], why: str) -> None:
+        self._malformed += 1
+        now = time.monotonic()
+        if now < self._next_malformed_log:
+            return
+        self._next_malformed_log = now + _MALFORMED_LOG_EVERY
+        peer = frames[0].hex() if frames else "?"
+        command = frames[1][:16] if len(frames) > 1 else b""
+        logger.warning(
+            "ignored a malformed frame from peer %s (command %r, %d parts): %s; %d malformed so far "
+            "(logged at most once a second): is the client speaking minos wire protocol version %d?",
+            peer,
+            command,
+            len(frames),
+            why,
+            self._malformed,
+            PROTOCOL_VERSION,
+        )

@@ -1,0 +1,218 @@
+"""The wire protocol between ``ZmqConnection`` and ``BrokerServer``, and the socket helpers both ends use.
+
+Wire protocol, version 1
+------------------------
+
+Every message is a ZeroMQ multipart message. A client's DEALER sends ``[command, args...]``; the
+broker's ROUTER sees ``[routing id, command, args...]`` and answers with the routing id first (the
+frames below omit it). Integers are fixed-width big-endian ``struct`` fields: ``B`` 1 byte, ``H`` 2,
+``I`` 4, ``Q`` 8. Groups and topics are non-empty UTF-8; bodies are opaque bytes (``protocol.frames``)::
+
+    client -> broker
+      HELLO    >H version                                       answered by WELCOME
+      SUB      >QIB request id, window, transient; group; topic; topic ...   answered by SUBOK
+      PUB      records, one after the other in one frame, each:
+               >QBHI sequence, strategy (0 unicast, 1 multicast), topic length, body length; topic; body
+      ACK      >Q * n: the tags of handled deliveries
+      HB       (nothing): heartbeat
+      BYE      (nothing): closing; requeue what I hold unacknowledged, now
+    broker -> client
+      WELCOME  >HI version, heartbeat interval in milliseconds
+      SUBOK    >Q request id: the subscription is registered
+      PUBOK    >Q * n: the sequences accepted since the last answer
+      PUBNO    >Q * n: the sequences refused because the broker is full: retry after a backoff
+      MSG      records, one after the other in one frame, each:
+               >QBHI tag, redelivered (0 or 1), topic length, body length; topic; body
+      HB       (nothing): heartbeat
+      RESET    (nothing): the broker does not know this peer (it restarted, or declared the peer
+               lost): connect again with a new routing id, HELLO, SUB again, resend what is unaccepted
+
+Rules:
+
+- A peer (a routing id) exists from its HELLO until its BYE or its loss. Anything else from an unknown
+  peer is ignored and answered by one RESET per batch. A second HELLO starts the peer afresh.
+- Several messages travel in one PUB or MSG frame when the sender has several to send (a busy peer
+  pays one ZeroMQ message per batch, not per message); an idle one sends each at once.
+- The broker handles a peer's frames in order and answers every PUB record exactly once, in PUBOK or
+  PUBNO (one frame each per batch). Once it refuses a sequence, it refuses every later sequence of the
+  same peer until that sequence comes again; the client resends the refused ones, in order, once every
+  sent PUB has its answer. So messages of one publisher keep their order even under backpressure.
+- MSGs to a peer never exceed the window of its first SUB unacknowledged (the routing table's credit).
+  What a peer held unacknowledged goes back to its group when the peer says BYE or is lost.
+- Liveness: the broker sends HB to every peer once a heartbeat interval and declares a peer silent for
+  three intervals lost. A client sends HB when it has sent nothing for an interval and declares the
+  broker lost after three intervals of silence (then it reconnects, as after RESET). A send to a peer
+  whose connection is gone fails (``ROUTER_MANDATORY``) and loses the peer at once.
+- A malformed frame (unknown command, wrong frame count, bad integer) is counted, logged at most once a
+  second, and ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Iterator, Sequence
+from typing import Final
+
+import zmq
+
+__all__ = [
+    "ACK",
+    "BATCH",
+    "BYE",
+    "CLIENT_COMMANDS",
+    "HB",
+    "HELLO",
+    "HELLO_HEAD",
+    "LOST_AFTER",
+    "MSG",
+    "PROTOCOL_VERSION",
+    "PUB",
+    "PUBNO",
+    "PUBOK",
+    "RECORD_HEAD",
+    "RESET",
+    "SUB",
+    "SUBOK",
+    "SUBOK_HEAD",
+    "SUB_HEAD",
+    "WELCOME",
+    "WELCOME_HEAD",
+    "Wakeup",
+    "iter_records",
+    "pack_u64s",
+    "readable",
+    "recv_parts",
+    "send_parts",
+    "unpack_u64s",
+]
+
+PROTOCOL_VERSION: Final = 1
+
+HELLO: Final = b"HELLO"
+WELCOME: Final = b"WELCOME"
+SUB: Final = b"SUB"
+SUBOK: Final = b"SUBOK"
+PUB: Final = b"PUB"
+PUBOK: Final = b"PUBOK"
+PUBNO: Final = b"PUBNO"
+MSG: Final = b"MSG"
+ACK: Final = b"ACK"
+HB: Final = b"HB"
+BYE: Final = b"BYE"
+RESET: Final = b"RESET"
+
+HELLO_HEAD: Final = struct.Struct(">H")
+WELCOME_HEAD: Final = struct.Struct(">HI")
+SUB_HEAD: Final = struct.Struct(">QIB")
+SUBOK_HEAD: Final = struct.Struct(">Q")
+RECORD_HEAD: Final = struct.Struct(">QBHI")
+"""The head of a PUB or MSG record: sequence or tag, strategy or redelivered, topic and body lengths."""
+
+_NOBLOCK: Final = int(zmq.NOBLOCK)  # plain ints: pyzmq's flag enums cost more than the send itself
+_MORE: Final = int(zmq.SNDMORE) | int(zmq.NOBLOCK)
+_RCVMORE: Final = int(zmq.RCVMORE)
+
+LOST_AFTER: Final = 3
+"""A peer silent for this many heartbeat intervals is lost, both ways."""
+
+BATCH: Final = 10_000
+"""At most this many frames are drained, or deliveries taken, before the loop yields."""
+
+
+def send_parts(socket: zmq.Socket[bytes], parts: Sequence[bytes]) -> None:
+    """Send a multipart message without blocking (``zmq.Again`` when it cannot go now)."""
+    send = socket.send
+    last = len(parts) - 1
+    for index, part in enumerate(parts):
+        send(part, _MORE if index < last else _NOBLOCK)
+
+
+def recv_parts(socket: zmq.Socket[bytes]) -> list[bytes]:
+    """Receive a multipart message without blocking (``zmq.Again`` when none is queued)."""
+    recv = socket.recv
+    parts = [recv(_NOBLOCK)]
+    while socket.get(_RCVMORE):
+        parts.append(recv(_NOBLOCK))
+    return parts
+
+
+def iter_records(frame: bytes) -> Iterator[tuple[int, int, bytes, bytes]]:
+    """The records of a PUB or MSG frame: (sequence or tag, strategy or redelivered, topic, body).
+
+    Raises:
+        ValueError: at a record cut short or without a topic (after yielding the records before it).
+    """
+    unpack = RECORD_HEAD.unpack_from
+    head_size = RECORD_HEAD.size
+    size = len(frame)
+    offset = 0
+    while offset < size:
+        if offset + head_size > size:
+            raise ValueError(f"the record at byte {offset} is cut short")
+        number, flag, topic_size, body_size = unpack(frame, offset)
+        start = offset + head_size
+        offset = start + topic_size + body_size
+        if offset > size or not topic_size:
+            raise ValueError(f"the record at byte {start - head_size} is cut short or has no topic")
+        yield number, flag, frame[start : start + topic_size], frame[start + topic_size : offset]
+
+
+def pack_u64s(values: Sequence[int]) -> bytes:
+    """Pack sequence numbers or tags into one frame of big-endian 8-byte integers."""
+    return struct.pack(f">{len(values)}Q", *values)
+
+
+def unpack_u64s(frame: bytes) -> tuple[int, ...]:
+    """Read a frame written by ``pack_u64s``; raises ``struct.error`` when its length is not a multiple of 8."""
+    count, rest = divmod(len(frame), 8)
+    if rest or not count:
+        raise struct.error(f"a list of 8-byte integers cannot be {len(frame)} bytes long")
+    return struct.unpack(f">{count}Q", frame)
+
+
+def readable(socket: zmq.Socket[bytes]) -> bool:
+    """Whether frames wait in ``socket``; also re-arms its edge-triggered FD for the next wait."""
+    events = socket.get(zmq.EVENTS)
+    return bool(events & zmq.POLLIN) if isinstance(events, int) else False
+
+
+CLIENT_COMMANDS: Final = frozenset({HELLO, SUB, PUB, ACK, HB, BYE})
+"""The commands a client may send; the others only the broker sends."""
+
+
+class Wakeup:
+    """Lets one task sleep until woken or until a timeout; the loop-thread half of an I/O loop.
+
+    ``set`` may be called any number of times from the loop thread, also while nobody waits: the next
+    ``wait`` then returns at once, so a wake-up is never lost.
+    """
+
+    __slots__ = ("_future", "_loop", "_pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._future: asyncio.Future[None] | None = None
+        self._pending = False
+
+    def set(self) -> None:
+        """Wake the waiter (loop thread only)."""
+        future = self._future
+        if future is None:
+            self._pending = True
+        elif not future.done():
+            future.set_result(None)
+
+    async def wait(self, delay: float) -> None:
+        """Return when ``set`` is called, or after ``delay`` seconds."""
+        if self._pending or delay <= 0:
+            self._pending = False
+            return
+        future = self._future = self._loop.create_future()
+        timer = self._loop.call_later(delay, self.set)
+        try:
+            await future
+        finally:
+            timer.cancel()
+            self._future = None
+            self._pending = False

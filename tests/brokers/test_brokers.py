@@ -1,0 +1,260 @@
+"""Publishers, subscribers, handlers and clients end to end, over each transport a service can use."""
+
+import asyncio
+from uuid import uuid4
+
+import pytest
+
+from minos.common import Config
+from minos.networks import (
+    REQUEST_HEADERS_CONTEXT_VAR,
+    REQUEST_REPLY_TOPIC_CONTEXT_VAR,
+    BrokerClient,
+    BrokerClientPool,
+    BrokerDispatcher,
+    BrokerHandler,
+    BrokerMessageV1,
+    BrokerMessageV1Payload,
+    BrokerMessageV1Status,
+    BrokerMessageV1Strategy,
+    BrokerPublisher,
+    BrokerSubscriber,
+    InMemoryBrokerPublisher,
+    InMemoryBrokerSubscriber,
+    MinosHandlerNotFoundEnoughEntriesException,
+    Request,
+    Response,
+    ResponseException,
+    enroute,
+)
+from minos.networks.brokers import BrokerPort
+
+WAIT = 10  # seconds any single wait in these tests may take before the test fails
+
+
+@pytest.fixture(params=["memory", "zmq"])
+def config(request, tmp_path):
+    """A service config on the in-memory twin or on an embedded ZeroMQ broker, unique per test."""
+    name = f"svc{uuid4().hex[:8]}"
+    if request.param == "memory":
+        broker = {"transport": "memory", "endpoint": f"memory-{name}"}
+    else:
+        broker = {"endpoint": f"inproc://{name}", "heartbeat_interval": 0.2}
+    return Config({"name": name, "interfaces": {"broker": {**broker, "close_timeout": 2.0}}})
+
+
+@pytest.fixture
+async def broker(config):
+    """The embedded broker the config names (nothing to run for the in-memory twin)."""
+    port = BrokerPort.broker_only(config)
+    await port.start()
+    yield port
+    await port.stop()
+
+
+def message(topic, content=None, **kwargs):
+    return BrokerMessageV1(topic, BrokerMessageV1Payload(content), **kwargs)
+
+
+async def test_a_published_message_reaches_a_subscriber_exactly(config, broker):
+    async with (
+        BrokerSubscriber.from_config(config, ["order.created"]) as subscriber,
+        BrokerPublisher.from_config(config) as publisher,
+    ):
+        sent = message("order.created", {"id": uuid4(), "total": 3})
+        await publisher.send(sent)
+        received = await asyncio.wait_for(subscriber.receive(), WAIT)
+    assert received == sent
+
+
+async def test_a_subscriber_only_gets_its_topics(config, broker):
+    async with (
+        BrokerSubscriber.from_config(config, ["wanted"]) as subscriber,
+        BrokerPublisher.from_config(config) as publisher,
+    ):
+        await publisher.send(message("unwanted", 1))
+        await publisher.send(message("wanted", 2))
+        received = await asyncio.wait_for(subscriber.receive(), WAIT)
+    assert received.topic == "wanted"
+    assert received.content == 2
+
+
+async def test_multicast_reaches_each_group_and_unicast_one(config, broker):
+    async with (
+        BrokerSubscriber.from_config(config, ["t"], group="a") as a,
+        BrokerSubscriber.from_config(config, ["t"], group="b") as b,
+        BrokerPublisher.from_config(config) as publisher,
+    ):
+        await publisher.send(message("t", "everyone", strategy=BrokerMessageV1Strategy.MULTICAST))
+        assert (await asyncio.wait_for(a.receive(), WAIT)).content == "everyone"
+        assert (await asyncio.wait_for(b.receive(), WAIT)).content == "everyone"
+        await publisher.send(message("t", "one"))
+        done, pending = await asyncio.wait(
+            [asyncio.ensure_future(a.receive()), asyncio.ensure_future(b.receive())],
+            timeout=WAIT,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        assert [task.result().content for task in done] == ["one"]
+        for task in pending:
+            task.cancel()
+
+
+class Orders:
+    @enroute.broker.command("order.get")
+    async def get(self, request: Request) -> Response:
+        content = await request.content()
+        REQUEST_HEADERS_CONTEXT_VAR.get()["served-by"] = "orders"
+        return Response({"id": content["id"], "status": "paid"})
+
+    @enroute.broker.command("order.missing")
+    async def missing(self, request: Request) -> Response:
+        raise ResponseException("no such order", status=404)
+
+
+async def test_a_request_gets_its_reply_with_the_exact_status_and_headers(config, broker):
+    handler = BrokerHandler(
+        BrokerDispatcher.from_routes(_routes(Orders)),
+        BrokerSubscriber.from_config(config, ["order.get", "order.missing"]),
+        concurrency=2,
+    )
+    await handler.start()
+    try:
+        async with BrokerClient.from_config(config) as client:
+            await client.send(message("order.get", {"id": 7}))
+            reply = await asyncio.wait_for(client.receive(), WAIT)
+            assert reply.content == {"id": 7, "status": "paid"}
+            assert reply.status == BrokerMessageV1Status.SUCCESS
+            assert reply.headers["served-by"] == "orders"
+            request = message("order.missing", None)
+            await client.send(request)
+            reply = await asyncio.wait_for(client.receive(), WAIT)
+            assert reply.status == 404
+            assert reply.content == "no such order"
+            assert reply.identifier == request.identifier
+    finally:
+        await handler.stop()
+
+
+async def test_with_concurrency_one_messages_are_handled_in_order(config, broker):
+    seen = []
+    done = asyncio.Event()
+    count = 300
+    test_loop = asyncio.get_running_loop()
+
+    async def record(request: Request) -> None:  # runs in the handler actor's loop
+        seen.append(await request.content())
+        if len(seen) == count:
+            test_loop.call_soon_threadsafe(done.set)
+
+    handler = BrokerHandler(
+        BrokerDispatcher({"seq": record}), BrokerSubscriber.from_config(config, ["seq"]), concurrency=1
+    )
+    await handler.start()
+    try:
+        async with BrokerPublisher.from_config(config) as publisher:
+            await asyncio.gather(*(publisher.send(message("seq", i)) for i in range(count)))
+            await asyncio.wait_for(done.wait(), WAIT)
+    finally:
+        await handler.stop()
+    assert seen == list(range(count))
+
+
+async def test_concurrency_bounds_how_many_handlers_run_at_once(config, broker):
+    running = 0
+    peak = 0
+    release = asyncio.Event()  # waited on in the actor's loop, set there through call_soon_threadsafe
+    reached = asyncio.Event()
+    finished = 0
+    all_finished = asyncio.Event()
+    test_loop = asyncio.get_running_loop()
+
+    async def slow(request: Request) -> None:  # runs in the handler actor's loop
+        nonlocal running, peak, finished
+        running += 1
+        peak = max(peak, running)
+        if running == 3:
+            test_loop.call_soon_threadsafe(reached.set)
+        await release.wait()
+        running -= 1
+        finished += 1
+        if finished == 8:
+            test_loop.call_soon_threadsafe(all_finished.set)
+
+    handler = BrokerHandler(
+        BrokerDispatcher({"slow": slow}), BrokerSubscriber.from_config(config, ["slow"]), concurrency=3
+    )
+    await handler.start()
+    try:
+        async with BrokerPublisher.from_config(config) as publisher:
+            for i in range(8):
+                await publisher.send(message("slow", i))
+            await asyncio.wait_for(reached.wait(), WAIT)
+            handler.subscriber.service.handle._loop.call_soon_threadsafe(release.set)
+            await asyncio.wait_for(all_finished.wait(), WAIT)
+    finally:
+        await handler.stop()
+    assert peak == 3
+
+
+async def test_a_duplicate_message_is_handled_once(config, broker):
+    handled = []
+    second = asyncio.Event()
+    test_loop = asyncio.get_running_loop()
+
+    async def record(request: Request) -> None:  # runs in the handler actor's loop
+        handled.append(await request.content())
+        if len(handled) == 2:
+            test_loop.call_soon_threadsafe(second.set)
+
+    handler = BrokerHandler(BrokerDispatcher({"t": record}), BrokerSubscriber.from_config(config, ["t"]), 1)
+    await handler.start()
+    try:
+        async with BrokerPublisher.from_config(config) as publisher:
+            original = message("t", "once")
+            await publisher.send(original)
+            await publisher.send(original)  # same identifier: a resend
+            await publisher.send(message("t", "marker"))
+            await asyncio.wait_for(second.wait(), WAIT)
+    finally:
+        await handler.stop()
+    assert handled == ["once", "marker"]
+
+
+async def test_receive_many_times_out_with_the_seed_exception_and_drops_the_late_reply(config, broker):
+    async with BrokerClient.from_config(config) as client:
+        await client.send(message("nobody.listens", 1))
+        with pytest.raises(MinosHandlerNotFoundEnoughEntriesException, match="only 0 of 1 messages"):
+            async for _ in client.receive_many(1, timeout=0.1):
+                pass
+        # The late reply to that request arrives now, then a message that answers nothing pending.
+        async with BrokerPublisher.from_config(config) as publisher:
+            abandoned = next(iter(client._abandoned._seen))[1]
+            await publisher.send(message(client.topic, "late", identifier=abandoned))
+            await publisher.send(message(client.topic, "fresh"))
+        received = await asyncio.wait_for(client.receive(), WAIT)
+    assert received.content == "fresh"
+
+
+async def test_the_client_pool_sets_the_reply_topic_while_a_client_is_lent(config, broker):
+    async with BrokerClientPool.from_config(config, maxsize=1) as pool:
+        assert REQUEST_REPLY_TOPIC_CONTEXT_VAR.get() is None
+        async with pool.acquire() as client:
+            assert REQUEST_REPLY_TOPIC_CONTEXT_VAR.get() == client.topic
+        assert REQUEST_REPLY_TOPIC_CONTEXT_VAR.get() is None
+        async with pool.acquire() as again:
+            assert again is client
+
+
+async def test_the_in_memory_publisher_records_and_the_in_memory_subscriber_replays():
+    publisher = InMemoryBrokerPublisher()
+    sent = message("t", {"a": 1})
+    await publisher.send(sent)
+    assert publisher.messages == [sent]
+    subscriber = InMemoryBrokerSubscriber([sent])
+    assert await subscriber.receive() == sent
+
+
+def _routes(service):
+    from minos.networks import BrokerRouter
+
+    return BrokerRouter([service]).get_routes()

@@ -1,0 +1,84 @@
+"""Fixtures for the transport tests: ZeroMQ brokers running in background threads, each with its own loop."""
+
+import asyncio
+import shutil
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+import zmq
+
+from minos.networks.transports import BrokerServer
+
+START_TIMEOUT = 5.0
+IPC_PATH_LIMIT = 100  # bytes; the kernel's limit for a socket path is 107
+
+
+class BrokerThread:
+    """A BrokerServer served by ``asyncio.run`` in a thread of its own, started and stopped by handshake."""
+
+    def __init__(self, server: BrokerServer) -> None:
+        self.server = server
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name=f"minos-test-broker-{uuid.uuid4().hex[:6]}")
+
+    @property
+    def endpoint(self) -> str:
+        return self.server.last_endpoint
+
+    def start(self) -> "BrokerThread":
+        self._thread.start()
+        if not self.server.wait_started(START_TIMEOUT):
+            self.stop()
+            raise RuntimeError(f"the broker did not start within {START_TIMEOUT} s: {self.error!r}")
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+        self._thread.join(START_TIMEOUT)
+        assert not self._thread.is_alive(), "the broker thread did not end"
+        if self.error is not None:
+            raise self.error
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self.server.run())
+        except BaseException as error:
+            self.error = error
+
+
+@pytest.fixture
+def zmq_context():
+    """A context of the test's own, terminated at teardown (every socket must be closed by then)."""
+    context = zmq.Context()
+    yield context
+    context.term()
+
+
+@pytest.fixture
+def short_dir(tmp_path):
+    """A directory whose socket paths fit the ipc limit: tmp_path when short enough."""
+    if len(str(tmp_path / "broker.sock")) <= IPC_PATH_LIMIT:
+        yield tmp_path
+        return
+    path = Path(tempfile.mkdtemp(prefix="minos-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def broker_threads(zmq_context):
+    """Start brokers in threads with ``start(endpoint, **options)``; all are stopped at teardown."""
+    started: list[BrokerThread] = []
+
+    def start(endpoint: str, **options) -> BrokerThread:
+        options.setdefault("context", zmq_context)
+        broker = BrokerThread(BrokerServer(endpoint, **options)).start()
+        started.append(broker)
+        return broker
+
+    yield start
+    for broker in reversed(started):
+        broker.stop()
