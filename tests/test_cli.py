@@ -18,7 +18,9 @@ def test_the_demo_serves_requests_through_an_embedded_broker_and_exits_zero():
 
 
 def test_no_command_prints_help_and_exits_with_the_usage_code():
-    result = subprocess.run([sys.executable, "-m", "minos.networks"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "minos.networks"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "demo" in result.stderr
     assert "broker" in result.stderr

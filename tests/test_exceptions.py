@@ -4,6 +4,13 @@ import pytest
 
 from minos.common import MinosException
 from minos.networks import exceptions as e
+from minos.networks.actors import ActorTimeoutError, EscalationError, LoopClosedError, UnknownChildError
+from minos.networks.transports import (
+    BrokerBindError,
+    BrokerFullError,
+    BrokerUnavailableError,
+    ConnectionClosedError,
+)
 
 
 @pytest.mark.parametrize(
@@ -27,6 +34,14 @@ from minos.networks import exceptions as e
         (e.FrameEncodeError, e.MinosNetworkException),
         (e.FrameEncodeError, TypeError),
         (e.ResponseException, MinosException),
+        (ActorTimeoutError, TimeoutError),
+        (LoopClosedError, e.MinosNetworkException),
+        (EscalationError, e.MinosNetworkException),
+        (UnknownChildError, LookupError),
+        (BrokerFullError, e.MinosNetworkException),
+        (BrokerUnavailableError, ConnectionError),
+        (ConnectionClosedError, ConnectionError),
+        (BrokerBindError, OSError),
     ],
 )
 def test_each_exception_sits_where_the_tree_draws_it(child, parent):

@@ -258,3 +258,40 @@ def _routes(service):
     from minos.networks import BrokerRouter
 
     return BrokerRouter([service]).get_routes()
+
+
+async def test_stopping_with_a_handler_in_flight_is_bounded_and_the_message_goes_to_another_member(
+    config, broker
+):
+    test_loop = asyncio.get_running_loop()
+    first_started = asyncio.Event()
+    handled_by_second = asyncio.Event()
+    never = asyncio.Event()
+
+    async def stuck(request: Request) -> None:  # runs in the first handler's actor loop
+        test_loop.call_soon_threadsafe(first_started.set)
+        await never.wait()
+
+    async def quick(request: Request) -> None:
+        test_loop.call_soon_threadsafe(handled_by_second.set)
+
+    settings = dict(config.get_mapping("interfaces.broker"), close_timeout=0.3)
+    fast_stop = Config({"name": config.name, "interfaces": {"broker": settings}})
+    first = BrokerHandler(
+        BrokerDispatcher({"job": stuck}), BrokerSubscriber.from_config(fast_stop, ["job"]), 1
+    )
+    second = BrokerHandler(BrokerDispatcher({"job": quick}), BrokerSubscriber.from_config(config, ["job"]), 1)
+    await first.start()
+    try:
+        async with BrokerPublisher.from_config(config) as publisher:
+            await publisher.send(message("job", "work"))
+            await asyncio.wait_for(first_started.wait(), WAIT)
+            await second.start()
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            await first.stop()
+            assert loop.time() - began < 0.3 * 3 + 2  # the close timeout bounds the stop
+            await asyncio.wait_for(handled_by_second.wait(), WAIT)
+    finally:
+        await first.stop()
+        await second.stop()

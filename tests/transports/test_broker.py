@@ -2,9 +2,12 @@
 
 import asyncio
 import logging
+import random
+import socket
 import struct
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import zmq
@@ -116,6 +119,22 @@ def inproc() -> str:
     return f"inproc://minos-test-{uuid.uuid4().hex}"
 
 
+def port_below_the_ephemeral_range() -> int:
+    """A free tcp port that the kernel never picks as a source port: while a broker on an ephemeral port
+    is down, a client reconnecting to it may be given that very port and connect to itself (TCP
+    self-connect), and the broker could not bind it again."""
+    ranges = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(ranges.read_text().split()[0]) if ranges.exists() else 32768
+    for port in random.sample(range(max(1024, low - 10_000), low), 100):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port found below {low}")
+
+
 async def test_a_silent_peer_is_declared_lost_and_what_it_held_is_redelivered(
     broker_threads, raw_peers, connect
 ):
@@ -211,15 +230,19 @@ async def test_a_publisher_keeps_its_order_through_refusals_by_a_full_broker(bro
 async def test_a_connection_comes_back_after_the_broker_restarts_on_the_same_endpoint(
     broker_threads, connect
 ):
-    first = broker_threads("tcp://127.0.0.1:0", heartbeat_interval=0.05)
-    endpoint = first.endpoint
-    inbox = Inbox()
-    subscriber = await connect(endpoint, inbox)
-    await subscriber.subscribe("orders", ["order.created"])
-    publisher = await connect(endpoint)
-    await publisher.publish("order.created", b"before", 0)
-    await inbox.arrived(1)
-    first.stop()
+    endpoint = f"tcp://127.0.0.1:{port_below_the_ephemeral_range()}"
+    first_context = zmq.Context()  # of its own, so that terminating it waits until its port is free again
+    first = broker_threads(endpoint, heartbeat_interval=0.05, context=first_context)
+    try:
+        inbox = Inbox()
+        subscriber = await connect(endpoint, inbox)
+        await subscriber.subscribe("orders", ["order.created"])
+        publisher = await connect(endpoint)
+        await publisher.publish("order.created", b"before", 0)
+        await inbox.arrived(1)
+    finally:
+        first.stop()
+        first_context.term()  # ZeroMQ closes listeners in its I/O thread, after close() returned
     accepted = publisher.publish_nowait("order.created", b"during", 0)
     second = broker_threads(endpoint, heartbeat_interval=0.05)
     await asyncio.wait_for(accepted, TIMEOUT)  # resent to the new broker once the publisher reconnected

@@ -50,11 +50,16 @@ async def main(requests: int = 2000) -> bool:
 
         started = time.perf_counter()
         await asyncio.gather(
-            *(client.send(BrokerMessageV1("user.get", BrokerMessageV1Payload({"id": i}))) for i in range(requests))
+            *(
+                client.send(BrokerMessageV1("user.get", BrokerMessageV1Payload({"id": i})))
+                for i in range(requests)
+            )
         )
         answers = [message.content["id"] async for message in client.receive_many(requests, timeout=60)]
         elapsed = time.perf_counter() - started
-        print(f"{requests} queries answered in {elapsed:.2f} s ({requests / elapsed:,.0f} req/s, all in flight)")
+        print(
+            f"{requests} queries answered in {elapsed:.2f} s ({requests / elapsed:,.0f} req/s, all in flight)"
+        )
         return sorted(answers) == list(range(requests)) and reply.ok
 
 

@@ -22,10 +22,14 @@
     |   +-- LoopClosedError                         (also a RuntimeError; in actors.loop)
     |   +-- EscalationError                         (also a RuntimeError; in actors.supervisor)
     |   +-- UnknownChildError                       (also a LookupError; in actors.supervisor)
+    |   +-- BrokerFullError                         (in transports.connection)
+    |   +-- BrokerUnavailableError                  (also a ConnectionError; in transports.connection)
+    |   +-- ConnectionClosedError                   (also a ConnectionError; in transports.connection)
+    |   +-- BrokerBindError                         (also an OSError; in transports.broker)
     +-- ResponseException                           (carries an int status)
 
 The names of the seed stay as they were in minos 0.7; errors new to this project end in ``Error``. The
-actor runtime's errors live beside the code that raises them, since this module sits below ``actors/``.
+actor runtime's and the transports' errors live beside the code that raises them.
 """
 
 from __future__ import annotations

@@ -141,5 +141,12 @@ def connection_factory(config: Config) -> ConnectionFactory:
     """How this service connects to its broker, as ``interfaces.broker`` says."""
     settings = broker_settings(config)
     if settings.transport == "memory":
-        return partial(MemoryConnection, memory_broker(settings.endpoint, max_messages=settings.max_messages))
-    return partial(ZmqConnection, settings.endpoint, heartbeat_interval=settings.heartbeat_interval)
+        broker = memory_broker(settings.endpoint, max_messages=settings.max_messages)
+        return partial(MemoryConnection, broker, max_in_flight=settings.max_in_flight)
+    # inproc endpoints need the broker's zmq context: both sides use zmq.Context.instance(), the default.
+    return partial(
+        ZmqConnection,
+        settings.endpoint,
+        max_in_flight=settings.max_in_flight,
+        heartbeat_interval=settings.heartbeat_interval,
+    )

@@ -116,7 +116,8 @@ class BrokerPublisher:
         await self._hand_over(message, frames[1])
 
     async def _hand_over(self, message: BrokerMessage, body: bytes) -> None:
-        assert self._slots is not None and self._results is not None
+        assert self._slots is not None
+        assert self._results is not None
         accepted = self._results.loop.create_future()
         try:
             self.service.handle.publish(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import reprlib
 import random
+import reprlib
 import struct
 import time
 import uuid
