@@ -44,3 +44,49 @@ def test_an_unknown_scenario_exits_2_listing_the_known_ones():
     completed = run_benchmarks("--quick", "nope")
     assert completed.returncode == 2
     assert "unknown scenario 'nope'; known: codec" in completed.stderr
+
+
+END_TO_END = {  # scenario -> the paths it measures, in order
+    "embedded-events": ["publisher -> inproc broker -> dispatcher -> handler"],
+    "broker-events": ["publisher -> broker -> handler, 3 processes, ipc, acked"],
+    "request-reply": [
+        "client -> broker -> handler -> client, 3 processes, ipc, 1 in flight",
+        "client -> broker -> handler -> client, 3 processes, ipc, 100 in flight",
+    ],
+}
+
+
+def test_the_quick_end_to_end_scenarios_measure_every_path_next_to_its_ceiling(tmp_path):
+    path = tmp_path / "results.json"
+    completed = run_benchmarks("--quick", *END_TO_END, "--json", str(path))
+    assert completed.returncode == 0, completed.stderr
+    results = json.loads(path.read_text())
+    assert [(result["scenario"], result["path"]) for result in results] == [
+        (scenario, name) for scenario, names in END_TO_END.items() for name in names
+    ]
+    for result in results:
+        assert result.keys() >= FIELDS
+        assert result["messages"] > 0
+        assert result["seconds"] > 0
+        assert result["msgs_per_s"] == result["messages"] / result["seconds"]
+        assert result["ceiling_msgs_per_s"] > 0
+        assert result["ratio"] == result["msgs_per_s"] / result["ceiling_msgs_per_s"]
+        assert result["ceiling"].startswith("raw pyzmq+msgpack")
+        if result["scenario"] == "request-reply":  # a latency per request; events measure throughput only
+            assert 0 < result["p50_us"] <= result["p99_us"]
+        else:
+            assert (result["p50_us"], result["p99_us"]) == (None, None)
+    for scenario in END_TO_END:
+        assert scenario in completed.stdout
+
+
+def test_a_count_that_does_not_match_fails_the_scenario_loudly():
+    completed = subprocess.run(
+        [sys.executable, "-c", "from benchmarks.e2e import check_count; check_count('a -> b', 9, 10)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 1
+    assert "WorkerError: a -> b: 9 messages received for 10 sent (1 missing)" in completed.stderr

@@ -222,17 +222,29 @@ async def test_a_duplicate_message_is_handled_once(config, broker):
 
 async def test_receive_many_times_out_with_the_seed_exception_and_drops_the_late_reply(config, broker):
     async with BrokerClient.from_config(config) as client:
-        await client.send(message("nobody.listens", 1))
+        request = message("nobody.listens", 1)
+        await client.send(request)
         with pytest.raises(MinosHandlerNotFoundEnoughEntriesException, match="only 0 of 1 messages"):
             async for _ in client.receive_many(1, timeout=0.1):
                 pass
         # The late reply to that request arrives now, then a message that answers nothing pending.
         async with BrokerPublisher.from_config(config) as publisher:
-            abandoned = next(iter(client._abandoned._seen))[1]
-            await publisher.send(message(client.topic, "late", identifier=abandoned))
+            await publisher.send(message(client.topic, "late", identifier=request.identifier))
             await publisher.send(message(client.topic, "fresh"))
         received = await asyncio.wait_for(client.receive(), WAIT)
     assert received.content == "fresh"
+
+
+async def test_concurrent_receivers_each_get_a_message(config, broker):
+    async with (
+        BrokerSubscriber.from_config(config, ["t"]) as subscriber,
+        BrokerPublisher.from_config(config) as publisher,
+    ):
+        receivers = [asyncio.ensure_future(subscriber.receive()) for _ in range(3)]
+        for i in range(3):
+            await publisher.send(message("t", i))
+        received = await asyncio.wait_for(asyncio.gather(*receivers), WAIT)
+    assert sorted(m.content for m in received) == [0, 1, 2]
 
 
 async def test_the_client_pool_sets_the_reply_topic_while_a_client_is_lent(config, broker):

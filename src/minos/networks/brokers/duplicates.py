@@ -38,7 +38,8 @@ class DuplicateFilter:
         self.max_entries = max_entries
         self.ttl = ttl
         self._clock = clock
-        self._seen: OrderedDict[tuple[str, UUID], float] = OrderedDict()  # pair -> expiry, oldest first
+        # (topic, identifier.int) -> expiry, oldest first; the int hashes in C, a UUID in Python.
+        self._seen: OrderedDict[tuple[str, int], float] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -57,7 +58,7 @@ class DuplicateFilter:
             if seen[oldest_key] > now:
                 break
             del seen[oldest_key]
-        key = (topic, identifier)
+        key = (topic, identifier.int)
         if key in seen:
             return True
         seen[key] = now + self.ttl

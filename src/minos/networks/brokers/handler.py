@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
+from collections.abc import Coroutine, Generator
+from functools import partial
+from typing import Any
 
 from ..enroute import BrokerDispatcher
 from ..protocol import BrokerMessageV1, FrameCodec
 from ..transports import Incoming
 from .duplicates import DuplicateFilter
-from .peer import PeerHandle, Settle
+from .peer import PeerHandle
 from .publisher import UNICAST
 from .subscriber import BrokerSubscriber, decode_delivery
 
@@ -24,6 +28,8 @@ class DispatchSink:
 
     A delivery is acknowledged only once its handler has finished and its reply (if the sender asked
     for one) has been accepted by the broker, so a crash at any point before that means redelivery.
+    A handler that does not suspend runs inline and never takes a slot; one that suspends holds one of
+    the ``concurrency`` slots until it returns (not while its reply waits for the broker).
     With ``concurrency`` 1, messages are handled one after the other in delivery order, which keeps
     each publisher's messages on a topic in order.
 
@@ -45,7 +51,8 @@ class DispatchSink:
         self._duplicates = duplicates
         self._codec = FrameCodec()
         self._waiting: deque[tuple[BrokerMessageV1, int]] = deque()
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: set[asyncio.Task[None]] = set()  # handlers that suspended, as Tasks
+        self._replies: set[asyncio.Future[None]] = set()  # replies the broker has not accepted yet
         self._draining = False
         self.handled = 0
 
@@ -59,63 +66,104 @@ class DispatchSink:
             self._start(message, incoming.tag)
 
     def _start(self, message: BrokerMessageV1, tag: int) -> None:
-        task = asyncio.get_running_loop().create_task(self._handle_one(message, tag))
+        """Run the handler at once, inline; only if it suspends does it become a Task (and take a slot).
+
+        Most handlers never suspend, and a Task per message would cost more than the dispatch itself.
+        The first step runs in a fresh context that the Task then keeps, so the context variables the
+        dispatcher sets and resets stay in one context.
+        """
+        coroutine = self._handle_one(message, tag)
+        context = contextvars.copy_context()
+        try:
+            blocked_on = context.run(coroutine.send, None)
+        except StopIteration:
+            return
+        task = asyncio.get_running_loop().create_task(_resume(coroutine, blocked_on), context=context)
         self._running.add(task)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        if not self._draining and self._waiting:
+        while not self._draining and self._waiting and len(self._running) < self._concurrency:
             self._start(*self._waiting.popleft())
 
     async def _handle_one(self, message: BrokerMessageV1, tag: int) -> None:
         payload = await self._dispatcher.dispatch(message)
-        if message.reply_topic is not None:
-            reply = BrokerMessageV1(message.reply_topic, payload, identifier=message.identifier)
-            accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._handle.publish(reply.topic, self._codec.encode(reply)[1], UNICAST, _settle_into(accepted))
-            try:
-                await accepted
-            except Exception as error:  # not acknowledged: the broker redelivers the request
-                logger.warning(
-                    "%s: the reply to %s was not accepted: %s", self._handle.name, message.identifier, error
-                )
-                return
         self.handled += 1
-        self._handle.ack(tag)
+        if message.reply_topic is None:
+            self._handle.ack(tag)
+            return
+        # The slot is free once the handler is done; the acknowledgement waits for the reply's acceptance.
+        reply = BrokerMessageV1(message.reply_topic, payload, identifier=message.identifier)
+        accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._replies.add(accepted)
+        self._handle.publish(
+            reply.topic, self._codec.encode(reply)[1], UNICAST, partial(self._replied, tag, accepted)
+        )
+
+    def _replied(self, tag: int, accepted: asyncio.Future[None], error: BaseException | None) -> None:
+        self._replies.discard(accepted)
+        if not accepted.done():
+            accepted.set_result(None)
+        if error is None:
+            self._handle.ack(tag)
+        else:  # not acknowledged: the broker delivers the request again
+            logger.warning("%s: a reply was not accepted by the broker: %s", self._handle.name, error)
 
     async def drain(self, timeout: float) -> None:
-        """Start nothing new; let running handlers finish within ``timeout`` seconds, then cancel them.
+        """Start nothing new; let running handlers and their replies finish within ``timeout`` seconds.
 
-        Messages still waiting are not acknowledged, so the broker gives them to another member.
+        Handlers still running then are cancelled. Messages still waiting are not acknowledged, so the
+        broker gives them to another member.
         """
         self._draining = True
         self._waiting.clear()
-        if not self._running:
-            return
-        _done, pending = await asyncio.wait(set(self._running), timeout=timeout)
-        for task in pending:
-            task.cancel()
-        if pending:
-            logger.warning(
-                "%s: %d handlers still running after %s s were cancelled; their messages will be redelivered",
-                self._handle.name,
-                len(pending),
-                timeout,
-            )
-            await asyncio.gather(*pending, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if self._running:
+            _, pending = await asyncio.wait(set(self._running), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                logger.warning(
+                    "%s: %d handlers still running after %s s were cancelled; their messages will be redelivered",
+                    self._handle.name,
+                    len(pending),
+                    timeout,
+                )
+                await asyncio.gather(*pending, return_exceptions=True)
+        if self._replies:
+            await asyncio.wait(set(self._replies), timeout=max(0.0, deadline - loop.time()))
 
 
-def _settle_into(future: asyncio.Future[None]) -> Settle:
-    def settle(error: BaseException | None) -> None:  # in the same loop as the future
-        if future.done():
-            return
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
+class _Resume:
+    """Drives a coroutine that already ran its first step inline, from where it stopped."""
 
-    return settle
+    __slots__ = ("_blocked_on", "_coroutine")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None], blocked_on: Any) -> None:
+        self._coroutine = coroutine
+        self._blocked_on = blocked_on
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coroutine, to_yield = self._coroutine, self._blocked_on
+        while True:
+            try:
+                value = yield to_yield
+            except BaseException as error:  # cancellation and the like go to the coroutine
+                try:
+                    to_yield = coroutine.throw(error)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    to_yield = coroutine.send(value)
+                except StopIteration:
+                    return
+
+
+async def _resume(coroutine: Coroutine[Any, Any, None], blocked_on: Any) -> None:
+    await _Resume(coroutine, blocked_on)
 
 
 class BrokerHandler:

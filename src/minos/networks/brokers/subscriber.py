@@ -101,9 +101,12 @@ class BrokerSubscriber:
         self._window = window
         self._close_timeout = close_timeout
         self.service = self._make_service(name, self._receive_sink)
+        # Messages cross from the actor's loop to the receivers' loop: a deque, plus one wake-up
+        # scheduled per batch (not per message) that wakes every waiting receiver.
         self._ready: deque[tuple[BrokerMessageV1, int]] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._waiter_loop: asyncio.AbstractEventLoop | None = None
+        self._receivers: list[asyncio.Future[None]] = []
+        self._receivers_loop: asyncio.AbstractEventLoop | None = None
+        self._notify_scheduled = False
 
     @classmethod
     def from_config(
@@ -146,7 +149,11 @@ class BrokerSubscriber:
         )
 
     async def start(self) -> None:
-        """Connect and subscribe; from now on the group's messages are kept for it (idempotent)."""
+        """Connect and subscribe; from now on the group's messages are kept for it (idempotent).
+
+        ``receive`` must then be awaited from the event loop that called ``start``.
+        """
+        self._receivers_loop = asyncio.get_running_loop()
         await self.service.start()
 
     async def stop(self, timeout: float | None = None) -> None:
@@ -169,29 +176,42 @@ class BrokerSubscriber:
         return await self.receive()
 
     async def receive(self) -> BrokerMessage:
-        """Wait for the next message and acknowledge it. Starts the subscriber if needed."""
+        """Wait for the next message and acknowledge it. Starts the subscriber if needed.
+
+        Several coroutines may await ``receive`` at once; each message goes to one of them.
+        """
         if not self.service.running:
             await self.start()
         while not self._ready:
-            loop = asyncio.get_running_loop()
-            waiter = loop.create_future()
-            self._waiter_loop, self._waiter = loop, waiter
-            if self._ready:  # arrived between the check and publishing the waiter
-                break
+            waiter = asyncio.get_running_loop().create_future()
+            self._receivers.append(waiter)
             try:
                 await waiter
             finally:
-                self._waiter = None
+                if not waiter.done():
+                    waiter.cancel()
+                try:
+                    self._receivers.remove(waiter)
+                except ValueError:
+                    pass
         message, tag = self._ready.popleft()
         self.service.handle.ack(tag)
+        if self._ready and self._receivers:  # more left: let the next receiver take one too
+            _wake(self._receivers[0])
         return message
 
     def _put(self, message: BrokerMessageV1, tag: int) -> None:
-        """Called in the actor's loop: queue a message and wake the receiver if it waits."""
+        """Called in the actor's loop: queue a message and, once per batch, wake the receivers."""
         self._ready.append((message, tag))
-        waiter, loop = self._waiter, self._waiter_loop
-        if waiter is not None and loop is not None:
-            loop.call_soon_threadsafe(_wake, waiter)
+        if not self._notify_scheduled and self._receivers_loop is not None:
+            self._notify_scheduled = True
+            self._receivers_loop.call_soon_threadsafe(self._notify)
+
+    def _notify(self) -> None:
+        """In the receivers' loop: wake as many waiting receivers as there are messages."""
+        self._notify_scheduled = False  # first: a message queued from now on schedules another call
+        for waiter in self._receivers[: len(self._ready)]:
+            _wake(waiter)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

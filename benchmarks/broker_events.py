@@ -1,0 +1,99 @@
+"""The ``broker-events`` scenario: events across three processes over ``ipc://``, acknowledged.
+
+Path: a publisher process (BrokerPublisher, ``SENDERS`` coroutines each awaiting the broker's
+acceptance) -> the broker process (``python -m minos.networks broker``) -> a handler process (a
+BrokerPort whose dispatcher runs BenchService's counting event handler and acknowledges each message
+once handled). Timed from the publisher's first send to the handler counting the last message (both
+stamped with CLOCK_MONOTONIC, which all processes share). The handler process counts; a repetition in
+which it does not get exactly what was sent fails the scenario.
+
+Ceiling, measured in the same run: raw pyzmq + msgpack with the same three processes and hops: PUSH
+(packing dicts of the same wire size) -> a relay process (PULL -> PUSH, a recv and a send per message,
+in Python) -> PULL (unpacking), over ``ipc://``; no acceptances, no acknowledgements.
+
+Throughput only: with the publisher saturating the path, a message's latency is the time it queues,
+not a property of the path (request-reply measures latency).
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+from benchmarks import Result
+from benchmarks.e2e import (
+    Worker,
+    check_count,
+    event_messages,
+    ipc_directory,
+    measure_events,
+    received_total,
+    start_broker,
+    wire_size,
+    worker_argv,
+)
+
+__all__ = ["SENDERS", "run"]
+
+SCENARIO = "broker-events"
+PATH = "publisher -> broker -> handler, 3 processes, ipc, acked"
+SENDERS = 1000
+"""Coroutines sending at once in the publisher, each awaiting the broker's acceptance before its next send."""
+CEILING = (
+    "raw pyzmq+msgpack, 3 processes: PUSH -> relay (PULL->PUSH, Python loop) -> PULL unpacking, ipc, "
+    "same-size dicts; no acceptances, no acks"
+)
+STARTUP = 20.0  # seconds a worker may take to print its ready line
+
+
+def run(quick: bool) -> list[Result]:
+    """Measure events through a broker process next to the raw three-process ceiling."""
+    messages = 2_000 if quick else 50_000
+    repetitions = 1 if quick else 3
+    warmup = 200 if quick else 2_000
+    size = wire_size(event_messages(1)[0])
+    with ipc_directory() as directory, ExitStack() as stack:
+        endpoint = f"ipc://{directory}/broker"
+        raw_in, raw_out = f"ipc://{directory}/raw-in", f"ipc://{directory}/raw-out"
+
+        def start(worker: Worker) -> Worker:
+            stack.callback(worker.close)  # reaped whatever happens, the last started first
+            return worker
+
+        # The binding sides first, so that nobody connects to a socket file that is not there yet.
+        broker = start(start_broker(endpoint))
+        relay = start(
+            Worker("raw-relay", worker_argv("raw-relay", raw_in, raw_out), ready="ready", stdin=False)
+        )
+        broker.wait_ready(STARTUP)
+        relay.wait_ready(STARTUP)
+        handler = start(Worker("handler", worker_argv("handler", endpoint), ready="ready"))
+        pull = start(Worker("raw-pull", worker_argv("raw-pull", raw_out), ready="ready"))
+        handler.wait_ready(STARTUP)  # subscribed: from now on the broker keeps the group's messages
+        pull.wait_ready(STARTUP)
+        publisher = start(Worker("publisher", worker_argv("publisher", endpoint, SENDERS), ready="ready"))
+        push = start(Worker("raw-push", worker_argv("raw-push", raw_in, size), ready="ready"))
+        publisher.wait_ready(STARTUP)
+        push.wait_ready(STARTUP)
+
+        measure_events(push, pull, warmup)
+        measure_events(publisher, handler, warmup)
+        best, ceiling_best = float("inf"), float("inf")
+        for _ in range(repetitions):  # interleaved, so that a noisy neighbour hurts both alike
+            ceiling_best = min(ceiling_best, measure_events(push, pull, messages))
+            best = min(best, measure_events(publisher, handler, messages))
+        sent = warmup + repetitions * messages
+        check_count(f"{SCENARIO} (all repetitions)", received_total(handler), sent)
+        check_count(f"{SCENARIO} ceiling (all repetitions)", received_total(pull), sent)
+    rate, ceiling_rate = messages / best, messages / ceiling_best
+    return [
+        Result(
+            scenario=SCENARIO,
+            path=PATH,
+            messages=messages,
+            seconds=best,
+            msgs_per_s=rate,
+            ceiling_msgs_per_s=ceiling_rate,
+            ratio=rate / ceiling_rate,
+            ceiling=CEILING,
+        )
+    ]

@@ -1,0 +1,385 @@
+"""What the end-to-end scenarios share: worker processes and their line protocol, the messages, percentiles.
+
+A scenario that spans processes runs each side as a worker, ``python -m benchmarks.workers ROLE ...``
+(or the broker itself, ``python -m minos.networks broker``), started with ``Worker``. A worker prints a
+``ready`` line once it is set up, then answers commands read from its stdin, one line each, on its
+stdout; it stops when its stdin closes. Nothing sleeps to synchronise: every step waits for a line,
+within a deadline, and a worker that dies or misses one fails the scenario with its stderr.
+
+Clocks: workers stamp times with ``time.monotonic()`` (CLOCK_MONOTONIC, one clock for every process
+of the machine), so a time taken by the publisher and one taken by the handler can be subtracted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import msgpack
+
+from benchmarks.codec import typical_message
+from minos.networks import BrokerMessageV1, Request, Response, enroute
+from minos.networks.protocol import FrameCodec
+
+__all__ = [
+    "COMMAND_TOPIC",
+    "COUNTER",
+    "EVENT_TOPIC",
+    "ROOT",
+    "BenchService",
+    "HandledCounter",
+    "Worker",
+    "WorkerError",
+    "check_count",
+    "command_messages",
+    "event_messages",
+    "ipc_directory",
+    "measure_events",
+    "percentiles",
+    "plain_messages",
+    "received_total",
+    "start_broker",
+    "timeout_for",
+    "wire_size",
+    "worker_argv",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENT_TOPIC = "order.created"
+COMMAND_TOPIC = "order.get"
+STDERR_TAIL = 3000  # characters of a failed worker's stderr quoted in the error
+
+
+class WorkerError(RuntimeError):
+    """A worker died, answered something unexpected or did not answer in time."""
+
+
+def check_count(what: str, received: int, sent: int) -> None:
+    """Fail loudly unless every message sent was received, exactly once.
+
+    Raises:
+        WorkerError: ``received != sent``.
+    """
+    if received != sent:
+        gap = f"{sent - received} missing" if received < sent else f"{received - sent} extra"
+        raise WorkerError(
+            f"{what}: {received} messages received for {sent} sent ({gap}); "
+            "a benchmark that loses or duplicates messages measures nothing"
+        )
+
+
+def percentiles(samples_ns: Sequence[int]) -> tuple[float, float]:
+    """The median and 99th percentile of latencies in nanoseconds, in microseconds."""
+    ordered = sorted(samples_ns)
+    if not ordered:
+        raise ValueError("no latency samples")
+    last = len(ordered) - 1
+
+    def at(fraction: float) -> float:
+        return ordered[min(last, int(fraction * len(ordered)))] / 1000
+
+    return at(0.50), at(0.99)
+
+
+# Messages ---------------------------------------------------------------------------------------------
+
+
+def event_messages(count: int) -> list[BrokerMessageV1]:
+    """``count`` order-created events (the codec scenario's message, no reply topic), each its own identifier.
+
+    The identifiers differ because the receiving side filters duplicates by identifier.
+    """
+    template = typical_message()
+    payload, strategy = template.payload, template.strategy
+    return [
+        BrokerMessageV1(EVENT_TOPIC, payload, identifier=uuid.uuid4(), strategy=strategy)
+        for _ in range(count)
+    ]
+
+
+def command_messages(count: int) -> list[BrokerMessageV1]:
+    """``count`` order-get requests carrying the same content; the client adds its reply topic."""
+    template = typical_message()
+    payload, strategy = template.payload, template.strategy
+    return [
+        BrokerMessageV1(COMMAND_TOPIC, payload, identifier=uuid.uuid4(), strategy=strategy)
+        for _ in range(count)
+    ]
+
+
+def wire_size(message: BrokerMessageV1) -> int:
+    """The bytes of ``message`` on the wire: topic frame plus body frame."""
+    return sum(len(frame) for frame in FrameCodec().encode(message))
+
+
+def plain_messages(count: int, size: int) -> list[dict[str, Any]]:
+    """``count`` plain dicts of about ``size`` msgpack bytes each, with distinct ids.
+
+    Shaped like the path's message (topic, identifier, headers and the same content, with the UUID as
+    bytes; one-letter keys, as the path's body is an array) and padded to exactly ``size`` bytes, so
+    the ceiling moves the same bytes; if the dict needs more than ``size`` unpadded (its keys cost a
+    few bytes the path's array does not pay), it goes unpadded, a few bytes bigger.
+    """
+    template = typical_message()
+    content = {k: v.bytes if isinstance(v, uuid.UUID) else v for k, v in template.content.items()}
+    base: dict[str, Any] = {
+        "t": EVENT_TOPIC,
+        "i": uuid.uuid4().bytes,
+        "h": dict(template.headers),
+        "c": content,
+    }
+    unpadded = len(msgpack.packb(base))
+    # "p" and a pad's header take 2 bytes or more; str and bytes headers differ, so one of them fits.
+    fillers = (unit * pad for pad in range(size - unpadded - 2, -1, -1) for unit in ("x", b"x"))
+    fit = next((filler for filler in fillers if len(msgpack.packb({**base, "p": filler})) == size), None)
+    if fit is not None:
+        base["p"] = fit
+    return [{**base, "i": uuid.uuid4().bytes} for _ in range(count)]
+
+
+# The service the handler side runs -------------------------------------------------------------------
+
+
+class HandledCounter:
+    """Counts handled messages from any thread and tells, once, when a target is reached.
+
+    Args:
+        clock: Stamps the time the target was reached.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._count = itertools.count(1)  # next() is atomic under the GIL: safe across dispatchers
+        self.total = 0
+        self._target = 0
+        self._base = 0
+        self.reached_at = 0.0
+        self._on_target: Callable[[], None] | None = None
+
+    def arm(self, target: int, on_target: Callable[[], None]) -> None:
+        """Count from zero again and call ``on_target`` (from the handler's thread) at ``target``."""
+        self._base = self.total
+        self._target = target
+        self.reached_at = 0.0
+        self._on_target = on_target
+
+    def hit(self) -> None:
+        """One more message handled; runs in the handler's thread."""
+        self.total = total = next(self._count)
+        if total - self._base == self._target and self._on_target is not None:
+            self.reached_at = self._clock()
+            self._on_target()
+
+    @property
+    def since_armed(self) -> int:
+        """Messages handled since the last ``arm``."""
+        return self.total - self._base
+
+
+COUNTER = HandledCounter()
+"""What BenchService's handlers count; the scenario arms it."""
+
+
+class BenchService:
+    """The service on the receiving side: an event handler that only counts, a command that echoes."""
+
+    @enroute.broker.event(EVENT_TOPIC)
+    async def order_created(self, request: Request) -> None:
+        COUNTER.hit()
+
+    @enroute.broker.command(COMMAND_TOPIC)
+    async def order_get(self, request: Request) -> Response:
+        COUNTER.hit()
+        return Response(await request.content())
+
+
+# Worker processes -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def ipc_directory() -> Iterator[Path]:
+    """A fresh private directory for ``ipc://`` socket files (a short path: ipc paths are limited)."""
+    path = Path(tempfile.mkdtemp(prefix="mb-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Worker:
+    """A child process spoken to in lines: commands to its stdin, answers from its stdout.
+
+    Start several, then ``wait_ready`` on each, so they start in parallel. ``close`` always reaps the
+    process: it closes its stdin (a worker's signal to stop), waits, then terminates, then kills.
+
+    Args:
+        name: Names the worker in errors.
+        argv: The command.
+        ready: The prefix of the line the worker prints once it is ready.
+        stdin: Whether the worker reads commands (the broker does not: it stops on SIGTERM).
+    """
+
+    def __init__(self, name: str, argv: Sequence[str], *, ready: str, stdin: bool = True) -> None:
+        self.name = name
+        self.ready = ready
+        self._buffer = b""
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        self._stderr_tail = ""
+        self.process = subprocess.Popen(
+            list(argv),
+            cwd=ROOT,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        self.ready_line = ""
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.name} pid={self.process.pid}>"
+
+    def wait_ready(self, timeout: float) -> str:
+        """Wait for the ready line and return it."""
+        self.ready_line = self.expect(self.ready, timeout)
+        return self.ready_line
+
+    def send(self, line: str) -> None:
+        """Write one command line."""
+        stdin = self.process.stdin
+        assert stdin is not None, f"{self.name} takes no commands"
+        try:
+            stdin.write(line.encode() + b"\n")
+            stdin.flush()
+        except BrokenPipeError:
+            raise self._error(f"died before taking the command {line!r}") from None
+
+    def readline(self, timeout: float) -> str:
+        """The next line the worker prints, within ``timeout`` seconds."""
+        stdout = self.process.stdout
+        assert stdout is not None
+        deadline = time.monotonic() + timeout
+        fd = stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._error(f"printed no line within {timeout} s")
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if readable:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    self.process.wait(2)
+                    raise self._error(f"exited with code {self.process.returncode} before answering")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode()
+
+    def expect(self, prefix: str, timeout: float) -> str:
+        """The next line, which must start with ``prefix``; its words after the prefix."""
+        line = self.readline(timeout)
+        if not line.startswith(prefix):
+            raise self._error(f"answered {line!r}, expected a line starting with {prefix!r}")
+        return line[len(prefix) :].strip()
+
+    def ask(self, command: str, prefix: str, timeout: float) -> str:
+        """Send ``command`` and return the answer's words after ``prefix``."""
+        self.send(command)
+        return self.expect(prefix, timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the worker: close its stdin (or SIGTERM it), then terminate, then kill; always reap."""
+        process = self.process
+        try:
+            if process.stdin is not None:
+                try:
+                    process.stdin.close()
+                except BrokenPipeError:
+                    pass
+            else:
+                process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.terminate()
+                try:
+                    process.wait(2)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(2)
+        finally:
+            if process.stdout is not None:
+                process.stdout.close()
+            if not self._stderr.closed:
+                self._stderr_tail = self.stderr_tail()
+                self._stderr.close()
+
+    def stderr_tail(self) -> str:
+        """The last part of what the worker wrote to stderr (kept once it is closed)."""
+        if self._stderr.closed:
+            return self._stderr_tail
+        self._stderr.seek(0)
+        text = self._stderr.read().decode(errors="replace")
+        return text[-STDERR_TAIL:]
+
+    def _error(self, what: str) -> WorkerError:
+        code = self.process.poll()
+        state = "still running" if code is None else f"exit code {code}"
+        return WorkerError(
+            f"worker {self.name} (pid {self.process.pid}, {state}) {what}; its stderr:\n{self.stderr_tail()}"
+        )
+
+
+def worker_argv(role: str, *args: object) -> list[str]:
+    """The command of a worker role of ``benchmarks.workers``."""
+    return [sys.executable, "-m", "benchmarks.workers", role, *map(str, args)]
+
+
+def start_broker(endpoint: str) -> Worker:
+    """Start ``python -m minos.networks broker --bind endpoint``; wait on it with ``wait_ready``."""
+    from minos.networks.__main__ import READY_LINE
+
+    return Worker(
+        "broker",
+        [sys.executable, "-m", "minos.networks", "broker", "--bind", endpoint],
+        ready=READY_LINE,
+        stdin=False,
+    )
+
+
+def timeout_for(messages: int) -> float:
+    """How long a repetition of ``messages`` may take before it counts as stuck (far above any real run)."""
+    return 10.0 + messages / 2000
+
+
+def measure_events(producer: Worker, consumer: Worker, messages: int) -> float:
+    """Have ``producer`` send ``messages`` to ``consumer``; seconds from the first send to the last received.
+
+    The consumer is armed first and counts what it receives: fewer than sent fails loudly here, more
+    shows in ``received_total``.
+    """
+    timeout = timeout_for(messages)
+    consumer.ask(f"expect {messages} {timeout}", "armed", timeout)
+    producer.send(f"send {messages}")
+    start, _ = map(float, producer.expect("sent", timeout + 5).split())
+    answer = consumer.readline(timeout + 5)
+    if not answer.startswith("done"):
+        raise WorkerError(
+            f"{consumer.name} answered {answer!r} for {messages} messages sent by {producer.name}"
+        )
+    received, finished = answer.split()[1:]
+    check_count(f"{producer.name} -> {consumer.name}", int(received), messages)
+    return float(finished) - start
+
+
+def received_total(consumer: Worker) -> int:
+    """How many messages ``consumer`` received since it started."""
+    return int(consumer.ask("total", "total", 10))

@@ -1,0 +1,260 @@
+"""The worker processes of the end-to-end scenarios: ``python -m benchmarks.workers ROLE ARGS...``.
+
+Every role prints ``ready`` once set up. Roles that take commands read them from stdin, one per line,
+answer on stdout, and exit when stdin closes; the others (the raw relays and the echo worker) run
+until SIGTERM. Times are ``time.monotonic()`` seconds, comparable across the processes of a machine.
+
+minos.networks roles (the measured paths; ENDPOINT is the broker's, e.g. ``ipc:///tmp/x/broker``):
+
+- ``handler ENDPOINT``: a BrokerPort running BenchService's handlers (events counted, commands echoed).
+  ``expect N TIMEOUT`` answers ``armed`` at once, then ``done N T`` when the N-th message since was
+  handled at time T (or ``timeout HANDLED``); ``total`` answers ``total HANDLED_SINCE_START``.
+- ``publisher ENDPOINT SENDERS``: a BrokerPublisher. ``send N`` builds N events, sends them from
+  SENDERS concurrent coroutines, each awaiting the broker's acceptance, and answers ``sent T0 T1``.
+
+Raw pyzmq + msgpack roles (the ceilings):
+
+- ``raw-relay IN OUT``: PULL bound at IN -> PUSH bound at OUT, one recv and one send per message.
+- ``raw-push IN SIZE``: PUSH connected to IN; ``send N`` packs and sends N dicts of SIZE bytes.
+- ``raw-pull OUT``: PULL connected to OUT; ``expect N TIMEOUT`` and ``total`` as for ``handler``.
+- ``raw-queue FRONT BACK``: ROUTER bound at FRONT <-> DEALER bound at BACK, draining both sides.
+- ``raw-echo BACK``: DEALER connected to BACK; unpacks each request, packs and sends a reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
+from typing import Any
+
+import msgpack
+import zmq
+
+__all__ = ["main"]
+
+
+def say(*words: object) -> None:
+    """Answer one line on stdout."""
+    print(*words, flush=True)
+
+
+# minos.networks -----------------------------------------------------------------------------------------
+
+
+def _config(name: str, endpoint: str) -> Any:
+    from benchmarks.e2e import BenchService
+    from minos.common import Config
+
+    return Config(
+        {
+            "name": name,
+            "services": [BenchService],
+            "interfaces": {"broker": {"endpoint": endpoint, "embedded": False}},
+        }
+    )
+
+
+async def _commands() -> AsyncIterator[list[str]]:
+    """The command lines from stdin, split into words, until it closes."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        while line := await reader.readline():
+            if words := line.decode().split():
+                yield words
+    finally:
+        transport.close()
+
+
+async def handler(endpoint: str) -> None:
+    """Run BenchService behind a BrokerPort connected to the broker at ``endpoint``."""
+    from benchmarks.e2e import COUNTER
+    from minos.networks.brokers import BrokerPort
+
+    port = BrokerPort.from_config(_config("bench-handler", endpoint))
+    loop = asyncio.get_running_loop()
+    await port.start()
+    try:
+        say("ready")
+        async for words in _commands():
+            if words[0] == "expect":
+                target, timeout = int(words[1]), float(words[2])
+                reached = asyncio.Event()
+                COUNTER.arm(target, partial(loop.call_soon_threadsafe, reached.set))
+                say("armed")
+                try:
+                    await asyncio.wait_for(reached.wait(), timeout)
+                except TimeoutError:
+                    say("timeout", COUNTER.since_armed)
+                else:
+                    say("done", COUNTER.since_armed, repr(COUNTER.reached_at))
+            elif words[0] == "total":
+                say("total", COUNTER.total)
+            else:
+                say("error unknown command", words[0])
+    finally:
+        await port.stop()
+
+
+async def publisher(endpoint: str, senders: int) -> None:
+    """Run a BrokerPublisher connected to the broker at ``endpoint``."""
+    from benchmarks.e2e import event_messages
+    from minos.networks import BrokerPublisher
+
+    async with BrokerPublisher.from_config(_config("bench-publisher", endpoint)) as sender:
+        say("ready")
+        async for words in _commands():
+            if words[0] != "send":
+                say("error unknown command", words[0])
+                continue
+            messages = event_messages(int(words[1]))
+
+            async def send_all(share: Sequence[Any]) -> None:
+                for message in share:
+                    await sender.send(message)
+
+            start = time.monotonic()
+            await asyncio.gather(*(send_all(messages[i::senders]) for i in range(senders)))
+            say("sent", repr(start), repr(time.monotonic()))
+
+
+# Raw pyzmq + msgpack --------------------------------------------------------------------------------------
+
+
+def _socket(context: zmq.Context[Any], kind: int) -> zmq.Socket[bytes]:
+    socket: zmq.Socket[bytes] = context.socket(kind)
+    socket.setsockopt(zmq.LINGER, 0)
+    return socket
+
+
+def raw_relay(inbound: str, outbound: str) -> None:
+    """PULL -> PUSH, one message at a time, until SIGTERM."""
+    context = zmq.Context()
+    source, sink = _socket(context, zmq.PULL), _socket(context, zmq.PUSH)
+    source.bind(inbound)
+    sink.bind(outbound)
+    say("ready")
+    recv, send = source.recv, sink.send
+    while True:
+        send(recv())
+
+
+def raw_push(inbound: str, size: int) -> None:
+    """Pack and push ``send N`` dicts of ``size`` bytes."""
+    from benchmarks.e2e import plain_messages
+
+    context = zmq.Context()
+    socket = _socket(context, zmq.PUSH)
+    socket.connect(inbound)
+    say("ready")
+    send, packb = socket.send, msgpack.packb
+    for line in sys.stdin:
+        messages = plain_messages(int(line.split()[1]), size)
+        start = time.monotonic()
+        for message in messages:
+            send(packb(message))
+        say("sent", repr(start), repr(time.monotonic()))
+    socket.close()
+    context.term()
+
+
+def raw_pull(outbound: str) -> None:
+    """Pull and unpack; answer ``expect`` and ``total`` as the handler role does."""
+    context = zmq.Context()
+    socket = _socket(context, zmq.PULL)
+    socket.connect(outbound)
+    say("ready")
+    recv, unpackb = socket.recv, msgpack.unpackb
+    total = 0
+    for line in sys.stdin:
+        words = line.split()
+        if words[0] == "total":
+            say("total", total)
+            continue
+        target, timeout = int(words[1]), float(words[2])
+        socket.setsockopt(zmq.RCVTIMEO, round(timeout * 1000))
+        say("armed")
+        received = 0
+        try:
+            while received < target:
+                unpackb(recv())
+                received += 1
+        except zmq.Again:
+            say("timeout", received)
+        else:
+            say("done", received, repr(time.monotonic()))
+        total += received
+    socket.close()
+    context.term()
+
+
+def raw_queue(front: str, back: str) -> None:
+    """ROUTER <-> DEALER, draining whatever is queued on each side before polling again, until SIGTERM."""
+    context = zmq.Context()
+    frontend, backend = _socket(context, zmq.ROUTER), _socket(context, zmq.DEALER)
+    frontend.bind(front)
+    backend.bind(back)
+    poller = zmq.Poller()
+    poller.register(frontend, zmq.POLLIN)
+    poller.register(backend, zmq.POLLIN)
+    say("ready")
+    noblock = zmq.NOBLOCK
+
+    def drain(source: zmq.Socket[bytes], sink: zmq.Socket[bytes]) -> None:
+        recv, send = source.recv_multipart, sink.send_multipart
+        try:
+            while True:
+                send(recv(noblock))
+        except zmq.Again:
+            pass
+
+    while True:
+        for socket, _ in poller.poll():
+            if socket is frontend:
+                drain(frontend, backend)
+            else:
+                drain(backend, frontend)
+
+
+def raw_echo(back: str) -> None:
+    """Unpack each request, answer a packed reply carrying its content, until SIGTERM."""
+    context = zmq.Context()
+    socket = _socket(context, zmq.DEALER)
+    socket.connect(back)
+    say("ready")
+    recv, send = socket.recv_multipart, socket.send_multipart
+    packb, unpackb = msgpack.packb, msgpack.unpackb
+    while True:
+        client, body = recv()
+        reply = unpackb(body)  # the reply carries the request's id, headers and content, as the path's
+        reply["s"] = 200
+        send([client, packb(reply)])
+
+
+ROLES: dict[str, Callable[[list[str]], None]] = {
+    "handler": lambda args: asyncio.run(handler(args[0])),
+    "publisher": lambda args: asyncio.run(publisher(args[0], int(args[1]))),
+    "raw-relay": lambda args: raw_relay(args[0], args[1]),
+    "raw-push": lambda args: raw_push(args[0], int(args[1])),
+    "raw-pull": lambda args: raw_pull(args[0]),
+    "raw-queue": lambda args: raw_queue(args[0], args[1]),
+    "raw-echo": lambda args: raw_echo(args[0]),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the role named by the first argument."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in ROLES:
+        print(f"usage: python -m benchmarks.workers {{{','.join(ROLES)}}} ARGS...", file=sys.stderr)
+        return 2
+    ROLES[args[0]](args[1:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
