@@ -74,6 +74,7 @@ class PeerHandle:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self._loop_thread = 0  # ident of the thread running the bound loop
+        self._connection: Connection | None = None  # while the pump runs; touched on the loop thread only
         self._scheduled = False
         self._closed = False
 
@@ -90,11 +91,24 @@ class PeerHandle:
         """
         if self._closed:
             raise ConnectionClosedError(f"{self.name} is stopped; start it again before publishing")
+        connection = self._connection
+        if (  # on the actor's own loop, with nothing queued ahead: hand it to the connection directly
+            connection is not None
+            and not self._publishes
+            and threading.get_ident() == self._loop_thread
+            and connection.writable
+        ):
+            connection.publish_nowait(topic, body, strategy).add_done_callback(_settler(settle))
+            return
         self._publishes.append(_Publish(topic, body, strategy, settle))
         self._wake()
 
     def ack(self, tag: int) -> None:
-        """Queue the acknowledgement of a delivery; acknowledgements go out in batches."""
+        """Acknowledge a delivery: at once on the actor's own loop, else queued and sent in a batch."""
+        connection = self._connection
+        if connection is not None and threading.get_ident() == self._loop_thread:
+            connection.ack((tag,))  # the connection batches acknowledgements itself
+            return
         self._acks.append(tag)
         self._wake()
 
@@ -122,6 +136,7 @@ class PeerHandle:
         with self._lock:
             self._loop, self._wakeup, self._scheduled = asyncio.get_running_loop(), wakeup, False
             self._loop_thread = threading.get_ident()
+        self._connection = connection
         try:
             while True:
                 self._scheduled = False  # before draining, so work queued from now on wakes us again
@@ -131,6 +146,7 @@ class PeerHandle:
                 await wakeup.wait()
                 wakeup.clear()
         finally:
+            self._connection = None
             with self._lock:
                 self._loop = self._wakeup = None
 
