@@ -82,6 +82,7 @@ from .protocol import (
     Response,
     WrappedRequest,
 )
+from .transports import BrokerFullError, BrokerUnavailableError, ConnectionClosedError
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
@@ -95,6 +96,7 @@ __all__ = [
     "BrokerEnroute",
     "BrokerEnrouteDecorator",
     "BrokerEventEnrouteDecorator",
+    "BrokerFullError",
     "BrokerHandler",
     "BrokerMessage",
     "BrokerMessageV1",
@@ -109,10 +111,12 @@ __all__ = [
     "BrokerResponseException",
     "BrokerRouter",
     "BrokerSubscriber",
+    "BrokerUnavailableError",
     "CheckDecorator",
     "Checker",
     "CheckerMeta",
     "CheckerWrapper",
+    "ConnectionClosedError",
     "CronTab",
     "Enroute",
     "EnrouteCollector",

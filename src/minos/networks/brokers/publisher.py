@@ -85,7 +85,9 @@ class BrokerPublisher:
     async def send(self, message: BrokerMessage) -> None:
         """Send ``message`` and return once the broker has accepted it, waiting while too many are in flight.
 
-        The publisher starts on first use if it was not started.
+        The publisher starts on first use if it was not started. While the broker is unreachable the
+        connection keeps reconnecting and ``send`` keeps waiting (bound it with ``asyncio.wait_for``);
+        ``stop`` fails what is still waiting with ConnectionClosedError.
 
         Raises:
             FrameEncodeError: The content holds a type the wire cannot carry; nothing was sent.
