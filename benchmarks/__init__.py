@@ -66,6 +66,7 @@ def _lazy(module: str, function: str = "run") -> Scenario:
 SCENARIOS: dict[str, Scenario] = {
     "codec": _lazy("benchmarks.codec"),
     "dispatch": _lazy("benchmarks.dispatch"),
+    "http-rest": _lazy("benchmarks.http_rest"),
     "embedded-events": _lazy("benchmarks.embedded_events"),
     "broker-events": _lazy("benchmarks.broker_events"),
     "request-reply": _lazy("benchmarks.request_reply"),

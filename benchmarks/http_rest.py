@@ -24,6 +24,8 @@ A server process is ``python -m benchmarks.http_rest serve ours|bare``: it print
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -112,8 +114,6 @@ async def _serve_bare() -> None:
 
 
 def _compact_dumps(value: Any) -> str:
-    import json
-
     return json.dumps(value, separators=(",", ":"))
 
 
@@ -135,43 +135,49 @@ async def _requests(session: aiohttp.ClientSession, url: str, count: int) -> Non
     await asyncio.gather(*(client() for _ in range(CLIENTS)))
 
 
-def _measure(server: Worker, runner: asyncio.Runner, count: int, repetitions: int) -> tuple[float, float]:
-    """The best wall-clock seconds of ``count`` requests, and the fewest server CPU seconds they took."""
-    url = f"http://127.0.0.1:{server.ready_line}/ping"
+async def _measure(
+    servers: dict[str, Worker], count: int, repetitions: int
+) -> dict[str, tuple[float, float]]:
+    """Per server, the best wall-clock seconds of ``count`` requests and the fewest server CPU seconds.
 
-    async def measure() -> tuple[float, float]:
-        connector = aiohttp.TCPConnector(limit=CLIENTS)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            await _requests(session, url, min(count, 1000))  # warm up: connections, caches
-            best_seconds = best_cpu = float("inf")
-            for _ in range(repetitions):
-                cpu_before = float(server.ask("cpu", "cpu", 10))
+    The servers take turns, repetition by repetition and in alternating order, so that both see the same
+    moments of a shared machine.
+    """
+    best = {kind: (float("inf"), float("inf")) for kind in servers}
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = {}
+        for kind in servers:
+            connector = aiohttp.TCPConnector(limit=CLIENTS)
+            sessions[kind] = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+        urls = {kind: f"http://127.0.0.1:{server.ready_line}/ping" for kind, server in servers.items()}
+        for kind in servers:
+            await _requests(sessions[kind], urls[kind], min(count, 1000))  # warm up: connections, caches
+        order = list(servers)
+        for _ in range(repetitions):
+            for kind in order:
+                cpu_before = float(servers[kind].ask("cpu", "cpu", 10))
                 start = time.perf_counter()
-                await asyncio.wait_for(_requests(session, url, count), 30 + count / 500)
+                await asyncio.wait_for(_requests(sessions[kind], urls[kind], count), 30 + count / 500)
                 seconds = time.perf_counter() - start
-                best_seconds = min(best_seconds, seconds)
-                best_cpu = min(best_cpu, float(server.ask("cpu", "cpu", 10)) - cpu_before)
-            return best_seconds, best_cpu
-
-    return runner.run(measure())
+                cpu = float(servers[kind].ask("cpu", "cpu", 10)) - cpu_before
+                best[kind] = (min(best[kind][0], seconds), min(best[kind][1], cpu))
+            order.reverse()
+    return best
 
 
 def run(quick: bool) -> list[Result]:
-    """Measure HttpPort and a bare aiohttp server with the same client, one after the other."""
-    count, repetitions = (500, 1) if quick else (20_000, 3)
-    measured: dict[str, tuple[float, float]] = {}
-    with asyncio.Runner() as runner:
-        for kind in ("bare", "ours", "bare", "ours") if not quick else ("bare", "ours"):
+    """Measure HttpPort and a bare aiohttp server with the same client, taking turns."""
+    count, repetitions = (500, 1) if quick else (10_000, 5)
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for kind in ("bare", "ours"):
             server = Worker(
                 f"http-{kind}", [sys.executable, "-m", "benchmarks.http_rest", "serve", kind], ready="ready"
             )
-            try:
-                server.wait_ready(STARTUP)
-                result = _measure(server, runner, count, repetitions)
-            finally:
-                server.close()
-            earlier = measured.get(kind, result)
-            measured[kind] = (min(earlier[0], result[0]), min(earlier[1], result[1]))
+            stack.callback(server.close)
+            server.wait_ready(STARTUP)
+            servers[kind] = server
+        measured = asyncio.run(_measure(servers, count, repetitions))
     (ours_s, ours_cpu), (bare_s, bare_cpu) = measured["ours"], measured["bare"]
     results = []
     for key, ours, bare in (("rps", ours_s, bare_s), ("cpu", ours_cpu, bare_cpu)):

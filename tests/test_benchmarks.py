@@ -90,3 +90,16 @@ def test_a_count_that_does_not_match_fails_the_scenario_loudly():
     )
     assert completed.returncode == 1
     assert "WorkerError: a -> b: 9 messages received for 10 sent (1 missing)" in completed.stderr
+
+
+def test_the_quick_http_scenario_compares_the_port_with_bare_aiohttp(tmp_path):
+    path = tmp_path / "results.json"
+    completed = run_benchmarks("--quick", "http-rest", "--json", str(path))
+    assert completed.returncode == 0, completed.stderr
+    results = json.loads(path.read_text())
+    assert [result["scenario"] for result in results] == ["http-rest", "http-rest"]
+    for result in results:
+        assert result.keys() >= FIELDS
+        assert result["msgs_per_s"] > 0
+        assert result["ceiling_msgs_per_s"] > 0
+        assert result["ceiling"].startswith("bare aiohttp server")

@@ -3,7 +3,7 @@
 from importlib import import_module
 
 import minos.networks
-from minos.networks import periodic, protocol, transports
+from minos.networks import actors, brokers, http, periodic, protocol, testing, transports
 
 # `minos.networks.enroute` the attribute is the seed's decorator namespace, which shadows the subpackage
 # of the same name; the subpackage is still importable by its dotted name.
@@ -78,6 +78,22 @@ SEED_NAMES_LANDED = {
         "Router",
         "enroute",
     ],
+    "broker": [
+        "BrokerClient",
+        "BrokerClientPool",
+        "BrokerHandler",
+        "BrokerPublisher",
+        "BrokerSubscriber",
+        "InMemoryBrokerPublisher",
+        "InMemoryBrokerSubscriber",
+    ],
+    "http": [
+        "HttpConnector",
+        "HttpPort",
+        "HttpRequest",
+        "HttpResponse",
+        "HttpResponseException",
+    ],
 }
 
 
@@ -98,7 +114,17 @@ def test_every_landed_seed_name_is_exported_from_the_top_level():
 
 
 def test_every_name_in_all_exists_and_all_is_sorted():
-    for module in (minos.networks, enroute_package, periodic, protocol, transports):
+    for module in (
+        minos.networks,
+        actors,
+        brokers,
+        enroute_package,
+        http,
+        periodic,
+        protocol,
+        testing,
+        transports,
+    ):
         assert all(hasattr(module, name) for name in module.__all__), module.__name__
         assert module.__all__ == sorted(module.__all__, key=_isort_key), module.__name__
         assert len(set(module.__all__)) == len(module.__all__), module.__name__

@@ -64,6 +64,15 @@ from .exceptions import (
     RequestException,
     ResponseException,
 )
+from .http import (
+    AioHttpConnector,
+    HttpAdapter,
+    HttpConnector,
+    HttpPort,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseException,
+)
 from .periodic import CronTab
 from .protocol import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -89,6 +98,7 @@ __all__ = [
     "REQUEST_HEADERS_CONTEXT_VAR",
     "REQUEST_REPLY_TOPIC_CONTEXT_VAR",
     "REQUEST_USER_CONTEXT_VAR",
+    "AioHttpConnector",
     "BrokerClient",
     "BrokerClientPool",
     "BrokerCommandEnrouteDecorator",
@@ -129,7 +139,13 @@ __all__ = [
     "Handler",
     "HandlerMeta",
     "HandlerWrapper",
+    "HttpAdapter",
+    "HttpConnector",
     "HttpEnrouteDecorator",
+    "HttpPort",
+    "HttpRequest",
+    "HttpResponse",
+    "HttpResponseException",
     "HttpRouter",
     "InMemoryBrokerPublisher",
     "InMemoryBrokerSubscriber",

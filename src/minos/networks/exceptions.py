@@ -27,6 +27,8 @@
     |   +-- ConnectionClosedError                   (also a ConnectionError; in transports.connection)
     |   +-- BrokerBindError                         (also an OSError; in transports.broker)
     +-- ResponseException                           (carries an int status)
+        +-- BrokerResponseException                 (in enroute.dispatch)
+        +-- HttpResponseException                   (in http.requests)
 
 The names of the seed stay as they were in minos 0.7; errors new to this project end in ``Error``. The
 actor runtime's and the transports' errors live beside the code that raises them.

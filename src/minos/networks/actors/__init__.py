@@ -17,6 +17,7 @@ from .actor import (
 from .bridge import ActorTimeoutError, ReplyFuture, ask, await_future, call
 from .deadletters import PROCESS_DEAD_LETTERS, DeadLetter, DeadLetters, tell
 from .loop import LoopActor, LoopClosedError
+from .service import ActorService
 from .supervisor import (
     DEFAULT_RESTART_POLICY,
     ActorFactory,
@@ -40,6 +41,7 @@ __all__ = [
     "Actor",
     "ActorContext",
     "ActorFactory",
+    "ActorService",
     "ActorSystem",
     "ActorTimeoutError",
     "ChildDirectory",

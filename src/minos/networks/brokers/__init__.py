@@ -7,11 +7,10 @@ from .handler import BrokerHandler, DispatchSink
 from .peer import ConnectionFactory, PeerActor, PeerHandle, Subscription
 from .port import BrokerPort, BrokerServerActor
 from .publisher import BrokerPublisher, InMemoryBrokerPublisher
-from .service import ActorService, PeerService
+from .service import PeerService
 from .subscriber import BrokerSubscriber, InMemoryBrokerSubscriber
 
 __all__ = [
-    "ActorService",
     "BrokerClient",
     "BrokerClientPool",
     "BrokerHandler",

@@ -11,14 +11,14 @@ from typing import Any, Self
 
 from minos.common import Config
 
-from ..actors import ActorContext, ChildSpec, LoopActor
+from ..actors import ActorContext, ActorService, ChildSpec, LoopActor
 from ..enroute import BrokerDispatcher
 from ..transports import BrokerServer
 from .config import BrokerSettings, broker_settings, connection_factory
 from .duplicates import DuplicateFilter
 from .handler import DispatchSink
 from .peer import ConnectionFactory, PeerHandle, Subscription
-from .service import ActorService, peer_spec
+from .service import peer_spec
 
 __all__ = ["BrokerPort", "BrokerServerActor"]
 

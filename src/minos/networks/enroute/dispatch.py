@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +18,13 @@ from ..exceptions import (
     ResponseException,
 )
 from ..protocol.messages import BrokerMessage, BrokerMessageV1Payload, BrokerMessageV1Status
-from ..protocol.requests import REQUEST_HEADERS_CONTEXT_VAR, REQUEST_USER_CONTEXT_VAR, Request, Response
+from ..protocol.requests import (
+    REQUEST_HEADERS_CONTEXT_VAR,
+    REQUEST_USER_CONTEXT_VAR,
+    Request,
+    Response,
+    parse_user_header,
+)
 from .decorators import BrokerEnrouteDecorator, EnrouteDecorator
 from .handlers import Action
 
@@ -30,10 +35,6 @@ logger = logging.getLogger(__name__)
 _SUCCESS = BrokerMessageV1Status.SUCCESS
 _ERROR = BrokerMessageV1Status.ERROR
 _SYSTEM_ERROR = BrokerMessageV1Status.SYSTEM_ERROR
-
-
-# The same few users send most messages: parsing each UUID once costs memory bounded by the cache size.
-_parse_user = lru_cache(maxsize=4096)(UUID)
 
 
 class BrokerRequest(Request):
@@ -54,16 +55,7 @@ class BrokerRequest(Request):
     def __init__(self, raw: BrokerMessage) -> None:
         self.raw = raw
         self.headers: dict[str, str] = dict(raw.payload.headers)
-        user = self.headers.get("user")
-        if user is None:
-            self._user: UUID | None = None
-        else:
-            try:
-                self._user = _parse_user(user)
-            except ValueError:
-                raise RequestException(
-                    f"the 'user' header must be a UUID such as '{UUID(int=0)}', got {user!r}; fix the sender"
-                ) from None
+        self._user: UUID | None = parse_user_header(self.headers.get("user"))
 
     @property
     def user(self) -> UUID | None:

@@ -6,10 +6,11 @@ import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from ..exceptions import NotHasContentException, NotHasParamsException
+from ..exceptions import NotHasContentException, NotHasParamsException, RequestException
 
 __all__ = [
     "REQUEST_HEADERS_CONTEXT_VAR",
@@ -19,6 +20,7 @@ __all__ = [
     "Request",
     "Response",
     "WrappedRequest",
+    "parse_user_header",
 ]
 
 REQUEST_USER_CONTEXT_VAR: ContextVar[UUID | None] = ContextVar("user", default=None)
@@ -29,6 +31,26 @@ REQUEST_HEADERS_CONTEXT_VAR: ContextVar[dict[str, str] | None] = ContextVar("hea
 
 REQUEST_REPLY_TOPIC_CONTEXT_VAR: ContextVar[str | None] = ContextVar("reply_topic", default=None)
 """The reply topic to use for requests sent while a ``BrokerClientPool`` client is acquired."""
+
+
+# The same few users send most requests: parsing each UUID once costs memory bounded by the cache size.
+_parse_uuid = lru_cache(maxsize=4096)(UUID)
+
+
+def parse_user_header(value: str | None) -> UUID | None:
+    """The user a ``user`` header names, for broker messages and HTTP requests alike.
+
+    Raises:
+        RequestException: The header is not a UUID; the message says what was received.
+    """
+    if value is None:
+        return None
+    try:
+        return _parse_uuid(value)
+    except ValueError:
+        raise RequestException(
+            f"the 'user' header must be a UUID such as '{UUID(int=0)}', got {value!r}; fix the sender"
+        ) from None
 
 
 class Request(ABC):

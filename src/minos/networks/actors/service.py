@@ -1,0 +1,98 @@
+"""ActorService: a supervised group of actors, started and stopped from asyncio code without blocking it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import weakref
+from types import TracebackType
+from typing import Self
+
+from .supervisor import DEFAULT_RESTART_POLICY, ChildSpec, RestartPolicy
+from .system import ActorSystem
+
+__all__ = ["ActorService"]
+
+logger = logging.getLogger(__name__)
+
+_running: weakref.WeakSet[ActorService] = weakref.WeakSet()
+
+
+class ActorService:
+    """Actors under a supervisor of their own, started and stopped from asyncio code.
+
+    Starting and stopping never block the caller's event loop. A crashed actor is restarted (at most
+    ``policy.max_restarts`` times within ``policy.within_seconds``, then the supervisor gives up and
+    logs it). A service left running when the interpreter exits is stopped then, so a forgotten
+    ``stop()`` never holds the process open.
+
+    Args:
+        name: Names the supervisor (``minos-<name>-supervisor``).
+        children: The actors, started in order and stopped in reverse.
+        policy: The restart intensity.
+    """
+
+    def __init__(self, name: str, children: list[ChildSpec], *, policy: RestartPolicy | None = None) -> None:
+        self.name = name
+        self._children = children
+        self._policy = policy
+        self._system: ActorSystem | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {'running' if self.running else 'stopped'}>"
+
+    @property
+    def running(self) -> bool:
+        """Whether the service was started and not stopped."""
+        return self._system is not None
+
+    async def start(self) -> None:
+        """Start the actors, each once the one before it has started (idempotent)."""
+        async with self._lock:
+            if self._system is not None:
+                return
+            system = ActorSystem(
+                self._children, name=f"{self.name}-supervisor", policy=self._policy or DEFAULT_RESTART_POLICY
+            )
+            await system.start_async()
+            self._system = system
+            _running.add(self)
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop the actors, letting in-flight work finish within their stop timeouts (idempotent)."""
+        async with self._lock:
+            system, self._system = self._system, None
+            if system is None:
+                return
+            _running.discard(self)
+            stuck = await system.stop_async(timeout)
+            if stuck:
+                logger.error("%r: actors still busy after stop: %s", self, ", ".join(stuck))
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def _stop_at_exit(self) -> None:
+        system, self._system = self._system, None
+        if system is not None:
+            system.stop()
+
+
+def _stop_all_at_exit() -> None:
+    for service in list(_running):
+        try:
+            service._stop_at_exit()
+        except Exception:
+            logger.exception("stopping %r at exit failed", service)
+
+
+# Runs before the interpreter joins non-daemon threads (plain atexit runs after, too late to help).
+threading._register_atexit(_stop_all_at_exit)  # type: ignore[attr-defined]
