@@ -3,7 +3,15 @@
 from importlib import import_module
 
 import minos.networks
-from minos.networks import actors, brokers, http, periodic, protocol, testing, transports
+from minos.networks import (
+    actors,
+    brokers,
+    http,
+    periodic,
+    protocol,
+    testing,
+    transports,
+)
 
 # `minos.networks.enroute` the attribute is the seed's decorator namespace, which shadows the subpackage
 # of the same name; the subpackage is still importable by its dotted name.
@@ -86,6 +94,24 @@ SEED_NAMES_LANDED = {
         "BrokerSubscriber",
         "InMemoryBrokerPublisher",
         "InMemoryBrokerSubscriber",
+    ],
+    "periodic, discovery, specs, system": [
+        "AsyncAPIService",
+        "DiscoveryClient",
+        "DiscoveryConnector",
+        "InMemoryDiscoveryClient",
+        "OpenAPIService",
+        "PeriodicPort",
+        "PeriodicTask",
+        "PeriodicTaskScheduler",
+        "ScheduledRequest",
+        "ScheduledRequestContent",
+        "ScheduledResponseException",
+        "SystemService",
+        "consume_queue",
+        "get_host_ip",
+        "get_host_name",
+        "get_ip",
     ],
     "http": [
         "HttpConnector",

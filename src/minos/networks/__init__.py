@@ -10,6 +10,12 @@ from .brokers import (
     InMemoryBrokerPublisher,
     InMemoryBrokerSubscriber,
 )
+from .discovery import (
+    DiscoveryClient,
+    DiscoveryConnector,
+    InMemoryDiscoveryClient,
+    MinosDiscoveryClient,
+)
 from .enroute import (
     BrokerCommandEnrouteDecorator,
     BrokerDispatcher,
@@ -73,7 +79,15 @@ from .http import (
     HttpResponse,
     HttpResponseException,
 )
-from .periodic import CronTab
+from .periodic import (
+    CronTab,
+    PeriodicPort,
+    PeriodicTask,
+    PeriodicTaskScheduler,
+    ScheduledRequest,
+    ScheduledRequestContent,
+    ScheduledResponseException,
+)
 from .protocol import (
     DEFAULT_MAX_FRAME_SIZE,
     REQUEST_HEADERS_CONTEXT_VAR,
@@ -91,14 +105,27 @@ from .protocol import (
     Response,
     WrappedRequest,
 )
+from .specs import AsyncAPIService, OpenAPIService
+from .system import (
+    HEALTH_CHECKS,
+    HealthCheck,
+    HealthRegistry,
+    SystemService,
+    consume_queue,
+    get_host_ip,
+    get_host_name,
+    get_ip,
+)
 from .transports import BrokerFullError, BrokerUnavailableError, ConnectionClosedError
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
+    "HEALTH_CHECKS",
     "REQUEST_HEADERS_CONTEXT_VAR",
     "REQUEST_REPLY_TOPIC_CONTEXT_VAR",
     "REQUEST_USER_CONTEXT_VAR",
     "AioHttpConnector",
+    "AsyncAPIService",
     "BrokerClient",
     "BrokerClientPool",
     "BrokerCommandEnrouteDecorator",
@@ -128,6 +155,8 @@ __all__ = [
     "CheckerWrapper",
     "ConnectionClosedError",
     "CronTab",
+    "DiscoveryClient",
+    "DiscoveryConnector",
     "Enroute",
     "EnrouteCollector",
     "EnrouteDecorator",
@@ -139,6 +168,8 @@ __all__ = [
     "Handler",
     "HandlerMeta",
     "HandlerWrapper",
+    "HealthCheck",
+    "HealthRegistry",
     "HttpAdapter",
     "HttpConnector",
     "HttpEnrouteDecorator",
@@ -149,8 +180,10 @@ __all__ = [
     "HttpRouter",
     "InMemoryBrokerPublisher",
     "InMemoryBrokerSubscriber",
+    "InMemoryDiscoveryClient",
     "InMemoryRequest",
     "MinosActionNotFoundException",
+    "MinosDiscoveryClient",
     "MinosDiscoveryConnectorException",
     "MinosEnrouteDecoratorException",
     "MinosHandlerException",
@@ -162,10 +195,14 @@ __all__ = [
     "NotHasContentException",
     "NotHasParamsException",
     "NotSatisfiedCheckerException",
+    "OpenAPIService",
     "PeriodicEnroute",
     "PeriodicEnrouteDecorator",
     "PeriodicEventEnrouteDecorator",
+    "PeriodicPort",
     "PeriodicRouter",
+    "PeriodicTask",
+    "PeriodicTaskScheduler",
     "Request",
     "RequestException",
     "Response",
@@ -176,6 +213,14 @@ __all__ = [
     "RestHttpRouter",
     "RestQueryEnrouteDecorator",
     "Router",
+    "ScheduledRequest",
+    "ScheduledRequestContent",
+    "ScheduledResponseException",
+    "SystemService",
     "WrappedRequest",
+    "consume_queue",
     "enroute",
+    "get_host_ip",
+    "get_host_name",
+    "get_ip",
 ]

@@ -5,6 +5,7 @@
     MinosException                                  (minos.common)
     +-- MinosNetworkException
     |   +-- MinosDiscoveryConnectorException
+    |   |   +-- DiscoveryUnavailableError           (also a ConnectionError; in discovery.clients)
     |   +-- MinosInvalidDiscoveryClient
     |   +-- MinosHandlerException
     |   |   +-- MinosActionNotFoundException

@@ -83,6 +83,12 @@ class PeerHandle:
 
     # Any thread ----------------------------------------------------------------------------------------
 
+    @property
+    def connected(self) -> bool:
+        """Whether an incarnation of the actor runs and its connection reaches the broker (a snapshot)."""
+        connection = self._connection
+        return connection is not None and connection.connected
+
     def publish(self, topic: str, body: bytes, strategy: int, settle: Settle) -> None:
         """Queue a publish; ``settle`` is called in the actor's loop once the broker accepted or refused it.
 

@@ -13,6 +13,7 @@ from minos.common import Config
 
 from ..actors import ActorContext, ActorService, ChildSpec, LoopActor
 from ..enroute import BrokerDispatcher
+from ..system.health import HEALTH_CHECKS
 from ..transports import BrokerServer
 from .config import BrokerSettings, broker_settings, connection_factory
 from .duplicates import DuplicateFilter
@@ -157,12 +158,31 @@ class BrokerPort:
             server=server,
         )
 
+    @property
+    def name(self) -> str:
+        """The port's name, also its name in ``GET /system/health``."""
+        return self.service.name
+
+    def health(self) -> tuple[bool, str]:
+        """Healthy while running with every dispatcher connected to the broker (for ``/system/health``)."""
+        if not self.service.running:
+            return False, "stopped"
+        down = [handle.name for handle in self.handles if not handle.connected]
+        if down:
+            return False, f"not connected to the broker: {', '.join(down)}"
+        return (
+            True,
+            f"{len(self.handles)} dispatchers connected" if self.handles else "embedded broker running",
+        )
+
     async def start(self) -> None:
         """Start the embedded broker, then the dispatchers, once each is up (idempotent)."""
         await self.service.start()
+        HEALTH_CHECKS.register_unique(self, self.name)
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop the dispatchers (running handlers finish within the close timeout), then the broker."""
+        HEALTH_CHECKS.unregister(self)
         await self.service.stop(timeout)
 
     async def __aenter__(self) -> Self:

@@ -12,6 +12,7 @@ from yarl import URL
 from minos.common import Config
 
 from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, RestartPolicy
+from ..system.health import HEALTH_CHECKS
 from .connector import AioHttpConnector, HttpConnector
 
 __all__ = ["HttpPort", "HttpServerActor"]
@@ -116,6 +117,13 @@ class HttpPort:
                 for an address already in use).
         """
         await self.service.start()
+        HEALTH_CHECKS.register_unique(self, self.name)
+
+    def health(self) -> tuple[bool, str]:
+        """Healthy while the server runs (for ``/system/health``)."""
+        if not self.service.running:
+            return False, "stopped"
+        return True, f"serving on port {self.port}"
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop the server gracefully (idempotent).
@@ -127,6 +135,7 @@ class HttpPort:
             timeout: Seconds for the whole stop; by default what the connector's ``shutdown_timeout``
                 needs, plus a margin.
         """
+        HEALTH_CHECKS.unregister(self)
         await self.service.stop(self._spec.stop_timeout + _MARGIN if timeout is None else timeout)
 
     async def __aenter__(self) -> Self:

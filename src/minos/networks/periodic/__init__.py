@@ -1,5 +1,22 @@
-"""Periodic handlers: cron schedules (and, in later issues, the tasks and port that run them)."""
+"""Periodic handlers: cron schedules, the tasks that follow them (an actor each), their scheduler and port."""
 
-from .cron import CronTab
+from .clock import FakeClock
+from .cron import Clock, CronTab, Sleep
+from .port import PeriodicPort
+from .requests import ScheduledRequest, ScheduledRequestContent, ScheduledResponseException
+from .scheduler import PeriodicTaskScheduler
+from .task import PeriodicTask, PeriodicTaskActor
 
-__all__ = ["CronTab"]
+__all__ = [
+    "Clock",
+    "CronTab",
+    "FakeClock",
+    "PeriodicPort",
+    "PeriodicTask",
+    "PeriodicTaskActor",
+    "PeriodicTaskScheduler",
+    "ScheduledRequest",
+    "ScheduledRequestContent",
+    "ScheduledResponseException",
+    "Sleep",
+]

@@ -90,6 +90,16 @@ class CronTab:
         return self._pattern
 
     @property
+    def clock(self) -> Clock:
+        """Returns the current time; what this crontab reads ``now`` from."""
+        return self._clock
+
+    @property
+    def sleep(self) -> Sleep:
+        """What :meth:`sleep_until_next` suspends with."""
+        return self._sleep
+
+    @property
     def impl(self) -> croniter | None:
         """The ``croniter`` behind this crontab, or None for ``@reboot``."""
         return self._impl

@@ -1,5 +1,6 @@
-"""Helpers for testing code built on minos.networks: the transport contract suite."""
+"""Helpers for testing code built on minos.networks: the transport contract suite and a fake clock."""
 
+from ..periodic.clock import FakeClock
 from .contract import Peer, TransportContract
 
-__all__ = ["Peer", "TransportContract"]
+__all__ = ["FakeClock", "Peer", "TransportContract"]

@@ -99,6 +99,11 @@ class Connection(ABC):
         self.on_delivery = on_delivery
         self.window = window
 
+    @property
+    def connected(self) -> bool:
+        """Whether the broker is reachable right now (False while reconnecting); for health checks."""
+        return True
+
     @abstractmethod
     async def open(self) -> None:
         """Connect and shake hands with the broker.

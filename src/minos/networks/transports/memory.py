@@ -216,6 +216,10 @@ class MemoryConnection(Connection):
         return message.future
 
     @property
+    def connected(self) -> bool:
+        return self._state == "open"
+
+    @property
     def writable(self) -> bool:
         return self._state == "open" and len(self._pending) < self.max_in_flight
 

@@ -220,6 +220,11 @@ class ZmqConnection(Connection):
     def writable(self) -> bool:
         return self._state == "open" and self._publishes.has_room
 
+    @property
+    def connected(self) -> bool:
+        # Welcomed on the current socket: _attempts goes back to 0 on WELCOME, up on each loss.
+        return self._state == "open" and self._socket is not None and self._attempts == 0
+
     async def wait_writable(self) -> None:
         self._check_open("publish")
         await self._publishes.wait_room(lambda: self._check_open("publish"))

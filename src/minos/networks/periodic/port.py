@@ -1,0 +1,107 @@
+"""PeriodicPort runs a service's periodic side: its scheduler, started, stopped and reported on in health."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+from minos.common import Config
+
+from .cron import Clock, Sleep
+from .scheduler import PeriodicTaskScheduler
+
+if TYPE_CHECKING:
+    from ..system.health import HealthRegistry
+
+__all__ = ["PeriodicPort"]
+
+
+class PeriodicPort:
+    """The periodic side of a service: the scheduler of its ``@enroute.periodic.event`` handlers.
+
+    While started, the port is registered in the health registry as ``name``: healthy while every task's
+    actor follows its schedule.
+
+    Args:
+        scheduler: Runs the tasks.
+        name: Names the port in the health report.
+        health: Where to register while started; the process's ``HEALTH_CHECKS`` by default.
+    """
+
+    def __init__(
+        self,
+        scheduler: PeriodicTaskScheduler,
+        *,
+        name: str = "periodic",
+        health: HealthRegistry | None = None,
+    ) -> None:
+        self.scheduler = scheduler
+        self._name = name
+        self._health = health
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+        health: HealthRegistry | None = None,
+    ) -> Self:
+        """The port of the periodic handlers of the services listed in ``config``.
+
+        Args:
+            config: The service's configuration (``services``, and ``interfaces.periodic.stop_timeout``).
+            clock: The time source of every task (tests pass a ``FakeClock``).
+            sleep: What every task sleeps with (tests pass ``FakeClock.sleep``).
+            health: Where to register while started; the process's ``HEALTH_CHECKS`` by default.
+        """
+        return cls(PeriodicTaskScheduler.from_config(config, clock=clock, sleep=sleep), health=health)
+
+    def __repr__(self) -> str:
+        return f"<PeriodicPort {self._name!r} {self.scheduler!r}>"
+
+    @property
+    def name(self) -> str:
+        """Names the port in the health report."""
+        return self._name
+
+    @property
+    def running(self) -> bool:
+        """Whether the port was started and not stopped."""
+        return self.scheduler.running
+
+    async def start(self) -> None:
+        """Starts the tasks' actors and registers the port's health check; idempotent."""
+        await self.scheduler.start()
+        self._registry().register(self)
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Unregisters the port's health check and stops the tasks (runs in progress get to finish, bounded).
+
+        Args:
+            timeout: Seconds to wait for the tasks' actors at most; the ``ActorService`` default if None.
+        """
+        self._registry().unregister(self)
+        await self.scheduler.stop(timeout)
+
+    def health(self) -> tuple[bool, str]:
+        """Healthy while every task's actor follows its schedule."""
+        return self.scheduler.health()
+
+    def _registry(self) -> HealthRegistry:
+        if self._health is None:
+            # system imports enroute, which imports periodic.cron: imported here, when first needed.
+            from ..system.health import HEALTH_CHECKS
+
+            self._health = HEALTH_CHECKS
+        return self._health
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,85 @@
+"""The broker and HTTP ports report their health at /system/health while they run."""
+
+import asyncio
+import logging
+from uuid import uuid4
+
+from minos.common import Config
+from minos.networks import HEALTH_CHECKS, BrokerPort, InMemoryRequest, Request, SystemService, enroute
+
+
+class Jobs:
+    @enroute.broker.command("jobs.run")
+    async def run(self, request: Request) -> None:
+        return None
+
+
+async def test_a_running_broker_port_is_healthy_and_gone_from_the_report_once_stopped():
+    name = f"jobs{uuid4().hex[:6]}"
+    config = Config(
+        {"name": name, "interfaces": {"broker": {"endpoint": f"inproc://{name}"}}, "services": [Jobs]}
+    )
+    port = BrokerPort.from_config(config)
+    await port.start()
+    try:
+        report = HEALTH_CHECKS.report()
+        assert report[port.name].healthy
+        assert report[port.name].detail == "1 dispatchers connected"
+        response = await SystemService().check_health(InMemoryRequest())
+        assert response.status == 200
+    finally:
+        await port.stop()
+    assert port.name not in HEALTH_CHECKS.report()
+    assert port.health() == (False, "stopped")
+
+
+async def test_a_dispatcher_that_lost_its_broker_makes_the_service_unhealthy():
+    name = f"jobs{uuid4().hex[:6]}"
+    broker = Config(
+        {
+            "name": f"{name}-broker",
+            "interfaces": {"broker": {"endpoint": f"inproc://{name}", "heartbeat_interval": 0.05}},
+        }
+    )
+    service = Config(
+        {
+            "name": name,
+            "interfaces": {
+                "broker": {"endpoint": f"inproc://{name}", "embedded": False, "heartbeat_interval": 0.05}
+            },
+            "services": [Jobs],
+        }
+    )
+    embedded = BrokerPort.broker_only(broker)
+    await embedded.start()
+    port = BrokerPort.from_config(service)
+    await port.start()
+    try:
+        assert port.health()[0]
+        lost = _event_on_log("minos.networks.transports.zmq", "lost the broker")
+        await embedded.stop()  # the broker goes away; the dispatcher notices within 3 heartbeats
+        await asyncio.wait_for(lost.wait(), 5)
+        healthy, detail = port.health()
+        assert not healthy
+        assert detail.startswith("not connected to the broker:")
+        response = await SystemService().check_health(InMemoryRequest())
+        assert response.status == 503
+        assert port.name in (await response.content())["failing"]
+    finally:
+        await port.stop()
+        await embedded.stop()
+
+
+def _event_on_log(logger_name: str, text: str) -> asyncio.Event:
+    """An event set (in this loop) when ``logger_name`` logs a record containing ``text``."""
+    event, loop = asyncio.Event(), asyncio.get_running_loop()
+    logger = logging.getLogger(logger_name)
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if text in record.getMessage():
+                logger.removeHandler(self)
+                loop.call_soon_threadsafe(event.set)
+
+    logger.addHandler(Handler())
+    return event
