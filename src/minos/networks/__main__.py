@@ -8,7 +8,9 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 __all__ = ["main"]
 
@@ -27,11 +29,34 @@ def _demo() -> int:
     return run()
 
 
-def _broker(binds: list[str], max_messages: int, heartbeat_interval: float) -> int:
+def _broker(
+    binds: list[str],
+    max_messages: int,
+    heartbeat_interval: float,
+    curve_secret_key: str | None = None,
+    curve_allowed_clients: str | None = None,
+    max_frame_size: int | None = None,
+) -> int:
     """Run a broker process until SIGTERM or SIGINT."""
-    from .transports import BrokerBindError, BrokerServer
+    from .protocol import DEFAULT_MAX_FRAME_SIZE
+    from .transports import BrokerBindError, BrokerServer, CurveSettings, KeyFileError
 
-    server = BrokerServer(binds, max_messages=max_messages, heartbeat_interval=heartbeat_interval)
+    curve = None
+    if curve_secret_key is not None:
+        try:
+            curve = CurveSettings(
+                server_secret_key=Path(curve_secret_key), allowed_clients=Path(curve_allowed_clients or "")
+            ).server()
+        except KeyFileError as error:
+            print(f"minos-networks broker: {error}", file=sys.stderr)
+            return EXIT_FAILURE
+    server = BrokerServer(
+        binds,
+        max_messages=max_messages,
+        heartbeat_interval=heartbeat_interval,
+        curve=curve,
+        max_frame_size=max_frame_size or DEFAULT_MAX_FRAME_SIZE,
+    )
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
@@ -59,6 +84,71 @@ def _broker(binds: list[str], max_messages: int, heartbeat_interval: float) -> i
     return EXIT_OK
 
 
+def _keygen(directory: str, name: str) -> int:
+    """Write a CURVE key pair (the secret file with mode 0600) and print the public key; 0 ok, 1 failure."""
+    from .transports import create_keys, load_public
+
+    try:
+        public_file, secret_file = create_keys(directory, name)
+    except OSError as error:
+        print(f"minos-networks keygen: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(load_public(public_file).decode(), flush=True)
+    print(
+        f"minos-networks keygen: wrote {public_file} (public: give it to the broker's allowed clients, or to "
+        f"clients as the server key) and {secret_file} (secret, mode 0600: keep it here)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _dead_letters(action: str, config_path: str, identifiers: list[UUID] | None, idle_timeout: float) -> int:
+    """List or replay the dead letters of the service CONFIG describes; 0 ok, 1 failure."""
+    from minos.common import Config, ConfigError
+
+    from .brokers import DeadLetterQueue, broker_settings
+    from .exceptions import MinosNetworkException
+
+    prefix = f"minos-networks dead-letters {action}"
+    try:
+        config = Config(config_path)
+        settings = broker_settings(config)
+    except ConfigError as error:
+        print(f"{prefix}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    if settings.transport != "zmq" or settings.endpoint.startswith("inproc://"):
+        print(
+            f"{prefix}: {config_path} names the broker {settings.endpoint!r}, which only its own process "
+            "reaches; point interfaces.broker.endpoint at the broker process (ipc:// or tcp://)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    queue = DeadLetterQueue.from_config(config, idle_timeout=idle_timeout)
+
+    async def run() -> int:
+        if action == "list":
+            letters = await queue.list()
+            for letter in letters:
+                print(letter.describe(), flush=True)
+            print(f"{prefix}: {len(letters)} dead letters on {queue.topic!r}", file=sys.stderr)
+            return EXIT_OK
+        replayed = await queue.replay(identifiers)
+        print(f"{prefix}: replayed {replayed} dead letters from {queue.topic!r}", flush=True)
+        if identifiers is not None and replayed < len(set(identifiers)):
+            print(
+                f"{prefix}: only {replayed} of {len(set(identifiers))} identifiers were found",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        return EXIT_OK
+
+    try:
+        return asyncio.run(run())
+    except (MinosNetworkException, OSError) as error:
+        print(f"{prefix}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (0 ok, 1 failure, 2 usage error)."""
     parser = argparse.ArgumentParser(prog="minos-networks", description=__doc__)
@@ -81,6 +171,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     broker.add_argument("--heartbeat-interval", type=float, default=1.0, help="seconds; 3 missed = peer lost")
     broker.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING or ERROR")
+    broker.add_argument(
+        "--curve-secret-key", metavar="FILE", help="the broker's NAME.key_secret (turns CURVE on)"
+    )
+    broker.add_argument(
+        "--curve-allowed-clients", metavar="DIR", help="a directory of the NAME.key files of admitted clients"
+    )
+    broker.add_argument("--max-frame-size", type=int, metavar="BYTES", help="largest message body (16 MiB)")
+    keygen = commands.add_parser(
+        "keygen",
+        help="write a CURVE key pair: DIR/NAME.key (public) and DIR/NAME.key_secret (mode 0600)",
+        description="Write a CURVE key pair and print its public key. Exit codes: 0 written, 1 could not "
+        "write (or the files exist already), 2 usage.",
+    )
+    keygen.add_argument("directory", metavar="DIR", help="where to write the key files (created if missing)")
+    keygen.add_argument("name", metavar="NAME", help="the key pair's name, e.g. broker or orders-service")
+    dead_letters = commands.add_parser(
+        "dead-letters",
+        help="list or replay the messages whose handlers failed every attempt",
+        description="List or replay a service's dead letters on its broker process. Exit codes: 0 ok, "
+        "1 failure (bad config, broker unreachable, an --id not found), 2 usage.",
+    )
+    dead_letters.add_argument("action", choices=("list", "replay"), help="list (keeps them) or replay")
+    dead_letters.add_argument("config", metavar="CONFIG.yml", help="the service's configuration file")
+    dead_letters.add_argument(
+        "--id",
+        dest="identifiers",
+        action="append",
+        type=UUID,
+        metavar="UUID",
+        help="replay only the dead letter of this original message identifier (repeatable)",
+    )
+    dead_letters.add_argument(
+        "--idle-timeout", type=float, default=1.0, help="seconds without a new dead letter that end the scan"
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _demo()
@@ -88,7 +212,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(
             level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
-        return _broker(args.bind, args.max_messages, args.heartbeat_interval)
+        if (args.curve_secret_key is None) != (args.curve_allowed_clients is None):
+            parser.error("--curve-secret-key and --curve-allowed-clients go together")
+        return _broker(
+            args.bind,
+            args.max_messages,
+            args.heartbeat_interval,
+            args.curve_secret_key,
+            args.curve_allowed_clients,
+            args.max_frame_size,
+        )
+    if args.command == "keygen":
+        return _keygen(args.directory, args.name)
+    if args.command == "dead-letters":
+        if args.action == "list" and args.identifiers:
+            parser.error("--id only goes with replay")
+        if args.idle_timeout <= 0:
+            parser.error(f"--idle-timeout must be positive, got {args.idle_timeout!r}")
+        return _dead_letters(args.action, args.config, args.identifiers, args.idle_timeout)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 

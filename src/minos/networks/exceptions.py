@@ -27,6 +27,8 @@
     |   +-- BrokerUnavailableError                  (also a ConnectionError; in transports.connection)
     |   +-- ConnectionClosedError                   (also a ConnectionError; in transports.connection)
     |   +-- BrokerBindError                         (also an OSError; in transports.broker)
+    |   +-- DeadLetterFormatError                   (also a ValueError; in brokers.deadletters)
+    |   +-- KeyFileError                            (also a ValueError; in transports.security)
     +-- ResponseException                           (carries an int status)
         +-- BrokerResponseException                 (in enroute.dispatch)
         +-- HttpResponseException                   (in http.requests)

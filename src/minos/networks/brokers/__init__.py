@@ -1,7 +1,8 @@
 """The broker side of a service: publishers, subscribers, clients, handlers and the broker port, as actors."""
 
 from .client import BrokerClient, BrokerClientPool
-from .config import BrokerSettings, broker_settings, connection_factory, memory_broker
+from .config import BrokerSettings, RetryPolicy, broker_settings, connection_factory, memory_broker
+from .deadletters import DeadLetter, DeadLetterFormatError, DeadLetterQueue
 from .duplicates import DuplicateFilter
 from .handler import BrokerHandler, DispatchSink
 from .peer import ConnectionFactory, PeerActor, PeerHandle, Subscription
@@ -20,6 +21,9 @@ __all__ = [
     "BrokerSettings",
     "BrokerSubscriber",
     "ConnectionFactory",
+    "DeadLetter",
+    "DeadLetterFormatError",
+    "DeadLetterQueue",
     "DispatchSink",
     "DuplicateFilter",
     "InMemoryBrokerPublisher",
@@ -27,6 +31,7 @@ __all__ = [
     "PeerActor",
     "PeerHandle",
     "PeerService",
+    "RetryPolicy",
     "Subscription",
     "broker_settings",
     "connection_factory",

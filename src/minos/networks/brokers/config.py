@@ -3,19 +3,60 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
+from random import Random
 from typing import Any
 
 from minos.common import Config, ConfigError
 
+from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from ..transports import MemoryBroker, MemoryConnection, ZmqConnection
+from ..transports.security import CurveClient, CurveSettings
 from .peer import ConnectionFactory
 
-__all__ = ["BrokerSettings", "broker_settings", "connection_factory", "memory_broker"]
+__all__ = ["BrokerSettings", "RetryPolicy", "broker_settings", "connection_factory", "memory_broker"]
 
 DEFAULT_ENDPOINT = "inproc://minos-broker"
 TRANSPORTS = ("zmq", "memory")
+DEAD_LETTER_SUFFIX = ".dead-letters"
+_MAX_DOUBLINGS = 64  # 2**64 times any sane initial delay is past any max_delay; avoids float overflow
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often a failing handler is tried, and how long a message waits between tries.
+
+    Attempt ``n`` (1-based) that fails is followed, if ``n < max_attempts``, by a wait of
+    ``min(max_delay, initial_delay * 2 ** (n - 1))`` seconds times a jitter factor drawn uniformly from
+    [0.5, 1.0], so that messages failing together do not all come back together.
+
+    Attributes:
+        max_attempts: How many times a message is handled at most (1: no retry).
+        initial_delay: Seconds before the first retry, before jitter.
+        max_delay: The longest wait between two attempts, before jitter.
+        random: The jitter's source; pass a seeded ``Random`` for repeatable delays.
+    """
+
+    max_attempts: int = 3
+    initial_delay: float = 0.1
+    max_delay: float = 5.0
+    random: Random = field(default_factory=Random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts!r}")
+        if self.initial_delay < 0 or self.max_delay < 0:
+            raise ValueError(
+                f"initial_delay and max_delay must not be negative, got {self.initial_delay!r} and "
+                f"{self.max_delay!r}"
+            )
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based) before the next one."""
+        base = min(self.max_delay, self.initial_delay * 2.0 ** min(max(attempt - 1, 0), _MAX_DOUBLINGS))
+        return base * self.random.uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +75,16 @@ class BrokerSettings:
         max_in_flight: How many sends a publisher lets await the broker's acceptance at once.
         max_messages: How many messages the embedded broker holds before it refuses publishes.
         heartbeat_interval: Seconds between heartbeats; a peer silent for three is declared lost.
+        max_frame_size: The largest message body sent or accepted, in bytes (16 MiB by default).
+        curve: Where the CURVE keys are (``curve.{server_secret_key,allowed_clients}`` for the embedded
+            broker, ``curve.{client_secret_key,server_public_key}`` to reach a CURVE broker over tcp);
+            None for plain links. Keys are loaded, and secret key files checked, at start-up.
         close_timeout: Seconds in-flight work gets to finish at stop.
         duplicate_ttl: Seconds a handled message's identifier is remembered to filter duplicates.
         duplicate_entries: How many identifiers are remembered at most.
+        retries: How a failing handler is retried (``retries.{max_attempts,initial_delay,max_delay}``).
+        dead_letter_topic: Where a message goes once its handler failed ``retries.max_attempts`` times
+            (default ``<group>.dead-letters``).
     """
 
     transport: str = "zmq"
@@ -50,9 +98,13 @@ class BrokerSettings:
     max_in_flight: int = 10_000
     max_messages: int = 1_000_000
     heartbeat_interval: float = 1.0
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    curve: CurveSettings | None = None
     close_timeout: float = 5.0
     duplicate_ttl: float = 600.0
     duplicate_entries: int = 100_000
+    retries: RetryPolicy = field(default_factory=RetryPolicy)
+    dead_letter_topic: str = ""
 
     def publisher(self) -> dict[str, Any]:
         """Keyword arguments for a BrokerPublisher."""
@@ -82,21 +134,45 @@ def broker_settings(config: Config) -> BrokerSettings:
             source=config.source,
         )
     bind = config.get_list(f"{key}.bind", [])
+    group = config.get_str(f"{key}.group", config.name)
+    try:
+        retries = RetryPolicy(
+            max_attempts=config.get_int(f"{key}.retries.max_attempts", 3),
+            initial_delay=config.get_float(f"{key}.retries.initial_delay", 0.1),
+            max_delay=config.get_float(f"{key}.retries.max_delay", 5.0),
+        )
+    except ValueError as error:
+        raise ConfigError(
+            f"Config section '{key}.retries' in {config.source} is invalid: {error}",
+            key=f"{key}.retries",
+            source=config.source,
+        ) from error
+    dead_letter_topic = config.get_str(f"{key}.dead_letter_topic", f"{group}{DEAD_LETTER_SUFFIX}")
+    if not dead_letter_topic:
+        raise ConfigError(
+            f"Config key '{key}.dead_letter_topic' in {config.source} must not be empty",
+            key=f"{key}.dead_letter_topic",
+            source=config.source,
+        )
     settings = BrokerSettings(
         transport=transport,
         endpoint=endpoint,
         embedded=config.get_bool(f"{key}.embedded", endpoint.startswith("inproc://")),
         bind=tuple(str(item) for item in bind),
-        group=config.get_str(f"{key}.group", config.name),
+        group=group,
         dispatchers=config.get_int(f"{key}.dispatchers", 1),
         concurrency=config.get_int(f"{key}.concurrency", 5),
         window=config.get_int(f"{key}.window", 1000),
         max_in_flight=config.get_int(f"{key}.max_in_flight", 10_000),
         max_messages=config.get_int(f"{key}.max_messages", 1_000_000),
         heartbeat_interval=config.get_float(f"{key}.heartbeat_interval", 1.0),
+        max_frame_size=config.get_int(f"{key}.max_frame_size", DEFAULT_MAX_FRAME_SIZE),
+        curve=_curve_settings(config, f"{key}.curve"),
         close_timeout=config.get_float(f"{key}.close_timeout", 5.0),
         duplicate_ttl=config.get_float(f"{key}.duplicates.ttl", 600.0),
         duplicate_entries=config.get_int(f"{key}.duplicates.max_entries", 100_000),
+        retries=retries,
+        dead_letter_topic=dead_letter_topic,
     )
     for name in (
         "dispatchers",
@@ -104,6 +180,7 @@ def broker_settings(config: Config) -> BrokerSettings:
         "window",
         "max_in_flight",
         "max_messages",
+        "max_frame_size",
         "duplicate_entries",
     ):
         value = getattr(settings, name)
@@ -122,6 +199,31 @@ def broker_settings(config: Config) -> BrokerSettings:
                 source=config.source,
             )
     return settings
+
+
+def _curve_settings(config: Config, key: str) -> CurveSettings | None:
+    """The ``curve`` subsection (paths of key files), or None when it sets nothing."""
+    names = ("server_secret_key", "allowed_clients", "client_secret_key", "server_public_key")
+    values = {name: config.get_str(f"{key}.{name}", "") for name in names}
+    if not any(values.values()):
+        return None
+    return CurveSettings(
+        server_secret_key=Path(values["server_secret_key"]) if values["server_secret_key"] else None,
+        allowed_clients=Path(values["allowed_clients"]) if values["allowed_clients"] else None,
+        client_secret_key=Path(values["client_secret_key"]) if values["client_secret_key"] else None,
+        server_public_key=values["server_public_key"] or None,
+    )
+
+
+def _client_curve(settings: BrokerSettings) -> CurveClient | None:
+    """The CURVE keys this service's connections use: loaded (and checked) now, None for plain links.
+
+    Raises:
+        KeyFileError: when a key file is missing or refused, e.g. a secret key readable by others.
+    """
+    if settings.curve is None or settings.endpoint.startswith("inproc://"):
+        return None  # inproc links stay plain
+    return settings.curve.client()
 
 
 _memory_brokers: dict[str, MemoryBroker] = {}
@@ -149,4 +251,6 @@ def connection_factory(config: Config) -> ConnectionFactory:
         settings.endpoint,
         max_in_flight=settings.max_in_flight,
         heartbeat_interval=settings.heartbeat_interval,
+        curve=_client_curve(settings),
+        max_frame_size=settings.max_frame_size,
     )

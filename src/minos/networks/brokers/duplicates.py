@@ -50,6 +50,11 @@ class DuplicateFilter:
         with self._lock:
             return self._check_and_remember(topic, identifier)
 
+    def forget(self, topic: str, identifier: UUID) -> None:
+        """Forget the pair, so its next copy is handled (a message given back, or replayed)."""
+        with self._lock:
+            self._seen.pop((topic, identifier.int), None)
+
     def _check_and_remember(self, topic: str, identifier: UUID) -> bool:
         now = self._clock()
         seen = self._seen

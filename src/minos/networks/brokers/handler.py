@@ -1,4 +1,9 @@
-"""BrokerHandler and its dispatch sink: handlers run in the subscriber actor's own loop, a bounded number at once."""
+"""BrokerHandler and its dispatch sink: handlers run in the subscriber actor's own loop, a bounded number at once.
+
+A handler that fails (its dispatch came out with status 500, SYSTEM_ERROR) is tried again after a backoff,
+up to ``RetryPolicy.max_attempts`` times; then the message goes to the dead-letter topic (see
+``deadletters``) and only once the broker has accepted the dead letter is the message acknowledged.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,17 @@ import contextvars
 import logging
 from collections import deque
 from collections.abc import Coroutine, Generator
+from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, Self
+
+from minos.common import Config
 
 from ..enroute import BrokerDispatcher
-from ..protocol import BrokerMessageV1, FrameCodec
+from ..protocol import BrokerMessageV1, BrokerMessageV1Payload, BrokerMessageV1Status, FrameCodec
 from ..transports import Incoming
+from .config import DEAD_LETTER_SUFFIX, RetryPolicy, broker_settings
+from .deadletters import DeadLetter
 from .duplicates import DuplicateFilter
 from .peer import PeerHandle
 from .publisher import UNICAST
@@ -21,6 +31,20 @@ from .subscriber import BrokerSubscriber, decode_delivery
 __all__ = ["BrokerHandler", "DispatchSink"]
 
 logger = logging.getLogger(__name__)
+
+_SYSTEM_ERROR = BrokerMessageV1Status.SYSTEM_ERROR
+
+
+class _Job:
+    """A delivery being handled: the message, its tag, its frame body (for a dead letter) and its tries."""
+
+    __slots__ = ("attempts", "body", "message", "tag")
+
+    def __init__(self, message: BrokerMessageV1, tag: int, body: bytes) -> None:
+        self.message = message
+        self.tag = tag
+        self.body = body
+        self.attempts = 0
 
 
 class DispatchSink:
@@ -31,17 +55,41 @@ class DispatchSink:
     A handler that does not suspend runs inline and never takes a slot; one that suspends holds one of
     the ``concurrency`` slots until it returns (not while its reply waits for the broker).
     With ``concurrency`` 1, messages are handled one after the other in delivery order, which keeps
-    each publisher's messages on a topic in order.
+    each publisher's messages on a topic in order (except that a message waiting for a retry lets the
+    later ones pass).
+
+    Failures and retries (when ``retries`` is given): a dispatch whose reply payload has status 500
+    (SYSTEM_ERROR) is a failure. ``BrokerDispatcher`` gives 500 when the handler raised anything but a
+    ``ResponseException`` or returned a reply the wire cannot carry, and also when a handler deliberately
+    raised ``ResponseException(status=500)``: that too is retried. Other statuses (2xx, 4xx) are answers
+    and never retried. A failed message is tried again after ``retries.delay(attempt)`` seconds, scheduled
+    on the loop: meanwhile it holds no slot, other messages keep flowing, and it stays unacknowledged, so
+    a crash means redelivery. After ``retries.max_attempts`` failures it is published to
+    ``dead_letter_topic`` as a ``DeadLetter``; once the broker has accepted that, the sender gets the 500
+    reply (if it asked for one), and once that is accepted too, the message is acknowledged. Without a
+    ``dead_letter_topic``, the last failure is answered and acknowledged like any other outcome.
+
+    Counters (read from any thread, for metrics): ``handled`` messages done with an answer (not
+    dead-lettered), ``retried`` retries scheduled, ``dead_lettered`` dead letters accepted by the broker.
 
     Args:
         handle: The actor's handle (acknowledgements and replies go through it).
         dispatcher: Turns a message into a reply payload.
         concurrency: How many handlers may run at once.
         duplicates: Drops a message whose topic and identifier were handled recently.
+        retries: How failing handlers are retried; None tries each message once.
+        dead_letter_topic: Where messages go after their last failed attempt; None for nowhere.
     """
 
     def __init__(
-        self, handle: PeerHandle, dispatcher: BrokerDispatcher, concurrency: int, duplicates: DuplicateFilter
+        self,
+        handle: PeerHandle,
+        dispatcher: BrokerDispatcher,
+        concurrency: int,
+        duplicates: DuplicateFilter,
+        *,
+        retries: RetryPolicy | None = None,
+        dead_letter_topic: str | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
@@ -49,34 +97,47 @@ class DispatchSink:
         self._dispatcher = dispatcher
         self._concurrency = concurrency
         self._duplicates = duplicates
+        self._retries = retries if retries is not None else RetryPolicy(max_attempts=1)
+        self._dead_letter_topic = dead_letter_topic
         self._codec = FrameCodec()
-        self._waiting: deque[tuple[BrokerMessageV1, int]] = deque()
+        self._waiting: deque[_Job] = deque()
         self._running: set[asyncio.Task[None]] = set()  # handlers that suspended, as Tasks
-        self._replies: set[asyncio.Future[None]] = set()  # replies the broker has not accepted yet
+        self._publishing: set[asyncio.Future[None]] = set()  # replies and dead letters not accepted yet
+        self._timers: dict[_Job, asyncio.TimerHandle] = {}  # failed messages waiting for their retry
         self._draining = False
         self.handled = 0
+        self.retried = 0
+        self.dead_lettered = 0
 
     def __call__(self, incoming: Incoming) -> None:
         message = decode_delivery(self._codec, incoming, self._handle, self._duplicates)
         if message is None:
             return
-        if self._draining or len(self._running) >= self._concurrency:
-            self._waiting.append((message, incoming.tag))
-        else:
-            self._start(message, incoming.tag)
+        self._submit(_Job(message, incoming.tag, incoming.body))
 
-    def _start(self, message: BrokerMessageV1, tag: int) -> None:
+    def _submit(self, job: _Job) -> None:
+        if self._draining or len(self._running) >= self._concurrency:
+            self._waiting.append(job)
+        else:
+            self._start(job)
+
+    def _start(self, job: _Job) -> None:
         """Run the handler at once, inline; only if it suspends does it become a Task (and take a slot).
 
         Most handlers never suspend, and a Task per message would cost more than the dispatch itself.
         The first step runs in a fresh context that the Task then keeps, so the context variables the
         dispatcher sets and resets stay in one context.
         """
-        coroutine = self._handle_one(message, tag)
+        coroutine = self._handle_one(job)
         context = contextvars.copy_context()
         try:
             blocked_on = context.run(coroutine.send, None)
         except StopIteration:
+            return
+        except Exception:  # not acknowledged: the broker delivers it again
+            logger.exception(
+                "%s: handling %s failed outside its handler", self._handle.name, job.message.identifier
+            )
             return
         task = asyncio.get_running_loop().create_task(_resume(coroutine, blocked_on), context=context)
         self._running.add(task)
@@ -85,26 +146,108 @@ class DispatchSink:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         while not self._draining and self._waiting and len(self._running) < self._concurrency:
-            self._start(*self._waiting.popleft())
+            self._start(self._waiting.popleft())
 
-    async def _handle_one(self, message: BrokerMessageV1, tag: int) -> None:
-        payload = await self._dispatcher.dispatch(message)
+    async def _handle_one(self, job: _Job) -> None:
+        payload = await self._dispatcher.dispatch(job.message)
+        job.attempts += 1
+        if payload.status == _SYSTEM_ERROR:
+            if job.attempts < self._retries.max_attempts:
+                self.retried += 1
+                delay = self._retries.delay(job.attempts)
+                self._timers[job] = asyncio.get_running_loop().call_later(delay, self._retry, job)
+                return
+            if self._dead_letter_topic is not None:
+                self._dead_letter(job, self._dead_letter_topic, payload)
+                return
         self.handled += 1
-        if message.reply_topic is None:
-            self._handle.ack(tag)
+        self._answer(job, payload)
+
+    def _retry(self, job: _Job) -> None:
+        del self._timers[job]
+        self._submit(job)
+
+    def _dead_letter(self, job: _Job, topic: str, payload: BrokerMessageV1Payload) -> None:
+        """Publish the dead letter; the reply and the acknowledgement wait for the broker's acceptance."""
+        letter = DeadLetter(
+            topic=job.message.topic,
+            identifier=job.message.identifier,
+            error=str(payload.content),
+            attempts=job.attempts,
+            failed_at=datetime.now(UTC),
+            message=job.body,
+        )
+        try:
+            body = self._codec.encode(letter.to_message(topic))[1]
+        except Exception:  # e.g. too large for a frame: keep the message, it comes back after a restart
+            logger.exception(
+                "%s: cannot build the dead letter of message %s on %r; it stays unacknowledged and is "
+                "delivered again when this dispatcher stops",
+                self._handle.name,
+                job.message.identifier,
+                job.message.topic,
+            )
+            self._duplicates.forget(job.message.topic, job.message.identifier)
             return
-        # The slot is free once the handler is done; the acknowledgement waits for the reply's acceptance.
+        accepted = self._track()
+        self._handle.publish(topic, body, UNICAST, partial(self._dead_lettered, job, payload, accepted))
+
+    def _dead_lettered(
+        self,
+        job: _Job,
+        payload: BrokerMessageV1Payload,
+        accepted: asyncio.Future[None],
+        error: BaseException | None,
+    ) -> None:
+        self._settled(accepted)
+        if error is not None:  # not acknowledged: the broker delivers the message again
+            logger.warning(
+                "%s: the dead letter of message %s on %r was not accepted by the broker (%s); the message "
+                "stays unacknowledged and is delivered again",
+                self._handle.name,
+                job.message.identifier,
+                job.message.topic,
+                error,
+            )
+            self._duplicates.forget(job.message.topic, job.message.identifier)
+            return
+        self.dead_lettered += 1
+        logger.error(
+            "%s: message %s on %r failed %d times and went to the dead letters: %s",
+            self._handle.name,
+            job.message.identifier,
+            job.message.topic,
+            job.attempts,
+            payload.content,
+        )
+        # A replay republishes this very message (same identifier): it must not be taken for a duplicate.
+        self._duplicates.forget(job.message.topic, job.message.identifier)
+        self._answer(job, payload)
+
+    def _answer(self, job: _Job, payload: BrokerMessageV1Payload) -> None:
+        """Reply if the sender asked for one; acknowledge once the reply is accepted (or at once)."""
+        message = job.message
+        if message.reply_topic is None:
+            self._handle.ack(job.tag)
+            return
         reply = BrokerMessageV1(message.reply_topic, payload, identifier=message.identifier)
-        accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._replies.add(accepted)
+        accepted = self._track()
         self._handle.publish(
-            reply.topic, self._codec.encode(reply)[1], UNICAST, partial(self._replied, tag, accepted)
+            reply.topic, self._codec.encode(reply)[1], UNICAST, partial(self._replied, job.tag, accepted)
         )
 
-    def _replied(self, tag: int, accepted: asyncio.Future[None], error: BaseException | None) -> None:
-        self._replies.discard(accepted)
+    def _track(self) -> asyncio.Future[None]:
+        accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._publishing.add(accepted)
+        return accepted
+
+    def _settled(self, accepted: asyncio.Future[None]) -> None:
+        self._publishing.discard(accepted)
         if not accepted.done():
             accepted.set_result(None)
+
+    def _replied(self, tag: int, accepted: asyncio.Future[None], error: BaseException | None) -> None:
+        self._settled(accepted)
         if error is None:
             self._handle.ack(tag)
         else:  # not acknowledged: the broker delivers the request again
@@ -113,11 +256,23 @@ class DispatchSink:
     async def drain(self, timeout: float) -> None:
         """Start nothing new; let running handlers and their replies finish within ``timeout`` seconds.
 
-        Handlers still running then are cancelled. Messages still waiting are not acknowledged, so the
-        broker gives them to another member.
+        Handlers still running then are cancelled. Messages still waiting (for a slot or for a retry)
+        are not acknowledged, so the broker gives them to another member.
         """
         self._draining = True
+        for job in self._waiting:  # they go back to the broker, maybe to this very process
+            self._duplicates.forget(job.message.topic, job.message.identifier)
         self._waiting.clear()
+        if self._timers:
+            for job, timer in self._timers.items():
+                timer.cancel()
+                self._duplicates.forget(job.message.topic, job.message.identifier)
+            logger.info(
+                "%s: %d messages waiting for a retry go back to the broker unacknowledged",
+                self._handle.name,
+                len(self._timers),
+            )
+            self._timers.clear()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         if self._running:
@@ -132,8 +287,8 @@ class DispatchSink:
                     timeout,
                 )
                 await asyncio.gather(*pending, return_exceptions=True)
-        if self._replies:
-            await asyncio.wait(set(self._replies), timeout=max(0.0, deadline - loop.time()))
+        if self._publishing:
+            await asyncio.wait(set(self._publishing), timeout=max(0.0, deadline - loop.time()))
 
 
 class _Resume:
@@ -176,20 +331,61 @@ class BrokerHandler:
         dispatcher: Picks and runs the handler of each message.
         subscriber: Where the messages come from; it must not be started yet.
         concurrency: How many handlers run at once (1 keeps the order of each publisher's topic).
+        retries: How failing handlers are retried (see ``DispatchSink``); None tries each message once.
+        dead_letter_topic: Where messages go after their last failed attempt; None for nowhere.
     """
 
     def __init__(
-        self, dispatcher: BrokerDispatcher, subscriber: BrokerSubscriber, concurrency: int = 5
+        self,
+        dispatcher: BrokerDispatcher,
+        subscriber: BrokerSubscriber,
+        concurrency: int = 5,
+        *,
+        retries: RetryPolicy | None = None,
+        dead_letter_topic: str | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
         self.dispatcher = dispatcher
         self.subscriber = subscriber
         self.concurrency = concurrency
-        subscriber.deliver_to(
-            lambda handle: DispatchSink(handle, dispatcher, concurrency, subscriber.duplicates)
-        )
+        self.retries = retries
+        self.dead_letter_topic = dead_letter_topic
+        self.sink: DispatchSink | None = None
+        """The sink of the actor's current incarnation (its counters), once started."""
+        subscriber.deliver_to(self._make_sink)
         self._stopped: asyncio.Event | None = None
+
+    @classmethod
+    def from_config(cls, config: Config, dispatcher: BrokerDispatcher, *, group: str | None = None) -> Self:
+        """A handler of ``dispatcher``'s topics on the broker ``config`` names, with its retries and dead letters.
+
+        Raises:
+            ValueError: ``dispatcher`` handles no topic.
+        """
+        settings = broker_settings(config)
+        if group is None or group == settings.group:
+            dead_letter_topic = settings.dead_letter_topic
+        else:
+            dead_letter_topic = f"{group}{DEAD_LETTER_SUFFIX}"
+        return cls(
+            dispatcher,
+            BrokerSubscriber.from_config(config, dispatcher.topics, group=group),
+            settings.concurrency,
+            retries=settings.retries,
+            dead_letter_topic=dead_letter_topic,
+        )
+
+    def _make_sink(self, handle: PeerHandle) -> DispatchSink:
+        self.sink = DispatchSink(
+            handle,
+            self.dispatcher,
+            self.concurrency,
+            self.subscriber.duplicates,
+            retries=self.retries,
+            dead_letter_topic=self.dead_letter_topic,
+        )
+        return self.sink
 
     async def start(self) -> None:
         """Connect, subscribe and start handling (idempotent)."""

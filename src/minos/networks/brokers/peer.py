@@ -104,7 +104,12 @@ class PeerHandle:
             and threading.get_ident() == self._loop_thread
             and connection.writable
         ):
-            connection.publish_nowait(topic, body, strategy).add_done_callback(_settler(settle))
+            try:
+                accepted = connection.publish_nowait(topic, body, strategy)
+            except Exception as error:
+                settle(error)
+            else:
+                accepted.add_done_callback(_settler(settle))
             return
         self._publishes.append(_Publish(topic, body, strategy, settle))
         self._wake()

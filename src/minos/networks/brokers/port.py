@@ -15,7 +15,7 @@ from ..actors import ActorContext, ActorService, ChildSpec, LoopActor
 from ..enroute import BrokerDispatcher
 from ..system.health import HEALTH_CHECKS
 from ..transports import BrokerServer
-from .config import BrokerSettings, broker_settings, connection_factory
+from .config import BrokerSettings, RetryPolicy, broker_settings, connection_factory
 from .duplicates import DuplicateFilter
 from .handler import DispatchSink
 from .peer import ConnectionFactory, PeerHandle, Subscription
@@ -80,6 +80,8 @@ class BrokerPort:
         window: How many deliveries each dispatcher may hold unacknowledged.
         close_timeout: Seconds in-flight handlers get to finish at stop.
         duplicates: The duplicate filter the dispatchers share.
+        retries: How failing handlers are retried; None tries each message once.
+        dead_letter_topic: Where messages go after their last failed attempt; None for nowhere.
         server: Builds the embedded broker; None when the broker runs elsewhere.
     """
 
@@ -95,6 +97,8 @@ class BrokerPort:
         window: int = 1000,
         close_timeout: float = 5.0,
         duplicates: DuplicateFilter | None = None,
+        retries: RetryPolicy | None = None,
+        dead_letter_topic: str | None = None,
         server: Callable[[], BrokerServer] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
@@ -109,7 +113,12 @@ class BrokerPort:
                 handle = PeerHandle(f"{name}-dispatcher-{index}")
                 self.handles.append(handle)
                 sink = partial(
-                    _dispatch_sink, dispatcher=dispatcher, concurrency=concurrency, duplicates=self.duplicates
+                    DispatchSink,
+                    dispatcher=dispatcher,
+                    concurrency=concurrency,
+                    duplicates=self.duplicates,
+                    retries=retries,
+                    dead_letter_topic=dead_letter_topic,
                 )
                 children.append(
                     peer_spec(
@@ -139,11 +148,15 @@ class BrokerPort:
     def _build(cls, config: Config, settings: BrokerSettings, dispatcher: BrokerDispatcher | None) -> Self:
         server = None
         if settings.transport == "zmq" and settings.embedded:
+            curve = settings.curve
             server = partial(
                 BrokerServer,
                 [settings.endpoint, *settings.bind],
                 max_messages=settings.max_messages,
                 heartbeat_interval=settings.heartbeat_interval,
+                # Loaded here, once: a refused key file stops the start-up, not each restart of the actor.
+                curve=curve.server() if curve is not None and curve.for_broker else None,
+                max_frame_size=settings.max_frame_size,
             )
         return cls(
             dispatcher,
@@ -155,6 +168,8 @@ class BrokerPort:
             window=settings.window,
             close_timeout=settings.close_timeout,
             duplicates=DuplicateFilter(max_entries=settings.duplicate_entries, ttl=settings.duplicate_ttl),
+            retries=settings.retries,
+            dead_letter_topic=settings.dead_letter_topic,
             server=server,
         )
 
@@ -193,9 +208,3 @@ class BrokerPort:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
-
-
-def _dispatch_sink(
-    handle: PeerHandle, *, dispatcher: BrokerDispatcher, concurrency: int, duplicates: DuplicateFilter
-) -> DispatchSink:
-    return DispatchSink(handle, dispatcher, concurrency, duplicates)

@@ -12,6 +12,17 @@ from .connection import (
 )
 from .memory import MemoryBroker, MemoryConnection
 from .routing import Delivery, RoutingStats, RoutingTable
+from .security import (
+    CurveClient,
+    CurveKeys,
+    CurveServer,
+    CurveSettings,
+    KeyFileError,
+    create_keys,
+    load_allowed_clients,
+    load_public,
+    load_secret,
+)
 from .zmq import ZmqConnection
 
 __all__ = [
@@ -22,13 +33,22 @@ __all__ = [
     "BrokerUnavailableError",
     "Connection",
     "ConnectionClosedError",
+    "CurveClient",
+    "CurveKeys",
+    "CurveServer",
+    "CurveSettings",
     "Delivery",
     "DeliveryHandler",
     "Incoming",
+    "KeyFileError",
     "MemoryBroker",
     "MemoryConnection",
     "RoutingStats",
     "RoutingTable",
     "Strategy",
     "ZmqConnection",
+    "create_keys",
+    "load_allowed_clients",
+    "load_public",
+    "load_secret",
 ]

@@ -4,6 +4,11 @@ How it serves (see ``wire`` for what travels): one task of the broker's event lo
 drains every frame already queued (up to ``BATCH``) without blocking, handles the whole batch against
 the routing table, sends the batch's answers and deliveries (one MSG frame per peer), and only then
 waits once, on the socket's file descriptor, a timer or ``stop()``.
+
+Defences: the ROUTER's ``MAXMSGSIZE`` makes libzmq drop the connection of a peer sending a frame over
+``wire.frame_limit(max_frame_size)`` before reading it; a peer sending ``MALFORMED_CUTOFF`` malformed frames
+within ``MALFORMED_WINDOW`` seconds is forgotten (as if lost); with CURVE (``security.CurveGuard``) only
+allow-listed client keys get through the handshake, and the guard's sockets are served by the same loop.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from typing import Any, Final
 import zmq
 
 from ..exceptions import MinosNetworkException
+from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from .routing import RoutingTable
+from .security import CurveGuard, CurveServer
 from .wire import (
     ACK,
     BATCH,
@@ -30,12 +37,15 @@ from .wire import (
     HELLO,
     HELLO_HEAD,
     LOST_AFTER,
+    MALFORMED_CUTOFF,
+    MALFORMED_WINDOW,
     MSG,
     PROTOCOL_VERSION,
     PUB,
     PUBNO,
     PUBOK,
     RECORD_HEAD,
+    RECORDS_FRAME_BYTES,
     RESET,
     SUB,
     SUB_HEAD,
@@ -43,7 +53,9 @@ from .wire import (
     SUBOK_HEAD,
     WELCOME,
     WELCOME_HEAD,
+    LogLimiter,
     Wakeup,
+    frame_limit,
     iter_records,
     pack_u64s,
     readable,
@@ -57,8 +69,7 @@ __all__ = ["BrokerBindError", "BrokerServer", "BrokerStats"]
 logger = logging.getLogger(__name__)
 
 _CLOSE_LINGER_MS: Final = 200
-_MALFORMED_LOG_EVERY: Final = 1.0
-_MSG_FRAME_BYTES: Final = 256 * 1024  # a MSG frame takes records up to about this size
+_MAX_STRUCK_PEERS: Final = 10_000  # peers whose malformed frames are counted at once; bounds the memory
 
 
 class BrokerBindError(MinosNetworkException, OSError):
@@ -84,6 +95,12 @@ class BrokerStats:
     """Peers declared lost, by silence or because a send to them failed (not those that said BYE)."""
     malformed: int
     """Frames ignored because they break the wire protocol."""
+    ignored: int
+    """Frames of known commands ignored because their peer is unknown (answered by RESET)."""
+    cut_off_peers: int
+    """Peers forgotten for sending too many malformed frames (``wire.MALFORMED_CUTOFF``)."""
+    refused_handshakes: int
+    """CURVE handshakes refused: unknown client key, no CURVE, or a wrong server key."""
 
 
 class BrokerServer:
@@ -101,6 +118,11 @@ class BrokerServer:
             refused and slowed down.
         heartbeat_interval: Seconds between heartbeats; a peer silent for three intervals is lost and
             what it held unacknowledged is delivered again.
+        curve: The broker's CURVE keys and the client keys it admits; its tcp and ipc endpoints then
+            take only those clients, encrypted (inproc ones stay plain). None serves everyone in plain.
+            One CURVE broker per context: its ZAP authenticator is the context's.
+        max_frame_size: The largest message body peers may send; a peer sending a frame larger than
+            ``wire.frame_limit`` of it is disconnected by libzmq (the others are not affected).
 
     Raises:
         ValueError: when no endpoint is given, or a number is out of range.
@@ -113,6 +135,8 @@ class BrokerServer:
         context: zmq.Context[Any] | None = None,
         max_messages: int = 1_000_000,
         heartbeat_interval: float = 1.0,
+        curve: CurveServer | None = None,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     ) -> None:
         requested = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         if not requested:
@@ -123,7 +147,12 @@ class BrokerServer:
             raise ValueError(
                 f"heartbeat_interval must be a positive number of seconds, got {heartbeat_interval!r}"
             )
+        if max_frame_size < 1:
+            raise ValueError(f"max_frame_size must be a positive number of bytes, got {max_frame_size!r}")
         self._requested = requested
+        self._curve = curve
+        self.max_frame_size = max_frame_size
+        self._guard: CurveGuard | None = None
         self._context: zmq.Context[Any] = context if context is not None else zmq.Context.instance()
         self._table = RoutingTable(max_messages=max_messages)
         self.heartbeat_interval = heartbeat_interval
@@ -140,7 +169,12 @@ class BrokerServer:
         self._replies: list[list[bytes]] = []
         self._lost_peers = 0
         self._malformed = 0
-        self._next_malformed_log = 0.0
+        self._ignored = 0
+        self._cut_off = 0
+        self._strikes: dict[bytes, int] = {}  # peer -> malformed frames in the current window
+        self._strikes_until = 0.0
+        self._log_malformed = LogLimiter()
+        self._log_cut_off = LogLimiter()
 
     # Questions ------------------------------------------------------------------------------------------
 
@@ -178,6 +212,9 @@ class BrokerServer:
             peers=len(self._seen),
             lost_peers=self._lost_peers,
             malformed=self._malformed,
+            ignored=self._ignored,
+            cut_off_peers=self._cut_off,
+            refused_handshakes=self._guard.refused if self._guard is not None else 0,
         )
 
     def wait_started(self, timeout: float) -> bool:
@@ -216,11 +253,13 @@ class BrokerServer:
         loop = asyncio.get_running_loop()
         socket: zmq.Socket[bytes] = self._context.socket(zmq.ROUTER)
         self._socket = socket
-        fd: int | None = None
+        fds: list[int] = []
         try:
             socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
             socket.setsockopt(zmq.SNDHWM, 0)  # what a peer may get is bounded by its credit window
             socket.setsockopt(zmq.RCVHWM, 0)  # what a peer may send is bounded by its max_in_flight
+            socket.setsockopt(zmq.MAXMSGSIZE, frame_limit(self.max_frame_size))
+            guard_fds = self._secure(socket)
             for endpoint in self._requested:
                 try:
                     socket.bind(endpoint)
@@ -239,12 +278,15 @@ class BrokerServer:
             logger.info("broker serving on %s", ", ".join(self._endpoints))
             if stop_requested:
                 return
-            fd = socket.fileno()
-            loop.add_reader(fd, waker.set)
+            fds = [socket.fileno(), *guard_fds]
+            for fd in fds:
+                loop.add_reader(fd, waker.set)
             await self._serve(socket, waker)
         finally:
-            if fd is not None:
+            for fd in fds:
                 loop.remove_reader(fd)
+            if self._guard is not None:
+                self._guard.close()
             with self._lock:
                 self._loop = self._waker = None
             self._running = False
@@ -254,13 +296,38 @@ class BrokerServer:
             socket.close(linger=_CLOSE_LINGER_MS)
             logger.info("broker on %s stopped", ", ".join(self._endpoints) or self._requested)
 
+    def _secure(self, socket: zmq.Socket[bytes]) -> list[int]:
+        """Make ``socket`` a CURVE server when configured; return the guard's FDs for the loop to watch."""
+        if self._curve is None:
+            return []
+        if all(endpoint.startswith("inproc://") for endpoint in self._requested):
+            logger.info(
+                "CURVE is not applied to %s: inproc links never leave the process and stay plain",
+                self._requested,
+            )
+            return []
+        guard = CurveGuard(self._context, self._curve)
+        try:
+            fds = guard.secure(socket)
+        except zmq.ZMQError as exc:
+            guard.close()
+            raise BrokerBindError(
+                f"the CURVE broker for {self._requested!r} cannot start its ZAP authenticator: {exc.strerror}; "
+                "another one runs on this zmq context already: give each CURVE broker a context of its own"
+            ) from exc
+        self._guard = guard
+        return fds
+
     # The loop -------------------------------------------------------------------------------------------
 
     async def _serve(self, socket: zmq.Socket[bytes], waker: Wakeup) -> None:
         monotonic = time.monotonic
         interval = self.heartbeat_interval
         next_tick = monotonic() + interval
+        guard = self._guard
         while not self._stop_requested:
+            if guard is not None:
+                await guard.pump()  # ZAP requests first: a handshake waits for their answers
             now = monotonic()
             batch: list[list[bytes]] = []
             for _ in range(BATCH):
@@ -298,10 +365,12 @@ class BrokerServer:
             if peer not in seen:
                 if command == HELLO:
                     self._hello(peer, frames, now)
-                elif command != BYE and peer not in reset and command in CLIENT_COMMANDS:
-                    reset.add(peer)
-                    replies.append([peer, RESET])
-                elif command not in CLIENT_COMMANDS:
+                elif command in CLIENT_COMMANDS:
+                    self._ignored += 1
+                    if command != BYE and peer not in reset:
+                        reset.add(peer)
+                        replies.append([peer, RESET])
+                else:
                     self._malformed_frame(frames, "unknown command")
                 continue
             seen[peer] = now
@@ -402,7 +471,7 @@ class BrokerServer:
         deliveries = self._table.take_deliveries(BATCH)
         if not deliveries:
             return False
-        # One MSG frame per peer, cut at about _MSG_FRAME_BYTES so large bodies do not pile up into one.
+        # One MSG frame per peer, cut at about RECORDS_FRAME_BYTES so large bodies do not pile up into one.
         records: dict[bytes, list[bytes]] = {}
         sizes: dict[bytes, int] = {}
         lost: set[bytes] = set()
@@ -416,7 +485,7 @@ class BrokerServer:
                 parts = records[peer] = []
             parts += (pack(delivery.tag, delivery.redelivered, len(topic), len(body)), topic, body)
             size = sizes[peer] = sizes.get(peer, 0) + len(topic) + len(body)
-            if size >= _MSG_FRAME_BYTES:
+            if size >= RECORDS_FRAME_BYTES:
                 if not self._send(socket, [peer, MSG, b"".join(parts)]):
                     lost.add(peer)
                 records[peer], sizes[peer] = [], 0
@@ -441,6 +510,9 @@ class BrokerServer:
             self._forget(peer, lost=True)
 
     def _tick(self, socket: zmq.Socket[bytes], now: float) -> None:
+        if now >= self._strikes_until:
+            self._strikes.clear()
+            self._strikes_until = now + MALFORMED_WINDOW
         deadline = now - LOST_AFTER * self.heartbeat_interval
         for peer, last_heard in list(self._seen.items()):
             if last_heard < deadline:
@@ -464,19 +536,39 @@ class BrokerServer:
 
     def _malformed_frame(self, frames: list[bytes], why: str) -> None:
         self._malformed += 1
-        now = time.monotonic()
-        if now < self._next_malformed_log:
+        peer = frames[0] if frames else b""
+        strikes = self._strikes
+        if len(strikes) >= _MAX_STRUCK_PEERS and peer not in strikes:
+            strikes.clear()  # a flood of fresh routing ids: start counting again rather than grow
+        count = strikes[peer] = strikes.get(peer, 0) + 1
+        if count >= MALFORMED_CUTOFF:
+            del strikes[peer]
+            self._cut_off_peer(peer)
+        if not self._log_malformed():
             return
-        self._next_malformed_log = now + _MALFORMED_LOG_EVERY
-        peer = frames[0].hex() if frames else "?"
         command = frames[1][:16] if len(frames) > 1 else b""
         logger.warning(
             "ignored a malformed frame from peer %s (command %r, %d parts): %s; %d malformed so far "
             "(logged at most once a second): is the client speaking minos wire protocol version %d?",
-            peer,
+            peer.hex(),
             command,
             len(frames),
             why,
             self._malformed,
             PROTOCOL_VERSION,
         )
+
+    def _cut_off_peer(self, peer: bytes) -> None:
+        self._cut_off += 1
+        known = peer in self._seen
+        self._forget(peer, lost=True)
+        if self._log_cut_off():
+            logger.warning(
+                "cut off peer %s: %d malformed frames within %.0f s%s; %d peers cut off so far (logged at "
+                "most once a second): check what runs at that peer, it does not speak the minos wire protocol",
+                peer.hex(),
+                MALFORMED_CUTOFF,
+                MALFORMED_WINDOW,
+                "; requeueing what it held" if known else "",
+                self._cut_off,
+            )

@@ -44,13 +44,20 @@ Rules:
   broker lost after three intervals of silence (then it reconnects, as after RESET). A send to a peer
   whose connection is gone fails (``ROUTER_MANDATORY``) and loses the peer at once.
 - A malformed frame (unknown command, wrong frame count, bad integer) is counted, logged at most once a
-  second, and ignored.
+  second, and ignored, on both sides. A peer that sends ``MALFORMED_CUTOFF`` malformed frames within
+  ``MALFORMED_WINDOW`` seconds is forgotten by the broker, as if lost.
+- Limits: a message body is at most ``max_frame_size`` bytes (16 MiB by default), refused by the sender
+  with ``FrameEncodeError``. As a backstop, both sockets set ``MAXMSGSIZE`` to ``frame_limit()``: libzmq
+  drops the connection of a peer that sends a larger frame, before reading it, and other peers go on.
+- Security: with CURVE (``security``), tcp and ipc links are encrypted and the broker admits only
+  allow-listed client keys; inproc links stay plain.
 """
 
 from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from collections.abc import Iterator, Sequence
 from typing import Final
 
@@ -65,11 +72,14 @@ __all__ = [
     "HELLO",
     "HELLO_HEAD",
     "LOST_AFTER",
+    "MALFORMED_CUTOFF",
+    "MALFORMED_WINDOW",
     "MSG",
     "PROTOCOL_VERSION",
     "PUB",
     "PUBNO",
     "PUBOK",
+    "RECORDS_FRAME_BYTES",
     "RECORD_HEAD",
     "RESET",
     "SUB",
@@ -78,7 +88,9 @@ __all__ = [
     "SUB_HEAD",
     "WELCOME",
     "WELCOME_HEAD",
+    "LogLimiter",
     "Wakeup",
+    "frame_limit",
     "iter_records",
     "pack_u64s",
     "readable",
@@ -118,6 +130,21 @@ LOST_AFTER: Final = 3
 
 BATCH: Final = 10_000
 """At most this many frames are drained, or deliveries taken, before the loop yields."""
+
+MALFORMED_CUTOFF: Final = 100
+MALFORMED_WINDOW: Final = 10.0
+"""The broker forgets a peer that sends ``MALFORMED_CUTOFF`` malformed frames within this many seconds."""
+
+RECORDS_FRAME_BYTES: Final = 256 * 1024
+"""A PUB or MSG frame takes records up to about this size (the record that reaches it is the last)."""
+
+
+def frame_limit(max_frame_size: int) -> int:
+    """The largest frame a peer may send when bodies are at most ``max_frame_size``: for ``MAXMSGSIZE``.
+
+    That is a full PUB or MSG frame plus one more record of the largest body and topic.
+    """
+    return RECORDS_FRAME_BYTES + RECORD_HEAD.size + 0xFFFF + max_frame_size
 
 
 def send_parts(socket: zmq.Socket[bytes], parts: Sequence[bytes]) -> None:
@@ -216,3 +243,21 @@ class Wakeup:
             timer.cancel()
             self._future = None
             self._pending = False
+
+
+class LogLimiter:
+    """Says whether to log now: at most once per ``interval`` seconds, so a flood cannot flood the log."""
+
+    __slots__ = ("_next", "interval")
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._next = 0.0
+
+    def __call__(self) -> bool:
+        """Whether a line may be logged now (and if so, the next one only after ``interval``)."""
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + self.interval
+        return True

@@ -16,6 +16,8 @@ from typing import Any, Final
 
 import zmq
 
+from ..exceptions import FrameEncodeError
+from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from .connection import (
     BrokerFullError,
     BrokerUnavailableError,
@@ -27,6 +29,7 @@ from .connection import (
     check_message,
     check_subscription,
 )
+from .security import CurveClient, apply_client_keys
 from .window import PublishWindow
 from .wire import (
     ACK,
@@ -41,6 +44,7 @@ from .wire import (
     PUB,
     PUBNO,
     PUBOK,
+    RECORDS_FRAME_BYTES,
     RESET,
     SUB,
     SUB_HEAD,
@@ -48,7 +52,9 @@ from .wire import (
     SUBOK_HEAD,
     WELCOME,
     WELCOME_HEAD,
+    LogLimiter,
     Wakeup,
+    frame_limit,
     iter_records,
     pack_u64s,
     readable,
@@ -65,7 +71,7 @@ _RECONNECT_FIRST: Final = 0.05  # seconds before reconnecting; doubles per faile
 _RECONNECT_MAX: Final = 2.0
 _CLOSE_LINGER_MAX: Final = 1.0
 _SESSION_SHIFT: Final = 64  # a tag is the broker's tag plus the session number above its 64 bits
-_PUB_FRAME_BYTES: Final = 256 * 1024  # a PUB frame takes records up to about this size
+_PARTS: Final = {MSG: 2, PUBOK: 2, PUBNO: 2, HB: 1, SUBOK: 2, WELCOME: 2, RESET: 1}  # command -> parts
 
 
 @dataclass(slots=True)
@@ -99,6 +105,13 @@ class ZmqConnection(Connection):
         heartbeat_interval: Seconds of sending nothing before a heartbeat; the broker counts as lost
             after three intervals of silence (of this one or the broker's, whichever is longer).
         connect_timeout: Seconds ``open`` waits for the broker's answer.
+        curve: This client's CURVE keys and the broker's public key, for a broker that requires CURVE;
+            applied on tcp and ipc endpoints, ignored (with a log line) on inproc ones, which stay plain.
+        max_frame_size: The largest message body ``publish`` sends (``FrameEncodeError`` beyond it); a
+            frame from the broker larger than ``wire.frame_limit`` of it drops the link (then reconnects).
+
+    Frames from the broker that break the wire protocol are counted (``malformed``), logged at most once
+    a second, and ignored.
 
     Raises:
         ValueError: when a number is out of range.
@@ -114,6 +127,8 @@ class ZmqConnection(Connection):
         max_in_flight: int = 1000,
         heartbeat_interval: float = 1.0,
         connect_timeout: float = 5.0,
+        curve: CurveClient | None = None,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     ) -> None:
         super().__init__(on_delivery=on_delivery, window=window)
         self._publishes = PublishWindow(max_in_flight)
@@ -122,7 +137,19 @@ class ZmqConnection(Connection):
                 "heartbeat_interval and connect_timeout must be positive numbers of seconds, got "
                 f"{heartbeat_interval!r} and {connect_timeout!r}"
             )
+        if max_frame_size < 1:
+            raise ValueError(f"max_frame_size must be a positive number of bytes, got {max_frame_size!r}")
+        if curve is not None and endpoint.startswith("inproc://"):
+            logger.info(
+                "CURVE is not applied to %r: inproc links never leave the process and stay plain", endpoint
+            )
+            curve = None
         self.endpoint = endpoint
+        self.curve = curve
+        self.max_frame_size = max_frame_size
+        self.malformed = 0
+        """Frames from the broker ignored because they break the wire protocol."""
+        self._log_malformed = LogLimiter()
         self.heartbeat_interval = heartbeat_interval
         self.connect_timeout = connect_timeout
         self._context: zmq.Context[Any] = context if context is not None else zmq.Context.instance()
@@ -174,9 +201,16 @@ class ZmqConnection(Connection):
         except BaseException as exc:
             await self._terminate()
             if isinstance(exc, TimeoutError):
+                hint = (
+                    "; with CURVE, also check that the broker allows this client's public key "
+                    f"{self.curve.keys.public.decode()!r} and that {self.curve.server_key.decode()!r} is the "
+                    "broker's public key (the broker logs refused handshakes)"
+                    if self.curve is not None
+                    else ""
+                )
                 raise BrokerUnavailableError(
                     f"no broker answered at {self.endpoint!r} within {self.connect_timeout} s; start one "
-                    "there (minos-networks broker) or check the endpoint"
+                    f"there (minos-networks broker) or check the endpoint{hint}"
                 ) from None
             raise
 
@@ -196,12 +230,14 @@ class ZmqConnection(Connection):
     async def publish(self, topic: str, body: bytes, strategy: Strategy) -> None:
         self._check_open("publish")
         check_message(topic, strategy)
+        self._check_size(topic, body)
         await self.wait_writable()
         await self.publish_nowait(topic, body, strategy)
 
     def publish_nowait(self, topic: str, body: bytes, strategy: Strategy) -> asyncio.Future[None]:
         self._check_open("publish")
         encoded = check_message(topic, strategy)
+        self._check_size(topic, body)
         if not self._publishes.has_room:
             raise BrokerFullError(
                 f"{len(self._publishes)} publishes to {self.endpoint!r} await the broker's acceptance, the "
@@ -284,6 +320,13 @@ class ZmqConnection(Connection):
         if self._state != "open":
             hint = "await open() first" if self._state == "new" else "make a new connection"
             raise ConnectionClosedError(f"cannot {what} on {self!r}: it is {self._state}; {hint}")
+
+    def _check_size(self, topic: str, body: bytes) -> None:
+        if len(body) > self.max_frame_size:
+            raise FrameEncodeError(
+                f"the message body to {topic!r} is {len(body)} bytes, over the max_frame_size of "
+                f"{self.max_frame_size} bytes; send less, or raise max_frame_size on every client and the broker"
+            )
 
     def _kick(self) -> None:
         if not self._pumping and self._waker is not None:
@@ -382,6 +425,8 @@ class ZmqConnection(Connection):
             count += 1
             command = frames[0]
             try:
+                if len(frames) != _PARTS.get(command):
+                    raise ValueError(f"unknown command, or {len(frames)} parts for {command[:16]!r}")
                 if command == MSG:
                     self._deliver(frames[1])
                 elif command == PUBOK:
@@ -402,10 +447,18 @@ class ZmqConnection(Connection):
                 elif command == RESET:
                     self._lose_broker(now, "it does not know this peer (restarted, or it declared us lost)")
                     return count
-                else:
-                    raise ValueError(f"unknown command {command!r}")
-            except (ValueError, IndexError, struct.error) as exc:
-                logger.warning("%r ignored a malformed frame from the broker (%s): %.200r", self, exc, frames)
+            except (ValueError, struct.error) as exc:
+                self.malformed += 1
+                if self._log_malformed():
+                    logger.warning(
+                        "%r ignored a malformed frame from the broker (%s): %.200r; %d malformed so far (logged "
+                        "at most once a second): is the broker speaking minos wire protocol version %d?",
+                        self,
+                        exc,
+                        frames,
+                        self.malformed,
+                        PROTOCOL_VERSION,
+                    )
         if count:
             self._last_heard = now
         return count
@@ -424,15 +477,16 @@ class ZmqConnection(Connection):
 
     def _welcomed(self, frames: list[bytes]) -> None:
         version, interval_ms = WELCOME_HEAD.unpack(frames[1])
+        if not interval_ms:
+            raise ValueError("WELCOME gives a heartbeat interval of 0 ms")
         if version != PROTOCOL_VERSION:
             error = BrokerUnavailableError(
                 f"the broker at {self.endpoint!r} speaks wire protocol version {version!r}, this client "
                 f"{PROTOCOL_VERSION!r}; run the same minos-networks release on both sides"
             )
-            if self._welcome is not None and not self._welcome.done():
-                self._welcome.set_exception(error)
-            else:
-                logger.error("%s", error)
+            if self._welcome is None or self._welcome.done():
+                raise ValueError(str(error))  # a late WELCOME: counted and logged as malformed
+            self._welcome.set_exception(error)
             return
         self._broker_interval = interval_ms / 1000
         self._attempts = 0
@@ -457,7 +511,7 @@ class ZmqConnection(Connection):
                 control.popleft()
                 sent = True
             publishes = self._publishes
-            while records := publishes.take(_PUB_FRAME_BYTES):
+            while records := publishes.take(RECORDS_FRAME_BYTES):
                 try:
                     send_parts(socket, [PUB, b"".join(records)])
                 except zmq.Again:
@@ -505,6 +559,9 @@ class ZmqConnection(Connection):
             socket.setsockopt(zmq.LINGER, 0)
             socket.setsockopt(zmq.SNDHWM, 0)  # bounded by max_in_flight and the window instead
             socket.setsockopt(zmq.RCVHWM, 0)
+            socket.setsockopt(zmq.MAXMSGSIZE, frame_limit(self.max_frame_size))
+            if self.curve is not None:
+                apply_client_keys(socket, self.curve)
             socket.connect(self.endpoint)
             fd = socket.fileno()
             self._loop.add_reader(fd, self._waker.set)
