@@ -27,29 +27,8 @@ from minos.networks import (
     ResponseException,
     enroute,
 )
-from minos.networks.brokers import BrokerPort
 
 WAIT = 10  # seconds any single wait in these tests may take before the test fails
-
-
-@pytest.fixture(params=["memory", "zmq"])
-def config(request, tmp_path):
-    """A service config on the in-memory twin or on an embedded ZeroMQ broker, unique per test."""
-    name = f"svc{uuid4().hex[:8]}"
-    if request.param == "memory":
-        broker = {"transport": "memory", "endpoint": f"memory-{name}"}
-    else:
-        broker = {"endpoint": f"inproc://{name}", "heartbeat_interval": 0.2}
-    return Config({"name": name, "interfaces": {"broker": {**broker, "close_timeout": 2.0}}})
-
-
-@pytest.fixture
-async def broker(config):
-    """The embedded broker the config names (nothing to run for the in-memory twin)."""
-    port = BrokerPort.broker_only(config)
-    await port.start()
-    yield port
-    await port.stop()
 
 
 def message(topic, content=None, **kwargs):

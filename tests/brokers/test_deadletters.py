@@ -32,29 +32,12 @@ MAX_ATTEMPTS = 2
 EMPTY_AFTER = 0.3  # seconds without a dead letter after which a queue counts as exhausted
 
 
-def make_config(transport, name=None, **broker):
-    """A service config on the in-memory twin or an embedded ZeroMQ broker; retries wait 0 s."""
-    name = name or f"svc{uuid4().hex[:8]}"
-    if transport == "memory":
-        where: dict[str, object] = {"transport": "memory", "endpoint": f"memory-{name}"}
-    else:
-        where = {"endpoint": f"inproc://{name}", "heartbeat_interval": 0.2}
-    retries = {"max_attempts": MAX_ATTEMPTS, "initial_delay": 0, "max_delay": 0}
-    settings = {**where, "close_timeout": 2.0, "retries": retries, **broker}
-    return Config({"name": name, "interfaces": {"broker": settings}})
+RETRIES = {"max_attempts": MAX_ATTEMPTS, "initial_delay": 0, "max_delay": 0}  # retries wait 0 s here
 
 
 @pytest.fixture(params=["memory", "zmq"])
-def config(request):
-    return make_config(request.param)
-
-
-@pytest.fixture
-async def broker(config):
-    port = BrokerPort.broker_only(config)
-    await port.start()
-    yield port
-    await port.stop()
+def config(request, make_config):
+    return make_config(request.param, retries=RETRIES)
 
 
 def message(topic, content=None, **kwargs):
@@ -219,10 +202,12 @@ async def cli(*args):
     )
 
 
-async def test_the_cli_lists_and_replays_dead_letters_on_a_broker_other_processes_reach(short_dir, tmp_path):
+async def test_the_cli_lists_and_replays_dead_letters_on_a_broker_other_processes_reach(
+    short_dir, tmp_path, make_config
+):
     socket = f"ipc://{short_dir / 'broker.sock'}"
     name = f"svc{uuid4().hex[:8]}"
-    config = make_config("zmq", name, bind=[socket])
+    config = make_config("zmq", name, bind=[socket], retries=RETRIES)
     file = tmp_path / "service.yml"
     remote = {"endpoint": socket, "embedded": False, "heartbeat_interval": 0.2, "close_timeout": 2.0}
     file.write_text(yaml.safe_dump({"name": name, "interfaces": {"broker": remote}}))

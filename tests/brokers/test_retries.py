@@ -3,7 +3,6 @@
 import asyncio
 from collections import Counter
 from random import Random
-from uuid import uuid4
 
 import pytest
 
@@ -20,36 +19,18 @@ from minos.networks import (
     Request,
     ResponseException,
 )
-from minos.networks.brokers import BrokerPort, DeadLetterQueue, RetryPolicy, broker_settings
+from minos.networks.brokers import DeadLetterQueue, RetryPolicy, broker_settings
 
 WAIT = 10  # seconds any single wait in these tests may take before the test fails
 MAX_ATTEMPTS = 3
 
 
-def make_config(transport, **broker):
-    """A service config on the in-memory twin or an embedded ZeroMQ broker; retries wait 0 s."""
-    name = f"svc{uuid4().hex[:8]}"
-    if transport == "memory":
-        where: dict[str, object] = {"transport": "memory", "endpoint": f"memory-{name}"}
-    else:
-        where = {"endpoint": f"inproc://{name}", "heartbeat_interval": 0.2}
-    retries = {"max_attempts": MAX_ATTEMPTS, "initial_delay": 0, "max_delay": 0}
-    settings = {**where, "close_timeout": 2.0, "retries": retries, **broker}
-    return Config({"name": name, "interfaces": {"broker": settings}})
+RETRIES = {"max_attempts": MAX_ATTEMPTS, "initial_delay": 0, "max_delay": 0}  # retries wait 0 s here
 
 
 @pytest.fixture(params=["memory", "zmq"])
-def config(request):
-    return make_config(request.param)
-
-
-@pytest.fixture
-async def broker(config):
-    """The embedded broker the config names (nothing to run for the in-memory twin)."""
-    port = BrokerPort.broker_only(config)
-    await port.start()
-    yield port
-    await port.stop()
+def config(request, make_config):
+    return make_config(request.param, retries=RETRIES)
 
 
 def message(topic, content=None, **kwargs):

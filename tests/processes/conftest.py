@@ -219,8 +219,8 @@ class Processes:
         self.started.append(process)
         return process
 
-    def start_broker(self, bind: str, name: str = "broker") -> Broker:
-        """A broker process on ``bind``, once it prints that it serves (port 0 resolved)."""
+    def start_broker(self, bind: str, name: str = "broker", *extra: str) -> Broker:
+        """A broker process on ``bind`` (``extra`` command-line options), once it serves (port 0 resolved)."""
         process = self.start(
             name,
             [
@@ -232,6 +232,7 @@ class Processes:
                 bind,
                 "--heartbeat-interval",
                 str(HEARTBEAT),
+                *extra,
             ],
         )
         line = process.wait_line(BROKER_READY, START_TIMEOUT)

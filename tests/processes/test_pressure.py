@@ -24,7 +24,7 @@ from minos.networks import (
     MinosHandlerNotFoundEnoughEntriesException,
 )
 
-from .conftest import BROKER_READY, HEARTBEAT, START_TIMEOUT, STOP_TIMEOUT, Broker, client_config
+from .conftest import HEARTBEAT, START_TIMEOUT, STOP_TIMEOUT, Broker, client_config
 
 PRODUCER = Path(__file__).with_name("producer.py")
 TCP_ANY_PORT = "tcp://127.0.0.1:0"
@@ -62,13 +62,8 @@ def message(topic, content=None):
 
 
 def start_bounded_broker(processes, max_messages: int, name: str = "broker") -> Broker:
-    """A broker process on a free tcp port holding at most ``max_messages`` (``start_broker`` has no such option)."""
-    argv = [sys.executable, "-m", "minos.networks", "broker", "--bind", TCP_ANY_PORT]
-    argv += ["--heartbeat-interval", str(HEARTBEAT), "--max-messages", str(max_messages)]
-    process = processes.start(name, argv)
-    line = process.wait_line(BROKER_READY, START_TIMEOUT)
-    (endpoint,) = line[len(BROKER_READY) :].split()
-    return Broker(process, endpoint)
+    """A broker process on a free tcp port holding at most ``max_messages``."""
+    return processes.start_broker(TCP_ANY_PORT, name, "--max-messages", str(max_messages))
 
 
 def vm_rss(pid: int) -> int:

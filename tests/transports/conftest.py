@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from minos.networks.transports import BrokerServer
+from minos.networks.transports import BrokerServer, ZmqConnection
 
 START_TIMEOUT = 5.0
 IPC_PATH_LIMIT = 100  # bytes; the kernel's limit for a socket path is 107
@@ -82,3 +82,61 @@ def broker_threads(zmq_context):
     yield start
     for broker in reversed(started):
         broker.stop()
+
+
+INBOX_TIMEOUT = 5.0  # seconds an Inbox waits for what a test expects before failing it
+
+
+class Inbox:
+    """Collects a ZmqConnection's deliveries and acknowledges them; ``await arrived(n)`` or ``wait_for(body)``."""
+
+    def __init__(self) -> None:
+        self.received: list = []
+        self.connection: ZmqConnection | None = None
+        self._changed = asyncio.Event()
+
+    def __call__(self, incoming) -> None:
+        self.received.append(incoming)
+        self.connection.ack([incoming.tag])
+        self._changed.set()
+
+    @property
+    def bodies(self) -> list[bytes]:
+        return [incoming.body for incoming in self.received]
+
+    async def arrived(self, count: int, timeout: float = INBOX_TIMEOUT) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.received) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def wait_for(self, body: bytes, timeout: float = INBOX_TIMEOUT) -> None:
+        async with asyncio.timeout(timeout):
+            while body not in self.bodies:
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@pytest.fixture
+def make_inbox():
+    """Builds Inboxes: ``inbox = make_inbox()``, then ``await connect(endpoint, inbox)``."""
+    return Inbox
+
+
+@pytest.fixture
+async def connect(zmq_context):
+    """Open ZmqConnections (``connect(endpoint, inbox=None, **options)``), all closed at teardown."""
+    opened = []
+
+    async def open_one(endpoint, inbox=None, **options):
+        options.setdefault("heartbeat_interval", 0.05)
+        connection = ZmqConnection(endpoint, context=zmq_context, on_delivery=inbox, **options)
+        if inbox is not None:
+            inbox.connection = connection
+        opened.append(connection)
+        await connection.open()
+        return connection
+
+    yield open_one
+    for connection in opened:
+        await connection.close(timeout=1.0)

@@ -57,51 +57,6 @@ class RawPeer:
         self.socket.close(linger=0)
 
 
-class Inbox:
-    """Collects a ZmqConnection's deliveries and acknowledges them; wait on ``arrived(n)``."""
-
-    def __init__(self) -> None:
-        self.received = []
-        self.connection = None
-        self._waiters = []
-
-    def __call__(self, incoming) -> None:
-        self.received.append(incoming)
-        self.connection.ack([incoming.tag])
-        for count, future in self._waiters:
-            if len(self.received) >= count and not future.done():
-                future.set_result(None)
-
-    async def arrived(self, count: int) -> None:
-        if len(self.received) < count:
-            future = asyncio.get_running_loop().create_future()
-            self._waiters.append((count, future))
-            await asyncio.wait_for(future, TIMEOUT)
-
-    @property
-    def bodies(self):
-        return [incoming.body for incoming in self.received]
-
-
-@pytest.fixture
-async def connect(zmq_context):
-    """Open ZmqConnections (``connect(endpoint, inbox=None, **options)``), all closed at teardown."""
-    opened = []
-
-    async def open_one(endpoint, inbox=None, **options):
-        options.setdefault("heartbeat_interval", 0.05)
-        connection = ZmqConnection(endpoint, context=zmq_context, on_delivery=inbox, **options)
-        if inbox is not None:
-            inbox.connection = connection
-        opened.append(connection)
-        await connection.open()
-        return connection
-
-    yield open_one
-    for connection in opened:
-        await connection.close(timeout=1.0)
-
-
 @pytest.fixture
 def raw_peers(zmq_context):
     peers = []
@@ -136,7 +91,7 @@ def port_below_the_ephemeral_range() -> int:
 
 
 async def test_a_silent_peer_is_declared_lost_and_what_it_held_is_redelivered(
-    broker_threads, raw_peers, connect
+    make_inbox, broker_threads, raw_peers, connect
 ):
     broker = broker_threads(inproc(), heartbeat_interval=0.05)
     silent = raw_peers(broker.endpoint)
@@ -147,7 +102,7 @@ async def test_a_silent_peer_is_declared_lost_and_what_it_held_is_redelivered(
     delivered = await silent.expect(b"MSG")
     _, redelivered, _, _ = RECORD_HEAD.unpack_from(delivered[1])
     assert (redelivered, delivered[1][RECORD_HEAD.size :]) == (0, b"order.createdorder 1")
-    inbox = Inbox()
+    inbox = make_inbox()
     await (await connect(broker.endpoint, inbox)).subscribe("orders", ["order.created"])
     # The silent peer keeps its socket open, so only the heartbeat timeout can find it out.
     await inbox.arrived(1)
@@ -156,7 +111,7 @@ async def test_a_silent_peer_is_declared_lost_and_what_it_held_is_redelivered(
 
 
 async def test_a_peer_whose_connection_is_gone_is_lost_at_the_first_send_that_fails(
-    broker_threads, raw_peers, connect, caplog
+    make_inbox, broker_threads, raw_peers, connect, caplog
 ):
     caplog.set_level(logging.INFO, logger="minos.networks.transports.broker")
     broker = broker_threads(inproc(), heartbeat_interval=0.2)
@@ -167,7 +122,7 @@ async def test_a_peer_whose_connection_is_gone_is_lost_at_the_first_send_that_fa
     await publisher.publish("order.created", b"order 1", 0)
     await crashed.expect(b"MSG")
     crashed.close()  # no BYE
-    inbox = Inbox()
+    inbox = make_inbox()
     await (await connect(broker.endpoint, inbox)).subscribe("orders", ["order.created"])
     await inbox.arrived(1)
     assert inbox.received[0].redelivered
@@ -176,7 +131,7 @@ async def test_a_peer_whose_connection_is_gone_is_lost_at_the_first_send_that_fa
     assert "silent for" not in caplog.text
 
 
-async def test_malformed_frames_are_counted_and_ignored(broker_threads, raw_peers, connect):
+async def test_malformed_frames_are_counted_and_ignored(make_inbox, broker_threads, raw_peers, connect):
     broker = broker_threads(inproc())
     stranger = raw_peers(broker.endpoint)
     stranger.send(b"NOPE")  # unknown command from an unknown peer
@@ -197,7 +152,7 @@ async def test_malformed_frames_are_counted_and_ignored(broker_threads, raw_peer
         stranger.send(*frames)
     await stranger.subscribe(b"orders", b"order.created")  # handled after the garbage, in order
     assert broker.server.stats.malformed == len(malformed) + 1
-    inbox = Inbox()
+    inbox = make_inbox()
     await (await connect(broker.endpoint, inbox)).subscribe("audit", ["order.created"])
     await (await connect(broker.endpoint)).publish("order.created", b"still working", 1)
     await inbox.arrived(1)
@@ -214,9 +169,11 @@ async def test_an_unknown_peer_is_told_to_reset_instead_of_served(broker_threads
     assert broker.server.stats.published == 0
 
 
-async def test_a_publisher_keeps_its_order_through_refusals_by_a_full_broker(broker_threads, connect):
+async def test_a_publisher_keeps_its_order_through_refusals_by_a_full_broker(
+    make_inbox, broker_threads, connect
+):
     broker = broker_threads(inproc(), max_messages=10)
-    inbox = Inbox()
+    inbox = make_inbox()
     await (await connect(broker.endpoint, inbox, window=4)).subscribe("audit", ["order.created"])
     publisher = await connect(broker.endpoint)
     sent = [b"order %d" % i for i in range(500)]
@@ -228,13 +185,13 @@ async def test_a_publisher_keeps_its_order_through_refusals_by_a_full_broker(bro
 
 
 async def test_a_connection_comes_back_after_the_broker_restarts_on_the_same_endpoint(
-    broker_threads, connect
+    make_inbox, broker_threads, connect
 ):
     endpoint = f"tcp://127.0.0.1:{port_below_the_ephemeral_range()}"
     first_context = zmq.Context()  # of its own, so that terminating it waits until its port is free again
     first = broker_threads(endpoint, heartbeat_interval=0.05, context=first_context)
     try:
-        inbox = Inbox()
+        inbox = make_inbox()
         subscriber = await connect(endpoint, inbox)
         await subscriber.subscribe("orders", ["order.created"])
         publisher = await connect(endpoint)
@@ -301,9 +258,11 @@ async def test_acknowledgements_go_out_packed_and_free_the_window(broker_threads
     assert broker.server.stats.acknowledged == 3
 
 
-async def test_large_bodies_travel_whole_and_in_order_across_several_frames(broker_threads, connect):
+async def test_large_bodies_travel_whole_and_in_order_across_several_frames(
+    make_inbox, broker_threads, connect
+):
     broker = broker_threads(inproc())
-    inbox = Inbox()
+    inbox = make_inbox()
     await (await connect(broker.endpoint, inbox)).subscribe("archive", ["document.stored"])
     publisher = await connect(broker.endpoint)
     sent = [bytes([i]) * 300_000 for i in range(12)]  # more than one PUB and one MSG frame can take

@@ -10,52 +10,12 @@ import zmq
 import zmq.asyncio
 
 from minos.networks.exceptions import FrameEncodeError
-from minos.networks.transports import ZmqConnection
 from minos.networks.transports.wire import MALFORMED_CUTOFF, RECORD_HEAD, iter_records
 
 TIMEOUT = 4.0
 FUZZ_FRAMES = 10_000
 HELLO_EVERY = 50  # the fuzzer says HELLO again this often, so that it is parsed as a known peer again
 BIG_FRAME = 64 * 1024 * 1024
-
-
-class Inbox:
-    """Collects a ZmqConnection's deliveries and acknowledges them; ``await arrived(n)``."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        self.connection: ZmqConnection | None = None
-        self._changed = asyncio.Event()
-
-    def __call__(self, incoming) -> None:
-        self.bodies.append(incoming.body)
-        self.connection.ack([incoming.tag])
-        self._changed.set()
-
-    async def wait_for(self, body: bytes, timeout: float = TIMEOUT) -> None:
-        async with asyncio.timeout(timeout):
-            while body not in self.bodies:
-                self._changed.clear()
-                await self._changed.wait()
-
-
-@pytest.fixture
-async def connect(zmq_context):
-    """Open ZmqConnections (``connect(endpoint, inbox=None, **options)``), all closed at teardown."""
-    opened = []
-
-    async def open_one(endpoint, inbox=None, **options):
-        options.setdefault("heartbeat_interval", 0.05)
-        connection = ZmqConnection(endpoint, context=zmq_context, on_delivery=inbox, **options)
-        if inbox is not None:
-            inbox.connection = connection
-        opened.append(connection)
-        await connection.open()
-        return connection
-
-    yield open_one
-    for connection in opened:
-        await connection.close(timeout=1.0)
 
 
 @pytest.fixture
@@ -101,10 +61,10 @@ async def test_an_oversized_body_is_refused_at_the_sender_with_a_clear_error(bro
 
 
 async def test_a_peer_sending_a_64_mib_frame_is_cut_off_and_other_peers_lose_nothing(
-    broker_threads, connect, async_sockets
+    make_inbox, broker_threads, connect, async_sockets
 ):
     broker = broker_threads("tcp://127.0.0.1:0", heartbeat_interval=0.05)
-    inbox = Inbox()
+    inbox = make_inbox()
     await (await connect(broker.endpoint, inbox)).subscribe("orders", ["order.created"])
     publisher = await connect(broker.endpoint)
     giant = async_sockets(zmq.DEALER)
@@ -212,11 +172,11 @@ def mutated_frames(rng: random.Random, templates: list[list[bytes]], accepts, co
 
 
 async def test_fuzzed_frames_sent_to_the_broker_are_rejected_and_counted_and_it_serves_on(
-    broker_threads, connect, async_sockets
+    make_inbox, broker_threads, connect, async_sockets
 ):
     # Heartbeats slower than the fuzzing, which keeps this loop (and the good clients in it) busy.
     broker = broker_threads("tcp://127.0.0.1:0", heartbeat_interval=1.0)
-    inbox = Inbox()
+    inbox = make_inbox()
     await (await connect(broker.endpoint, inbox, heartbeat_interval=1.0)).subscribe(
         "orders", ["order.created"]
     )
@@ -259,12 +219,12 @@ async def test_fuzzed_frames_sent_to_the_broker_are_rejected_and_counted_and_it_
 
 
 async def test_fuzzed_frames_sent_to_a_service_are_counted_and_ignored_and_it_receives_on(
-    connect, async_sockets
+    make_inbox, connect, async_sockets
 ):
     fake_broker = async_sockets(zmq.ROUTER)
     fake_broker.bind("tcp://127.0.0.1:0")
     endpoint = fake_broker.getsockopt_string(zmq.LAST_ENDPOINT)
-    inbox = Inbox()
+    inbox = make_inbox()
 
     async def welcome() -> bytes:
         peer, command, _ = await fake_broker.recv_multipart()

@@ -1,6 +1,5 @@
 """CURVE on tcp endpoints: allow-listed client keys deliver, every other handshake is refused and counted."""
 
-import asyncio
 import shutil
 import struct
 import subprocess
@@ -21,7 +20,6 @@ from minos.networks.transports import (
     CurveServer,
     CurveSettings,
     KeyFileError,
-    ZmqConnection,
     create_keys,
     load_allowed_clients,
     load_public,
@@ -31,26 +29,6 @@ from minos.networks.transports.wire import RECORD_HEAD
 
 TIMEOUT = 4.0
 BAD_CLIENT_TIMEOUT = 0.5  # seconds a refused client waits for the broker's answer before giving up
-
-
-class Inbox:
-    """Collects a ZmqConnection's deliveries and acknowledges them; ``await arrived(n)``."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        self.connection: ZmqConnection | None = None
-        self._changed = asyncio.Event()
-
-    def __call__(self, incoming) -> None:
-        self.bodies.append(incoming.body)
-        self.connection.ack([incoming.tag])
-        self._changed.set()
-
-    async def arrived(self, count: int, timeout: float = TIMEOUT) -> None:
-        async with asyncio.timeout(timeout):
-            while len(self.bodies) < count:
-                self._changed.clear()
-                await self._changed.wait()
 
 
 @pytest.fixture
@@ -69,29 +47,12 @@ def keys(tmp_path):
     }
 
 
-@pytest.fixture
-async def connect(zmq_context):
-    """Open ZmqConnections (``connect(endpoint, inbox=None, **options)``), all closed at teardown."""
-    opened = []
-
-    async def open_one(endpoint, inbox=None, **options):
-        options.setdefault("heartbeat_interval", 0.05)
-        connection = ZmqConnection(endpoint, context=zmq_context, on_delivery=inbox, **options)
-        if inbox is not None:
-            inbox.connection = connection
-        opened.append(connection)
-        await connection.open()
-        return connection
-
-    yield open_one
-    for connection in opened:
-        await connection.close(timeout=1.0)
-
-
-async def test_a_client_with_an_allowed_key_publishes_and_receives_over_curve(broker_threads, keys, connect):
+async def test_a_client_with_an_allowed_key_publishes_and_receives_over_curve(
+    make_inbox, broker_threads, keys, connect
+):
     broker = broker_threads("tcp://127.0.0.1:0", curve=keys["server"])
     client = CurveClient(keys["client"], keys["broker"].public)
-    inbox = Inbox()
+    inbox = make_inbox()
     await (await connect(broker.endpoint, inbox, curve=client)).subscribe("orders", ["order.created"])
     publisher = await connect(broker.endpoint, curve=client)
     await publisher.publish("order.created", b"over curve", 0)
@@ -109,11 +70,11 @@ BAD_CLIENTS = {
 
 @pytest.mark.parametrize("case", list(BAD_CLIENTS))
 async def test_a_client_failing_the_curve_handshake_delivers_nothing_and_is_counted(
-    broker_threads, keys, connect, zmq_context, case
+    make_inbox, broker_threads, keys, connect, zmq_context, case
 ):
     broker = broker_threads("tcp://127.0.0.1:0", curve=keys["server"])
     allowed = CurveClient(keys["client"], keys["broker"].public)
-    inbox = Inbox()
+    inbox = make_inbox()
     await (await connect(broker.endpoint, inbox, curve=allowed)).subscribe("orders", ["order.created"])
     bad = BAD_CLIENTS[case](keys)
     # A raw DEALER sends its HELLO and a PUB at once, without waiting for any answer ...
@@ -145,10 +106,12 @@ async def test_a_client_failing_the_curve_handshake_delivers_nothing_and_is_coun
         raw.close(linger=0)
 
 
-async def test_an_inproc_endpoint_stays_plain_next_to_a_curve_tcp_endpoint(broker_threads, keys, connect):
+async def test_an_inproc_endpoint_stays_plain_next_to_a_curve_tcp_endpoint(
+    make_inbox, broker_threads, keys, connect
+):
     name = f"inproc://minos-test-{uuid.uuid4().hex}"
     broker = broker_threads([name, "tcp://127.0.0.1:0"], curve=keys["server"])
-    inbox = Inbox()
+    inbox = make_inbox()
     curve = CurveClient(keys["client"], keys["broker"].public)
     await (await connect(name, inbox, curve=curve)).subscribe("orders", ["order.created"])  # ignored
     await (await connect(name)).publish("order.created", b"in process", 0)
