@@ -76,7 +76,6 @@ class PeerHandle:
         self._loop_thread = 0  # ident of the thread running the bound loop
         self._connection: Connection | None = None  # while the pump runs; touched on the loop thread only
         self._scheduled = False
-        self._closed = False
 
     def __repr__(self) -> str:
         return f"<PeerHandle {self.name!r} {'bound' if self._loop is not None else 'unbound'}>"
@@ -90,13 +89,7 @@ class PeerHandle:
         return connection is not None and connection.connected
 
     def publish(self, topic: str, body: bytes, strategy: int, settle: Settle) -> None:
-        """Queue a publish; ``settle`` is called in the actor's loop once the broker accepted or refused it.
-
-        Raises:
-            ConnectionClosedError: The handle was closed.
-        """
-        if self._closed:
-            raise ConnectionClosedError(f"{self.name} is stopped; start it again before publishing")
+        """Queue a publish; ``settle`` is called in the actor's loop once the broker accepted or refused it."""
         connection = self._connection
         if (  # on the actor's own loop, with nothing queued ahead: hand it to the connection directly
             connection is not None
@@ -122,10 +115,6 @@ class PeerHandle:
             return
         self._acks.append(tag)
         self._wake()
-
-    def close(self) -> None:
-        """Refuse further publishes (what is queued still goes out while the actor runs)."""
-        self._closed = True
 
     def _wake(self) -> None:
         if self._scheduled:
