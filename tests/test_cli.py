@@ -1,5 +1,6 @@
 """The command line, run the way a user runs it."""
 
+import select
 import signal
 import subprocess
 import sys
@@ -34,7 +35,9 @@ def test_the_broker_command_serves_until_sigterm_and_exits_zero():
         text=True,
     )
     try:
-        ready = process.stdout.readline()  # blocks until the broker has bound, or exits
+        readable, _, _ = select.select([process.stdout], [], [], 15)  # bounded wait for the ready line
+        assert readable, "the broker printed nothing within 15 s"
+        ready = process.stdout.readline()
         assert ready.startswith(READY), process.stderr.read()
         assert ready.split()[-1].startswith("tcp://127.0.0.1:")
         process.send_signal(signal.SIGTERM)

@@ -1,9 +1,14 @@
-"""The ``minos-networks`` command line (also ``python -m minos.networks``)."""
+"""The ``minos-networks`` command line (also ``python -m minos.networks``).
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 configuration error (nothing was started);
+``run`` also exits 130 (SIGINT) or 143 (SIGTERM) when a second signal cuts its graceful stop short.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -17,6 +22,7 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_CONFIG = 3
 
 READY_LINE = "minos-networks broker: serving on"
 """Printed (then the endpoints) once the broker has bound everything; scripts may wait for it."""
@@ -149,9 +155,93 @@ def _dead_letters(action: str, config_path: str, identifiers: list[UUID] | None,
         return EXIT_FAILURE
 
 
+def _version() -> str:
+    """The installed distribution's version, or a note saying it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("minos-networks")
+    except PackageNotFoundError:
+        return "unknown (the minos-networks distribution is not installed)"
+
+
+def _json_content(text: str) -> object:
+    """The message content a JSON argument gives; argparse turns the ValueError into a usage error."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({error}): {text!r}") from error
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _add_service_commands(commands: Any) -> None:
+    """The commands that act on a service's configuration file: run, check-config, publish, docs."""
+    run = commands.add_parser(
+        "run",
+        help="run the service a configuration file describes, until SIGTERM or SIGINT",
+        description="Check CONFIG.yml, then start its ports in order (broker, HTTP, periodic, discovery), "
+        "print 'minos-networks run: NAME ready broker=... http=URL periodic=N' and serve. The first SIGTERM "
+        "or SIGINT stops intake and lets work in flight finish within the configured timeouts; a second one "
+        "exits at once. Exit codes: 0 stopped, 1 failed to start or to stop within its bound, 2 usage, "
+        "3 configuration error (nothing started), 130/143 a second SIGINT/SIGTERM cut the stop short.",
+    )
+    run.add_argument("config", metavar="CONFIG.yml", help="the service's configuration file")
+    run.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING or ERROR")
+    check = commands.add_parser(
+        "check-config",
+        help="check a configuration file and print it after environment overrides",
+        description="Check CONFIG.yml as `run` would, without starting anything, and print the effective "
+        "configuration (after MINOS_* overrides). Problems are printed as FILE: KEY: PROBLEM. Exit codes: "
+        "0 valid, 2 usage, 3 configuration error.",
+    )
+    check.add_argument("config", metavar="CONFIG.yml", help="the service's configuration file")
+    check.add_argument(
+        "--format", dest="output", choices=("yaml", "json"), default="yaml", help="yaml or json"
+    )
+    publish = commands.add_parser(
+        "publish",
+        help="send one message through the broker a configuration file names",
+        description="Send one message (its content parsed from JSON) to TOPIC through a BrokerClient built "
+        'from CONFIG.yml. With --wait-reply, print the reply as JSON {"status": ..., "content": ...}. '
+        "Exit codes: 0 sent (or a 2xx reply), 1 failure, timeout or a reply with another status, 2 usage, "
+        "3 configuration error.",
+    )
+    publish.add_argument("config", metavar="CONFIG.yml", help="the configuration naming the broker")
+    publish.add_argument("topic", metavar="TOPIC", help="where to send the message")
+    publish.add_argument(
+        "content", metavar="JSON", type=_json_content, help="the content, e.g. '{\"id\": 1}'"
+    )
+    publish.add_argument("--wait-reply", action="store_true", help="wait for the reply and print it")
+    publish.add_argument(
+        "--timeout", type=_positive, default=10.0, help="seconds for the whole exchange (default 10)"
+    )
+    docs = commands.add_parser(
+        "docs",
+        help="print the OpenAPI / AsyncAPI documents of the configured services as JSON",
+        description="Print the OpenAPI 3.1 (--openapi), the AsyncAPI 3.0 (--asyncapi) or both documents "
+        '({"openapi": ..., "asyncapi": ...}) of CONFIG.yml\'s services. Exit codes: 0 printed, '
+        "2 usage, 3 configuration error (a service that does not import).",
+    )
+    docs.add_argument("config", metavar="CONFIG.yml", help="the service's configuration file")
+    which = docs.add_mutually_exclusive_group()
+    which.add_argument("--openapi", dest="which", action="store_const", const="openapi", help="OpenAPI only")
+    which.add_argument(
+        "--asyncapi", dest="which", action="store_const", const="asyncapi", help="AsyncAPI only"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return its exit code (0 ok, 1 failure, 2 usage error)."""
-    parser = argparse.ArgumentParser(prog="minos-networks", description=__doc__)
+    """Run the command line and return its exit code (0 ok, 1 failure, 2 usage, 3 configuration error)."""
+    parser = argparse.ArgumentParser(
+        prog="minos-networks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("demo", help="run a service with an embedded broker and send it requests")
     broker = commands.add_parser(
@@ -205,7 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     dead_letters.add_argument(
         "--idle-timeout", type=float, default=1.0, help="seconds without a new dead letter that end the scan"
     )
+    _add_service_commands(commands)
     args = parser.parse_args(argv)
+    if args.command in ("run", "check-config", "publish", "docs"):
+        return _service_command(args)
     if args.command == "demo":
         return _demo()
     if args.command == "broker":
@@ -232,6 +325,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dead_letters(args.action, args.config, args.identifiers, args.idle_timeout)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
+
+
+def _service_command(args: argparse.Namespace) -> int:
+    """Dispatch run, check-config, publish and docs to ``system.commands``."""
+    from .system import commands
+
+    if args.command == "run":
+        logging.basicConfig(
+            level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        return commands.run_command(args.config)
+    if args.command == "check-config":
+        return commands.check_config_command(args.config, args.output)
+    if args.command == "publish":
+        return commands.publish_command(
+            args.config, args.topic, args.content, wait_reply=args.wait_reply, timeout=args.timeout
+        )
+    return commands.docs_command(args.config, args.which)
 
 
 if __name__ == "__main__":

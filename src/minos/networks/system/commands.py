@@ -1,0 +1,296 @@
+"""The service commands of the command line: ``run``, ``check-config``, ``publish`` and ``docs``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from types import FrameType
+from typing import Any, Final
+
+import yaml
+
+from minos.common import Config, ConfigError
+
+from .runner import ServiceRunner, check_config
+
+__all__ = ["EXIT_CONFIG", "check_config_command", "docs_command", "publish_command", "run_command"]
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_CONFIG: Final = 3
+"""The configuration is wrong; nothing was started."""
+
+READY_LINE: Final = "minos-networks run:"
+"""``run`` prints ``minos-networks run: <name> ready broker=... http=... periodic=N`` once it serves."""
+
+EXIT_GRACE: Final = 5.0
+"""Seconds the process gets, beyond the service's whole stop bound, to exit after the first signal."""
+
+_ENV_PREFIX: Final = "MINOS_"
+
+
+def load_config(path: str, prefix: str, *, full: bool = True) -> Config | None:
+    """Read and check ``path``, printing every problem on stderr as ``<file>: <key>: <problem>``.
+
+    Args:
+        path: The YAML file.
+        prefix: Starts each printed line (the command's name).
+        full: Also run :func:`check_config`; otherwise only ``Config``'s own layout checks.
+
+    Returns:
+        The configuration, or None when it has a problem.
+    """
+    try:
+        config = Config(path)
+    except ConfigError as error:
+        _print_problems(prefix, path, [error])
+        return None
+    problems = check_config(config) if full else []
+    if problems:
+        _print_problems(prefix, path, problems)
+        return None
+    return config
+
+
+def effective_config(config: Config, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The whole configuration after environment overrides, as plain data.
+
+    Config offers no public view of the whole mapping, so the top-level keys are those of the file and
+    those the ``MINOS_`` variables add, each read back through ``Config.get``.
+
+    Args:
+        config: The configuration, read from a file.
+        environ: The variables ``config`` was read with; ``os.environ`` if None.
+    """
+    keys: list[str] = []
+    if config.path is not None:
+        raw = yaml.safe_load(config.path.read_text(encoding="utf-8"))  # Config read it just now
+        if isinstance(raw, dict):
+            keys = [key for key in raw if isinstance(key, str)]
+    for variable in os.environ if environ is None else environ:
+        if variable.startswith(_ENV_PREFIX):
+            head = variable[len(_ENV_PREFIX) :].split("__", 1)[0]
+            key = next((key for key in keys if key.upper() == head.upper()), head.lower())
+            if key not in keys:
+                keys.append(key)
+    return {key: config.get(key, None) for key in keys}
+
+
+def check_config_command(path: str, output: str) -> int:
+    """Check ``path`` and print the effective configuration as ``output`` (yaml or json); 0 ok, 3 wrong."""
+    prefix = "minos-networks check-config"
+    config = load_config(path, prefix)
+    if config is None:
+        return EXIT_CONFIG
+    data = effective_config(config)
+    if output == "json":
+        print(json.dumps(data, indent=2, default=str), flush=True)
+    else:
+        print(yaml.safe_dump(data, sort_keys=False, default_flow_style=False), end="", flush=True)
+    print(f"{prefix}: {path} is valid", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_command(path: str) -> int:
+    """Run the service ``path`` describes until SIGTERM or SIGINT (see the ``run`` help for exit codes)."""
+    prefix = "minos-networks run"
+    signals = _Signals(prefix)
+    signals.install()
+    config = load_config(path, prefix)
+    if config is None:
+        return EXIT_CONFIG
+    try:
+        runner = ServiceRunner.from_config(config, check=False)
+    except ConfigError as error:
+        _print_problems(prefix, path, [error])
+        return EXIT_CONFIG
+    except Exception as error:
+        print(f"{prefix}: {config.name}: cannot build the service: {error!r}", file=sys.stderr)
+        return EXIT_FAILURE
+    signals.bound = runner.stop_bound + EXIT_GRACE
+    code = asyncio.run(_serve(runner, signals, prefix))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if code != EXIT_OK:
+        os._exit(code)  # a part that did not stop may hold a thread the interpreter would wait for
+    return code
+
+
+async def _serve(runner: ServiceRunner, signals: _Signals, prefix: str) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals.on_first = lambda: loop.call_soon_threadsafe(stop.set)
+    if signals.received is not None:
+        return EXIT_OK  # told to stop before anything started
+    try:
+        await runner.start()
+    except Exception as error:
+        print(
+            f"{prefix}: {runner.name} failed to start: {error!r} (cause: {error.__cause__!r})",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    print(f"{READY_LINE} {runner.name} ready {runner.describe()}", flush=True)
+    if signals.received is None:
+        await stop.wait()
+    print(f"{prefix}: {runner.name} stopping, within {runner.stop_bound:.0f} s", flush=True)
+    failed = await runner.stop()
+    if failed:
+        print(f"{prefix}: {runner.name}: these parts did not stop well: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{prefix}: {runner.name} stopped", flush=True)
+    return EXIT_OK
+
+
+class _Signals:
+    """SIGTERM and SIGINT for ``run``: the first starts a graceful stop, a second one exits at once.
+
+    The handlers are plain ``signal`` handlers, so they run even while the event loop is busy; the first
+    also arms a watchdog that ends the process if the stop (or the interpreter's exit) overruns ``bound``.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.bound = 60.0
+        self.received: int | None = None
+        self.on_first: Callable[[], object] | None = None
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.received is None:
+            self.received = signum
+            if self.on_first is not None:
+                self.on_first()
+            watchdog = threading.Timer(self.bound, self._overran)
+            watchdog.daemon = True
+            watchdog.start()
+            return
+        _write_stderr(
+            f"{self.prefix}: second signal ({name}) during the stop: exiting now, work in flight is lost"
+        )
+        os._exit(128 + signum)
+
+    def _overran(self) -> None:
+        _write_stderr(f"{self.prefix}: the stop overran its bound of {self.bound:.0f} s; exiting now")
+        os._exit(EXIT_FAILURE)
+
+
+def publish_command(path: str, topic: str, content: object, *, wait_reply: bool, timeout: float) -> int:
+    """Send one message through the broker ``path`` names; with ``wait_reply``, print the reply as JSON.
+
+    Returns:
+        0 sent (or replied with a 2xx status), 1 an error, a timeout or a non-2xx reply, 3 a wrong config.
+    """
+    prefix = "minos-networks publish"
+    config = load_config(path, prefix, full=False)
+    if config is None:
+        return EXIT_CONFIG
+    from ..brokers import broker_settings
+
+    try:
+        settings = broker_settings(config)
+    except ConfigError as error:
+        _print_problems(prefix, path, [error])
+        return EXIT_CONFIG
+    endpoint = settings.endpoint
+    if settings.transport == "zmq" and endpoint.startswith("inproc://"):
+        # The service's own process reaches its embedded broker over inproc; another one needs a bind.
+        reachable = [bind for bind in settings.bind if not bind.startswith("inproc://")]
+        if not reachable:
+            print(
+                f"{prefix}: {path}: interfaces.broker.endpoint: {endpoint!r} is reachable from its own process "
+                "only; give the embedded broker a `bind` endpoint (ipc:// or tcp://), or name the broker "
+                "process's endpoint",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        endpoint = reachable[0]
+        overrides = {
+            "MINOS_INTERFACES__BROKER__ENDPOINT": endpoint,
+            "MINOS_INTERFACES__BROKER__EMBEDDED": "false",
+        }
+        config = Config(path, environ={**os.environ, **overrides})
+    elif settings.transport != "zmq":
+        print(
+            f"{prefix}: {path}: interfaces.broker.transport: {settings.transport!r} is in-process only",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    try:
+        return asyncio.run(
+            _publish(config, topic, content, wait_reply=wait_reply, timeout=timeout, prefix=prefix)
+        )
+    except Exception as error:
+        print(f"{prefix}: {error!r} (broker {endpoint})", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+async def _publish(
+    config: Config, topic: str, content: object, *, wait_reply: bool, timeout: float, prefix: str
+) -> int:
+    from ..brokers import BrokerClient, BrokerPublisher
+    from ..protocol import BrokerMessageV1, BrokerMessageV1Payload
+
+    message = BrokerMessageV1(topic, BrokerMessageV1Payload(content))
+    sender: BrokerClient | BrokerPublisher
+    sender = BrokerClient.from_config(config) if wait_reply else BrokerPublisher.from_config(config)
+    try:
+        async with asyncio.timeout(timeout):
+            await sender.send(message)
+            if not isinstance(sender, BrokerClient):
+                print(f"{prefix}: sent {message.identifier} to {topic!r}", file=sys.stderr)
+                return EXIT_OK
+            reply = await sender.receive()
+    except TimeoutError:
+        what = "a reply" if wait_reply else "the broker to accept the message"
+        print(f"{prefix}: no answer within {timeout} s: waited for {what} on {topic!r}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        await sender.stop(2.0)
+    status = int(reply.status)
+    print(json.dumps({"status": status, "content": reply.content}, default=str), flush=True)
+    return EXIT_OK if 200 <= status < 300 else EXIT_FAILURE
+
+
+def docs_command(path: str, which: str | None) -> int:
+    """Print the OpenAPI (``which="openapi"``), AsyncAPI (``"asyncapi"``) or both documents as JSON."""
+    prefix = "minos-networks docs"
+    config = load_config(path, prefix, full=False)
+    if config is None:
+        return EXIT_CONFIG
+    from ..specs import AsyncAPIService, OpenAPIService
+
+    builders: dict[str, Callable[[], dict[str, Any]]] = {
+        "openapi": lambda: OpenAPIService(config).spec,
+        "asyncapi": lambda: AsyncAPIService(config).spec,
+    }
+    try:
+        documents = {name: build() for name, build in builders.items() if which in (None, name)}
+    except Exception as error:  # a service that does not import, or cannot be collected
+        _print_problems(prefix, path, [ConfigError(f"{type(error).__name__}: {error}", key="services")])
+        return EXIT_CONFIG
+    document = documents[which] if which is not None else documents
+    print(json.dumps(document, indent=2, default=str), flush=True)
+    return EXIT_OK
+
+
+def _print_problems(prefix: str, path: str, problems: list[ConfigError]) -> None:
+    for problem in problems:
+        print(f"{prefix}: {path}: {problem.key or '(file)'}: {problem}", file=sys.stderr)
+    print(
+        f"{prefix}: {path} has {len(problems)} configuration problem(s); nothing was started", file=sys.stderr
+    )
+
+
+def _write_stderr(text: str) -> None:
+    # os.write, not print: a signal handler may interrupt a print in progress on the same stream.
+    os.write(2, (text + "\n").encode())

@@ -1,0 +1,345 @@
+"""ServiceRunner, the composition root: checks a Config, builds the ports it describes, starts and stops them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+from minos.common import Config, ConfigError
+
+if TYPE_CHECKING:  # the ports import system.health, so this module imports them only when it runs
+    from ..brokers import BrokerPort, BrokerSettings
+    from ..discovery import DiscoveryConnector
+    from ..http import HttpPort
+    from ..periodic import PeriodicPort
+
+__all__ = ["ServiceRunner", "check_config", "run_service"]
+
+logger = logging.getLogger(__name__)
+
+STOP_MARGIN = 2.0
+"""Seconds granted to each part beyond its own configured drain timeout, for the actors' bookkeeping."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One started piece of the service, with how to stop it and how long its stop may take."""
+
+    name: str
+    stop: Callable[[float], Awaitable[None]]
+    bound: float
+
+
+def check_config(config: Config) -> list[ConfigError]:
+    """Every problem that would stop ``config``'s service from starting, found before anything starts.
+
+    Checks the broker settings (``interfaces.broker``, CURVE key files included), the HTTP settings
+    (``interfaces.http``), that every service imports and its routes can be collected (a bad cron pattern
+    fails its service's import), that the routers build (no topic or path served twice), the periodic
+    settings, and the discovery client (``discovery``). The routers instantiate the service classes,
+    so a service's ``__init__`` runs here.
+
+    Args:
+        config: The configuration, already read (``Config`` checked its own layout).
+
+    Returns:
+        One ``ConfigError`` per problem, each naming the file and the key; empty when all is well.
+    """
+    problems: list[ConfigError] = []
+
+    def check(key: str, what: Callable[[], object]) -> None:
+        try:
+            what()
+        except ConfigError as error:
+            problems.append(error if error.key else _problem(config, key, str(error), error))
+        except Exception as error:  # whatever a user's module raises while imported or built
+            problems.append(_problem(config, key, f"{type(error).__name__}: {error}", error))
+
+    for index, service in enumerate(config.services):
+        check(f"services[{index}]", partial(_collect, config, service))
+    services_ok = not problems
+    check("interfaces.broker", lambda: _check_broker(config))
+    if services_ok:  # else the routers would only repeat the import errors
+        check("services", lambda: _broker_routes(config))
+        check("interfaces.periodic", lambda: _periodic_port(config))
+    if config.has_interface("http"):
+        check("interfaces.http", lambda: _http_port(config, routes=services_ok))
+    if config.discovery:
+        check("discovery.client", lambda: _discovery(config))
+    return problems
+
+
+class ServiceRunner:
+    """The running service: its ports, started in order and stopped in reverse, each stop bounded.
+
+    Start order: the broker port (the embedded broker, then the dispatchers), the HTTP port, the periodic
+    port, then the discovery registration (with the HTTP port actually bound, so ``port: 0`` registers
+    the picked one). Stop runs in reverse: the registration is withdrawn first so no new work is routed
+    here, then each port stops taking work and drains what is in flight within its configured timeout
+    (``interfaces.broker.close_timeout``, ``interfaces.http.shutdown_timeout``,
+    ``interfaces.periodic.stop_timeout``, ``discovery.stop_timeout``) plus a margin.
+
+    Build it with :meth:`from_config`; the constructor takes the parts already built.
+
+    Args:
+        name: The service's name.
+        broker: The broker port, or None when the service has no broker routes and runs no broker.
+        http: The HTTP port, or None without ``interfaces.http``.
+        periodic: The periodic port, or None without periodic routes.
+        discovery: The discovery registration, or None without ``discovery``.
+        broker_endpoints: Where the broker is, for :meth:`describe`.
+        broker_stop: Seconds the broker port's stop may take.
+        periodic_stop: Seconds the periodic port's stop may take.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        broker: BrokerPort | None = None,
+        http: HttpPort | None = None,
+        periodic: PeriodicPort | None = None,
+        discovery: DiscoveryConnector | None = None,
+        broker_endpoints: tuple[str, ...] = (),
+        broker_stop: float = 5.0 + STOP_MARGIN,
+        periodic_stop: float = 5.0 + STOP_MARGIN,
+    ) -> None:
+        self.name = name
+        self.broker = broker
+        self.http = http
+        self.periodic = periodic
+        self.discovery = discovery
+        self.broker_endpoints = broker_endpoints
+        self._broker_stop = broker_stop
+        self._periodic_stop = periodic_stop
+        self._started: list[_Part] = []
+
+    @classmethod
+    def from_config(cls, config: Config, *, check: bool = True) -> Self:
+        """The service ``config`` describes, built but not started.
+
+        A broker port is built when a service has broker routes or ``interfaces.broker`` configures an
+        embedded broker; an HTTP port when ``interfaces.http`` is present; a periodic port when a service
+        has periodic routes; a discovery registration when ``discovery`` is set.
+
+        Args:
+            config: The service's configuration.
+            check: Run :func:`check_config` first; pass False when the caller has just run it.
+
+        Raises:
+            ConfigError: :func:`check_config` found a problem (the first one; the rest are logged).
+        """
+        problems = check_config(config) if check else []
+        if problems:
+            for problem in problems[1:]:
+                logger.error("%s", problem)
+            raise problems[0]
+        from ..brokers import BrokerPort, broker_settings
+
+        settings = broker_settings(config)
+        broker = None
+        endpoints: tuple[str, ...] = ()
+        if _broker_routes(config) or (config.has_interface("broker") and _embeds(settings)):
+            broker = BrokerPort.from_config(config)
+            endpoints = (settings.endpoint, *settings.bind) if _embeds(settings) else (settings.endpoint,)
+        periodic = _periodic_port(config)
+        return cls(
+            config.name,
+            broker=broker,
+            http=_http_port(config) if config.has_interface("http") else None,
+            periodic=periodic if periodic.scheduler.tasks else None,
+            discovery=_discovery(config) if config.discovery else None,
+            broker_endpoints=endpoints,
+            broker_stop=settings.close_timeout + STOP_MARGIN,
+            periodic_stop=config.get_float("interfaces.periodic.stop_timeout", 5.0) + STOP_MARGIN,
+        )
+
+    @property
+    def stop_bound(self) -> float:
+        """Seconds :meth:`stop` takes at most: the sum of every part's bound."""
+        bound = 0.0
+        if self.broker is not None:
+            bound += self._broker_stop
+        if self.http is not None:
+            bound += _http_stop(self.http)
+        if self.periodic is not None:
+            bound += self._periodic_stop
+        if self.discovery is not None:
+            bound += self.discovery.stop_timeout + STOP_MARGIN
+        return bound
+
+    def describe(self) -> str:
+        """What runs, as ``key=value`` words: ``broker=ENDPOINT[,ENDPOINT] http=URL periodic=N discovery=STATE``."""
+        words = []
+        if self.broker is not None:
+            words.append(f"broker={','.join(self.broker_endpoints)}")
+        if self.http is not None:
+            words.append(f"http={self.http.url if self.http.running else 'stopped'}")
+        if self.periodic is not None:
+            words.append(f"periodic={len(self.periodic.scheduler.tasks)}")
+        if self.discovery is not None:
+            words.append(f"discovery={self.discovery.state.value}")
+        return " ".join(words) or "nothing to run"
+
+    async def start(self) -> None:
+        """Start every part in order; when one fails, stop those already started and raise its error."""
+        try:
+            if self.broker is not None:
+                await self.broker.start()
+                self._started.append(_Part("broker", self.broker.stop, self._broker_stop))
+            if self.http is not None:
+                await self.http.start()
+                self._started.append(_Part("http", self.http.stop, _http_stop(self.http)))
+            if self.periodic is not None:
+                await self.periodic.start()
+                self._started.append(_Part("periodic", self.periodic.stop, self._periodic_stop))
+            if self.discovery is not None:
+                discovery = self.discovery
+                if self.http is not None and self.http.port is not None:
+                    discovery.port = self.http.port  # the one bound, even with port 0
+                self._started.append(
+                    _Part(
+                        "discovery",
+                        _ignore_timeout(discovery.unsubscribe),
+                        discovery.stop_timeout + STOP_MARGIN,
+                    )
+                )
+                await discovery.subscribe()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> list[str]:
+        """Stop the started parts in reverse order, each within its bound (idempotent).
+
+        Returns:
+            The parts that failed to stop or overran their bound (logged); empty when all stopped well.
+        """
+        failed: list[str] = []
+        while self._started:
+            part = self._started.pop()
+            try:
+                async with asyncio.timeout(part.bound):
+                    await part.stop(part.bound - STOP_MARGIN / 2)
+            except TimeoutError:
+                logger.error("%s: the %s part did not stop within %.1f s", self.name, part.name, part.bound)
+                failed.append(part.name)
+            except Exception:
+                logger.exception("%s: stopping the %s part failed", self.name, part.name)
+                failed.append(part.name)
+        return failed
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def __repr__(self) -> str:
+        return f"<ServiceRunner {self.name!r} {self.describe()}>"
+
+
+async def run_service(
+    config: Config,
+    *,
+    stop: asyncio.Event | None = None,
+    ready: Callable[[ServiceRunner], object] | None = None,
+) -> list[str]:
+    """Build the service ``config`` describes, start it, serve until ``stop`` is set, then stop it.
+
+    Cancelling the call stops the service too (bounded) before the cancellation goes on.
+
+    Args:
+        config: The service's configuration.
+        stop: Set it to stop the service; without one, it serves until cancelled.
+        ready: Called once every part has started.
+
+    Returns:
+        The parts that failed to stop within their bound; empty when all stopped well.
+
+    Raises:
+        ConfigError: The configuration is wrong; nothing was started.
+        Exception: A part failed to start; the parts already started were stopped.
+    """
+    runner = ServiceRunner.from_config(config)
+    await runner.start()
+    try:
+        if ready is not None:
+            ready(runner)
+        await (stop or asyncio.Event()).wait()
+    finally:
+        failed = await runner.stop()
+    return failed
+
+
+def _problem(config: Config, key: str, message: str, cause: BaseException) -> ConfigError:
+    error = ConfigError(f"Config key {key!r} in {config.source}: {message}", key=key, source=config.source)
+    error.__cause__ = cause
+    return error
+
+
+def _embeds(settings: BrokerSettings) -> bool:
+    return settings.transport == "zmq" and settings.embedded
+
+
+def _collect(config: Config, service: object) -> None:
+    from ..enroute import EnrouteCollector
+
+    EnrouteCollector(service, config).get_all()
+
+
+def _check_broker(config: Config) -> None:
+    from ..brokers import broker_settings, connection_factory
+
+    settings = broker_settings(config)
+    if settings.curve is not None:
+        connection_factory(config)  # loads the client keys, refusing a secret key others can read
+        if _embeds(settings) and settings.curve.for_broker:
+            settings.curve.server()
+
+
+def _broker_routes(config: Config) -> list[str]:
+    from ..enroute import BrokerDispatcher
+
+    return BrokerDispatcher.from_config(config).topics
+
+
+def _periodic_port(config: Config) -> PeriodicPort:
+    from ..periodic import PeriodicPort
+
+    return PeriodicPort.from_config(config)
+
+
+def _http_port(config: Config, *, routes: bool = True) -> HttpPort:
+    from ..http import HttpPort
+
+    port = HttpPort.from_config(config)
+    if routes:
+        _ = port.connector.adapter.routes  # builds the routes: a path served twice fails here
+    return port
+
+
+def _http_stop(port: HttpPort) -> float:
+    # HttpPort's own default: twice the shutdown timeout (aiohttp waits it twice), its margins, and ours.
+    return 2 * port.connector.shutdown_timeout + 3 * STOP_MARGIN
+
+
+def _discovery(config: Config) -> DiscoveryConnector:
+    from ..discovery import DiscoveryConnector
+
+    return DiscoveryConnector.from_config(config)
+
+
+def _ignore_timeout(unsubscribe: Callable[[], Awaitable[None]]) -> Callable[[float], Awaitable[None]]:
+    async def stop(timeout: float) -> None:  # the connector bounds its own call to discovery
+        await unsubscribe()
+
+    return stop
