@@ -1,21 +1,32 @@
 """The command line, run the way a user runs it."""
 
+import re
 import select
 import signal
 import subprocess
 import sys
+import time
 
 READY = "minos-networks broker: serving on"
 
 
-def test_the_demo_serves_requests_through_an_embedded_broker_and_exits_zero():
+def test_the_demo_runs_two_services_on_an_embedded_broker_and_exits_zero():
+    started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "minos.networks", "demo"], capture_output=True, text=True, timeout=60
     )
-    assert result.returncode == 0, result.stderr
-    assert "user.create -> status 200" in result.stdout
-    assert "reply correlates with the request: True" in result.stdout
-    assert "2000 queries answered" in result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "[client]   <- HTTP 200 {'order': 1, 'paid': True, 'receipt': 'r-1', 'charged': 42}" in out
+    assert "[broker]   payments  <- command payment.charge {'order': 1, 'amount': 42}" in out
+    assert "HTTP answered through the broker: True" in out
+    assert "event order.paid seen by both services (MULTICAST): True" in out
+    assert "[periodic] payments  heartbeat at " in out
+    assert "periodic task fired: True" in out
+    assert re.search(r"^500 orders through HTTP and the broker .* req/s, .*; 500 answered right", out, re.M)
+    assert "every reply right: True" in out
+    assert "WRONG" not in out
+    assert time.monotonic() - started < 15, "the demo should take a few seconds"
 
 
 def test_no_command_prints_help_and_exits_with_the_usage_code():

@@ -243,7 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("demo", help="run a service with an embedded broker and send it requests")
+    commands.add_parser(
+        "demo", help="two services on an embedded broker: HTTP, commands, events, replies, a periodic task"
+    )
     broker = commands.add_parser(
         "broker",
         help="run a broker process that services reach over ipc:// or tcp://",

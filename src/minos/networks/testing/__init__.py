@@ -1,6 +1,7 @@
-"""Helpers for testing code built on minos.networks: the transport contract suite and a fake clock."""
+"""Helpers for testing code built on minos.networks: a service harness, the transport contract suite and a fake clock."""
 
 from ..periodic.clock import FakeClock
 from .contract import Peer, TransportContract
+from .service import ServiceHarness
 
-__all__ = ["FakeClock", "Peer", "TransportContract"]
+__all__ = ["FakeClock", "Peer", "ServiceHarness", "TransportContract"]
