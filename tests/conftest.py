@@ -1,7 +1,12 @@
 """Fixtures for the whole suite."""
 
+import sys
+import textwrap
 import threading
 import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +35,23 @@ def no_minos_thread_outlives_its_test():
         pytest.fail(
             f"threads still running {THREAD_END_GRACE} s after the test: {leaked}; stop what started them"
         )
+
+
+@pytest.fixture
+def make_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], str]]:
+    """Writes a module with the given source under a fresh unique name and returns that name.
+
+    For tests that need import paths (services, middleware listed in a Config).
+    """
+    monkeypatch.syspath_prepend(str(tmp_path))
+    created: list[str] = []
+
+    def make(source: str) -> str:
+        name = f"fixture_module_{uuid.uuid4().hex}"
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        sys.modules.pop(name, None)

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-import textwrap
 import threading
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -50,23 +46,6 @@ async def serve() -> AsyncIterator[Serve]:
     yield start
     for port in reversed(ports):
         await port.stop()
-
-
-@pytest.fixture
-def make_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], str]]:
-    """Writes a module with the given source under a fresh unique name and returns that name."""
-    monkeypatch.syspath_prepend(str(tmp_path))
-    created: list[str] = []
-
-    def make(source: str) -> str:
-        name = f"http_fixture_{uuid.uuid4().hex}"
-        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
-        created.append(name)
-        return name
-
-    yield make
-    for name in created:
-        sys.modules.pop(name, None)
 
 
 class Gate:

@@ -30,7 +30,7 @@ class OrderService:
 
     @enroute.broker.event("order.paid")
     async def paid(self, request: Request) -> None:
-        await asyncio.sleep(0.05)  # the handler suspends: send must still wait for its end
+        await asyncio.sleep(0)  # sync-ok: the handler suspends once; send must still wait for its end
         PAID.append(await request.content())
 
     @enroute.broker.command("order.broken")
@@ -116,7 +116,7 @@ async def test_a_reply_that_never_comes_times_out():
     class Slow:
         @enroute.broker.command("slow")
         async def slow(self, request: Request) -> None:
-            await asyncio.sleep(3)
+            await asyncio.Event().wait()  # never answers; the stop cancels it
 
     async with ServiceHarness([Slow], broker={"close_timeout": 0.2}) as harness:
         with pytest.raises(TimeoutError, match="slow"):
