@@ -17,7 +17,7 @@ from .actor import (
 from .bridge import ActorTimeoutError, ReplyFuture, ask, await_future, call
 from .deadletters import PROCESS_DEAD_LETTERS, DeadLetter, DeadLetters, tell
 from .loop import LoopActor, LoopClosedError
-from .service import ActorService
+from .service import ActorService, StartStop
 from .supervisor import (
     DEFAULT_RESTART_POLICY,
     ActorFactory,
@@ -57,6 +57,7 @@ __all__ = [
     "LoopClosedError",
     "ReplyFuture",
     "RestartPolicy",
+    "StartStop",
     "StopChildren",
     "Supervisor",
     "UnknownChildError",

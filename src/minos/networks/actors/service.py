@@ -12,14 +12,33 @@ from typing import Self
 from .supervisor import DEFAULT_RESTART_POLICY, ChildSpec, RestartPolicy
 from .system import ActorSystem
 
-__all__ = ["ActorService"]
+__all__ = ["ActorService", "StartStop"]
 
 logger = logging.getLogger(__name__)
 
 _running: weakref.WeakSet[ActorService] = weakref.WeakSet()
 
 
-class ActorService:
+class StartStop:
+    """``async with`` for a component with ``start()`` and ``stop()``: started on entry, stopped on exit."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> object:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+class ActorService(StartStop):
     """Actors under a supervisor of their own, started and stopped from asyncio code.
 
     Starting and stopping never block the caller's event loop. A crashed actor is restarted (at most
@@ -70,15 +89,6 @@ class ActorService:
             stuck = await system.stop_async(timeout)
             if stuck:
                 logger.error("%r: actors still busy after stop: %s", self, ", ".join(stuck))
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     def _stop_at_exit(self) -> None:
         system, self._system = self._system, None

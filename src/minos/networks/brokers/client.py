@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 
 from minos.common import Config
 
+from ..actors import StartStop
 from ..exceptions import MinosHandlerNotFoundEnoughEntriesException
 from ..protocol import REQUEST_REPLY_TOPIC_CONTEXT_VAR, BrokerMessage, BrokerMessageV1
 from .duplicates import DuplicateFilter
@@ -35,7 +36,7 @@ class _Subscriber(Protocol):
     async def receive(self) -> BrokerMessage: ...
 
 
-class BrokerClient:
+class BrokerClient(StartStop):
     """Sends messages that ask for replies on ``topic`` (private to this client) and receives the replies.
 
     Replies are matched by identifier: a reply to a request this client gave up on (``receive_many``
@@ -79,15 +80,6 @@ class BrokerClient:
         self._started = False
         await self.publisher.stop(timeout)
         await self.subscriber.stop(timeout)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def send(self, message: BrokerMessage) -> None:
         """Send ``message``, asking for the reply on this client's topic unless it names another."""

@@ -6,12 +6,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from functools import partial
-from types import TracebackType
 from typing import Any, Self
 
 from minos.common import Config
 
-from ..actors import ActorContext, ActorService, ChildSpec, LoopActor
+from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, StartStop
 from ..enroute import BrokerDispatcher
 from ..system.health import HEALTH_CHECKS
 from ..transports import BrokerServer
@@ -62,7 +61,7 @@ class BrokerServerActor(LoopActor):
             await asyncio.gather(self._task, return_exceptions=True)
 
 
-class BrokerPort:
+class BrokerPort(StartStop):
     """The broker side of a service, as one supervised tree of actors.
 
     Children, started in this order and stopped in reverse: the embedded broker (when the service runs
@@ -199,12 +198,3 @@ class BrokerPort:
         """Stop the dispatchers (running handlers finish within the close timeout), then the broker."""
         HEALTH_CHECKS.unregister(self)
         await self.service.stop(timeout)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()

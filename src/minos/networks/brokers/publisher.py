@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from types import TracebackType
 from typing import Self
 
 from minos.common import Config
 
+from ..actors import StartStop
 from ..protocol import BrokerMessage, BrokerMessageV1Strategy, FrameCodec
 from ..transports import BrokerFullError
 from ..transports.routing import MULTICAST
@@ -26,7 +26,7 @@ def strategy_code(message: BrokerMessage) -> int:
     return MULTICAST if message.strategy is BrokerMessageV1Strategy.MULTICAST else UNICAST
 
 
-class BrokerPublisher:
+class BrokerPublisher(StartStop):
     """Sends messages to a broker; ``send`` returns once the broker has accepted the message.
 
     The connection lives in an actor's loop thread; ``send`` hands the encoded message over and awaits
@@ -72,15 +72,6 @@ class BrokerPublisher:
     async def stop(self, timeout: float | None = None) -> None:
         """Let accepted-pending messages reach the broker, then disconnect (idempotent)."""
         await self.service.stop(timeout)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def send(self, message: BrokerMessage) -> None:
         """Send ``message`` and return once the broker has accepted it, waiting while too many are in flight.
@@ -160,7 +151,7 @@ class _Results:
                 future.set_exception(error)
 
 
-class InMemoryBrokerPublisher:
+class InMemoryBrokerPublisher(StartStop):
     """A publisher for tests that keeps what is sent in ``messages`` instead of sending it.
 
     Messages are still encoded, so content the wire cannot carry fails here as it would for real.
@@ -175,14 +166,6 @@ class InMemoryBrokerPublisher:
 
     async def stop(self, timeout: float | None = None) -> None:
         """Nothing to stop."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
 
     async def send(self, message: BrokerMessage) -> None:
         """Record ``message``."""

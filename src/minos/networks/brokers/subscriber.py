@@ -6,11 +6,11 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
-from types import TracebackType
 from typing import Self
 
 from minos.common import Config
 
+from ..actors import StartStop
 from ..exceptions import FrameDecodeError
 from ..protocol import BrokerMessage, BrokerMessageV1, FrameCodec
 from ..transports import Incoming
@@ -61,7 +61,7 @@ class _ReceiveSink:
         """Nothing runs here: what the receiver did not take goes back to the broker unacknowledged."""
 
 
-class BrokerSubscriber:
+class BrokerSubscriber(StartStop):
     """Receives the messages published to ``topics`` for ``group``; iterate it or await ``receive``.
 
     A message is acknowledged when ``receive`` hands it over, so what was delivered to this process but
@@ -160,15 +160,6 @@ class BrokerSubscriber:
         """Disconnect; messages not yet received go back to the broker (idempotent)."""
         await self.service.stop(timeout)
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
     def __aiter__(self) -> AsyncIterator[BrokerMessage]:
         return self
 
@@ -219,7 +210,7 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-class InMemoryBrokerSubscriber:
+class InMemoryBrokerSubscriber(StartStop):
     """A subscriber for tests that yields the messages it was given, then waits forever."""
 
     def __init__(self, messages: Iterable[BrokerMessage] = (), topics: Iterable[str] = ()) -> None:
@@ -243,14 +234,6 @@ class InMemoryBrokerSubscriber:
 
     async def stop(self, timeout: float | None = None) -> None:
         """Nothing to stop."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
 
     def __aiter__(self) -> AsyncIterator[BrokerMessage]:
         return self

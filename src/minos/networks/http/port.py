@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from types import TracebackType
 from typing import Self
 
 from yarl import URL
 
 from minos.common import Config
 
-from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, RestartPolicy
+from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, RestartPolicy, StartStop
 from ..system.health import HEALTH_CHECKS
 from .connector import AioHttpConnector, HttpConnector
 
@@ -43,7 +42,7 @@ class HttpServerActor(LoopActor):
         await self.connector.stop()
 
 
-class HttpPort:
+class HttpPort(StartStop):
     """The HTTP side of a service: one :class:`HttpServerActor` under a supervisor of its own.
 
     ``await start()`` returns once the server accepts connections; ``await stop()`` refuses new
@@ -137,15 +136,6 @@ class HttpPort:
         """
         HEALTH_CHECKS.unregister(self)
         await self.service.stop(self._spec.stop_timeout + _MARGIN if timeout is None else timeout)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     def __repr__(self) -> str:
         return f"<HttpPort {self.name!r} {self.connector!r} {'running' if self.running else 'stopped'}>"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from minos.common import Config
 
+from ..actors import StartStop
 from .cron import Clock, Sleep
 from .scheduler import PeriodicTaskScheduler
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["PeriodicPort"]
 
 
-class PeriodicPort:
+class PeriodicPort(StartStop):
     """The periodic side of a service: the scheduler of its ``@enroute.periodic.event`` handlers.
 
     While started, the port is registered in the health registry as ``name``: healthy while every task's
@@ -96,12 +96,3 @@ class PeriodicPort:
 
             self._health = HEALTH_CHECKS
         return self._health
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Self
 
 from minos.common import Config
 
-from ..actors import ActorService, RestartPolicy
+from ..actors import ActorService, RestartPolicy, StartStop
 from .cron import Clock, Sleep
 from .task import PeriodicTask
 
@@ -21,7 +20,7 @@ DEFAULT_STOP_TIMEOUT = 5.0
 """Seconds a run in progress at stop may take to finish, unless ``interfaces.periodic.stop_timeout`` says."""
 
 
-class PeriodicTaskScheduler:
+class PeriodicTaskScheduler(StartStop):
     """Runs periodic tasks, each in an actor of its own, under one supervisor that restarts what crashes.
 
     Args:
@@ -107,12 +106,3 @@ class PeriodicTaskScheduler:
         if stopped:
             return False, f"periodic tasks not running: {', '.join(stopped)}"
         return True, f"{len(self.tasks)} periodic tasks running"
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()

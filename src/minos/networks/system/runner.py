@@ -7,10 +7,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from minos.common import Config, ConfigError
+
+from ..actors import StartStop
 
 if TYPE_CHECKING:  # the ports import system.health, so this module imports them only when it runs
     from ..brokers import BrokerPort, BrokerSettings
@@ -74,7 +75,7 @@ def check_config(config: Config) -> list[ConfigError]:
     return problems
 
 
-class ServiceRunner:
+class ServiceRunner(StartStop):
     """The running service: its ports, started in order and stopped in reverse, each stop bounded.
 
     Start order: the broker port (the embedded broker, then the dispatchers), the HTTP port, the periodic
@@ -233,15 +234,6 @@ class ServiceRunner:
                 logger.exception("%s: stopping the %s part failed", self.name, part.name)
                 failed.append(part.name)
         return failed
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     def __repr__(self) -> str:
         return f"<ServiceRunner {self.name!r} {self.describe()}>"

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from uuid import UUID, uuid4
 
 from minos.common import Config
 
+from ..actors import StartStop
 from ..brokers import BrokerClient, BrokerPort
 from ..protocol import BrokerMessage, BrokerMessageV1, BrokerMessageV1Payload, BrokerMessageV1Strategy
 
@@ -27,7 +27,7 @@ TRANSPORTS: tuple[Transport, ...] = ("memory", "zmq")
 DEFAULT_TIMEOUT = 10.0
 
 
-class ServiceHarness:
+class ServiceHarness(StartStop):
     """Runs ``services`` (classes with ``@enroute.broker`` handlers) on a broker of their own, for tests.
 
     ``async with ServiceHarness([OrderService]) as harness:`` starts the handlers on a private broker:
@@ -132,15 +132,6 @@ class ServiceHarness:
                 await client.stop()
         finally:
             await self.port.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def _read(self, client: BrokerClient) -> None:
         """Hand each reply to the send that waits for it (one reader, so concurrent sends never mix up)."""
