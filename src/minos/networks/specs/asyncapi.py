@@ -7,12 +7,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from minos.common import Config
-
 from ..enroute import BrokerEnrouteDecorator, enroute
 from ..protocol.messages import BrokerMessageV1Strategy, EnrouteDecoratorKind
 from ..protocol.requests import Request, Response
-from .routes import RouteInfo, collect_routes, document_info, unique_id
+from .routes import RouteInfo, SpecService, collect_routes, document_info, unique_id
 
 __all__ = ["ASYNCAPI_VERSION", "AsyncAPIService"]
 
@@ -46,7 +44,7 @@ _DEFAULT_STRATEGY = {
 }
 
 
-class AsyncAPIService:
+class AsyncAPIService(SpecService):
     """Describes the broker topics of the services in a Config as an AsyncAPI 3.0 document.
 
     Each topic is a channel (its address is the topic) with the request message, and a ``receive``
@@ -63,25 +61,10 @@ class AsyncAPIService:
         config: The service's configuration; its ``services`` are described.
     """
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self._spec: dict[str, Any] | None = None
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        """The AsyncAPI document, built on first use.
-
-        Raises:
-            ImportError: A service listed in the Config cannot be imported.
-        """
-        if self._spec is None:
-            self._spec = self._build()
-        return self._spec
-
     @enroute.rest.query("/spec/asyncapi", method="GET")
     async def generate_specification(self, request: Request) -> Response:
         """The AsyncAPI 3.0 document of this service's broker topics."""
-        return Response(copy.deepcopy(self.spec))
+        return self._response()
 
     def _build(self) -> dict[str, Any]:
         topics: dict[str, _Topic] = {}

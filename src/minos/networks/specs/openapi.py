@@ -6,11 +6,9 @@ import copy
 import logging
 from typing import Any
 
-from minos.common import Config
-
 from ..enroute import RestEnrouteDecorator, enroute
 from ..protocol.requests import Request, Response
-from .routes import RouteInfo, collect_routes, document_info, unique_id
+from .routes import RouteInfo, SpecService, collect_routes, document_info, unique_id
 
 __all__ = ["OPENAPI_VERSION", "OpenAPIService", "path_template"]
 
@@ -29,7 +27,7 @@ _ERROR_SCHEMA = {
 }
 
 
-class OpenAPIService:
+class OpenAPIService(SpecService):
     """Describes the REST routes of the services in a Config as an OpenAPI 3.1 document.
 
     Each route becomes an operation under its path, with its method (lower-cased, as OpenAPI wants it),
@@ -45,25 +43,10 @@ class OpenAPIService:
         config: The service's configuration; its ``services`` are described, this one included.
     """
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self._spec: dict[str, Any] | None = None
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        """The OpenAPI document, built on first use.
-
-        Raises:
-            ImportError: A service listed in the Config cannot be imported.
-        """
-        if self._spec is None:
-            self._spec = self._build()
-        return self._spec
-
     @enroute.rest.query("/spec/openapi", method="GET")
     async def generate_specification(self, request: Request) -> Response:
         """The OpenAPI 3.1 document of this service's REST routes."""
-        return Response(copy.deepcopy(self.spec))
+        return self._response()
 
     def _build(self) -> dict[str, Any]:
         paths: dict[str, dict[str, Any]] = {}

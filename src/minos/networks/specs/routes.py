@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
 from minos.common import Config
 
 from ..enroute import EnrouteCollector, EnrouteDecorator
+from ..protocol.requests import Response
 
-__all__ = ["RouteInfo", "collect_routes", "document_info", "unique_id"]
+__all__ = ["RouteInfo", "SpecService", "collect_routes", "document_info", "unique_id"]
 
 DEFAULT_VERSION = "1.0.0"
 
@@ -20,6 +23,37 @@ _ID_CHARACTERS = re.compile(r"[^A-Za-z0-9_\-]+")
 _SECTION = re.compile(
     r"^(Args|Arguments|Returns|Yields|Raises|Examples?|Notes?|Attributes):\s*$", re.MULTILINE
 )
+
+
+class SpecService(ABC):
+    """What the OpenAPI and AsyncAPI services share: a document of the Config's services, built once.
+
+    Args:
+        config: The service's configuration; its ``services`` are described.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._spec: dict[str, Any] | None = None
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The document, built on first use.
+
+        Raises:
+            ImportError: A service listed in the Config cannot be imported.
+        """
+        if self._spec is None:
+            self._spec = self._build()
+        return self._spec
+
+    def _response(self) -> Response:
+        """The document as a response; a copy, so no caller can change the cached one."""
+        return Response(copy.deepcopy(self.spec))
+
+    @abstractmethod
+    def _build(self) -> dict[str, Any]:
+        """Build the document."""
 
 
 @dataclass(frozen=True, slots=True)
