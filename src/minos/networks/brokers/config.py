@@ -11,6 +11,7 @@ from typing import Any
 
 from minos.common import Config, ConfigError
 
+from ..durable import DurableSettings, durable_settings
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from ..transports import MemoryBroker, MemoryConnection, ZmqConnection
 from ..transports.security import CurveClient, CurveSettings
@@ -85,6 +86,8 @@ class BrokerSettings:
         retries: How a failing handler is retried (``retries.{max_attempts,initial_delay,max_delay}``).
         dead_letter_topic: Where a message goes once its handler failed ``retries.max_attempts`` times
             (default ``<group>.dead-letters``).
+        durable: The outbox and inbox store (``durable.{store,path,dsn,schema,origin,resend_after,...}``,
+            see ``DurableSettings``); None when the service is not durable.
     """
 
     transport: str = "zmq"
@@ -105,6 +108,7 @@ class BrokerSettings:
     duplicate_entries: int = 100_000
     retries: RetryPolicy = field(default_factory=RetryPolicy)
     dead_letter_topic: str = ""
+    durable: DurableSettings | None = None
 
     def publisher(self) -> dict[str, Any]:
         """Keyword arguments for a BrokerPublisher."""
@@ -173,6 +177,7 @@ def broker_settings(config: Config) -> BrokerSettings:
         duplicate_entries=config.get_int(f"{key}.duplicates.max_entries", 100_000),
         retries=retries,
         dead_letter_topic=dead_letter_topic,
+        durable=durable_settings(config, f"{key}.durable"),
     )
     for name in (
         "dispatchers",

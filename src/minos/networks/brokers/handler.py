@@ -18,15 +18,18 @@ from typing import Any, Self
 
 from minos.common import Config
 
+from ..actors.handoff import LoopHandoff
+from ..durable import EffectError, Inbox, ReceiptSender
+from ..durable.inbox import Effects
 from ..enroute import BrokerDispatcher
 from ..protocol import BrokerMessageV1, BrokerMessageV1Payload, BrokerMessageV1Status, FrameCodec
 from ..transports import Incoming
+from ..transports.routing import UNICAST
 from .config import DEAD_LETTER_SUFFIX, RetryPolicy, broker_settings
 from .deadletters import DeadLetter
 from .duplicates import DuplicateFilter
 from .peer import PeerHandle
-from .publisher import UNICAST
-from .subscriber import BrokerSubscriber, decode_delivery
+from .subscriber import BrokerSubscriber, decode_delivery, publish_receipt
 
 __all__ = ["BrokerHandler", "DispatchSink"]
 
@@ -69,8 +72,18 @@ class DispatchSink:
     reply (if it asked for one), and once that is accepted too, the message is acknowledged. Without a
     ``dead_letter_topic``, the last failure is answered and acknowledged like any other outcome.
 
+    Durable mode (when ``inbox`` is given): once a message is done (answered, or dead-lettered), it is
+    marked in the inbox together with the effects its handler gave ``inbox_execute`` (only if the
+    handler succeeded), in one group-committed transaction; only then is it answered and acknowledged.
+    A copy already marked is answered and acknowledged without applying anything (see
+    ``durable.inbox``). An effect that fails counts as a failed attempt (retried, then dead-lettered).
+
+    Receipts: a message sent through an outbox (``durable.OUTBOX_HEADER``) is confirmed to it when it
+    is acknowledged, and again whenever a copy of it is dropped as a duplicate.
+
     Counters (read from any thread, for metrics): ``handled`` messages done with an answer (not
-    dead-lettered), ``retried`` retries scheduled, ``dead_lettered`` dead letters accepted by the broker.
+    dead-lettered), ``retried`` retries scheduled, ``dead_lettered`` dead letters accepted by the broker,
+    ``duplicates_marked`` copies the inbox found already marked.
 
     Args:
         handle: The actor's handle (acknowledgements and replies go through it).
@@ -79,6 +92,7 @@ class DispatchSink:
         duplicates: Drops a message whose topic and identifier were handled recently.
         retries: How failing handlers are retried; None tries each message once.
         dead_letter_topic: Where messages go after their last failed attempt; None for nowhere.
+        inbox: Makes the sink durable: where handled messages are marked (its store must be open).
     """
 
     def __init__(
@@ -90,6 +104,7 @@ class DispatchSink:
         *,
         retries: RetryPolicy | None = None,
         dead_letter_topic: str | None = None,
+        inbox: Inbox | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
@@ -99,6 +114,9 @@ class DispatchSink:
         self._duplicates = duplicates
         self._retries = retries if retries is not None else RetryPolicy(max_attempts=1)
         self._dead_letter_topic = dead_letter_topic
+        self._inbox = inbox
+        self._handoff = LoopHandoff(asyncio.get_running_loop())  # the sink is built in the actor's loop
+        self._receipts = ReceiptSender(publish_receipt(handle))
         self._codec = FrameCodec()
         self._waiting: deque[_Job] = deque()
         self._running: set[asyncio.Task[None]] = set()  # handlers that suspended, as Tasks
@@ -108,9 +126,10 @@ class DispatchSink:
         self.handled = 0
         self.retried = 0
         self.dead_lettered = 0
+        self.duplicates_marked = 0
 
     def __call__(self, incoming: Incoming) -> None:
-        message = decode_delivery(self._codec, incoming, self._handle, self._duplicates)
+        message = decode_delivery(self._codec, incoming, self._handle, self._duplicates, self._receipts)
         if message is None:
             return
         self._submit(_Job(message, incoming.tag, incoming.body))
@@ -149,18 +168,84 @@ class DispatchSink:
             self._start(self._waiting.popleft())
 
     async def _handle_one(self, job: _Job) -> None:
-        payload = await self._dispatcher.dispatch(job.message)
+        if self._inbox is None:
+            payload = await self._dispatcher.dispatch(job.message)
+            effects: Effects = []
+        else:
+            effects, token = Inbox.collect()
+            try:
+                payload = await self._dispatcher.dispatch(job.message)
+            finally:
+                Inbox.stop_collecting(token)
         job.attempts += 1
         if payload.status == _SYSTEM_ERROR:
-            if job.attempts < self._retries.max_attempts:
-                self.retried += 1
-                delay = self._retries.delay(job.attempts)
-                self._timers[job] = asyncio.get_running_loop().call_later(delay, self._retry, job)
-                return
-            if self._dead_letter_topic is not None:
-                self._dead_letter(job, self._dead_letter_topic, payload)
-                return
-        self.handled += 1
+            self._failed(job, payload)
+        else:
+            self._done(job, payload, effects if payload.status < 400 else [], dead_lettered=False)
+
+    def _failed(self, job: _Job, payload: BrokerMessageV1Payload) -> None:
+        """Attempt ``job.attempts`` failed: retry after a backoff, or dead-letter, or give up and answer."""
+        if job.attempts < self._retries.max_attempts:
+            self.retried += 1
+            delay = self._retries.delay(job.attempts)
+            self._timers[job] = asyncio.get_running_loop().call_later(delay, self._retry, job)
+            return
+        if self._dead_letter_topic is not None:
+            self._dead_letter(job, self._dead_letter_topic, payload)
+            return
+        self._done(job, payload, [], dead_lettered=False)
+
+    def _done(
+        self, job: _Job, payload: BrokerMessageV1Payload, effects: Effects, *, dead_lettered: bool
+    ) -> None:
+        """The message is done with: mark it in the inbox (durable mode), then answer and acknowledge it."""
+        if self._inbox is None:
+            if not dead_lettered:
+                self.handled += 1
+            self._answer(job, payload)
+            return
+        marked = self._track()
+        try:
+            self._inbox.mark(
+                job.message,
+                effects,
+                lambda result, error: self._handoff.call(
+                    self._marked, job, payload, dead_lettered, marked, result, error
+                ),
+            )
+        except Exception as error:  # the store is closed: stopping
+            self._marked(job, payload, dead_lettered, marked, None, error)
+
+    def _marked(
+        self,
+        job: _Job,
+        payload: BrokerMessageV1Payload,
+        dead_lettered: bool,
+        marked: asyncio.Future[None],
+        new: bool | None,
+        error: BaseException | None,
+    ) -> None:
+        self._settled(marked)
+        if (
+            isinstance(error, EffectError) and not dead_lettered
+        ):  # the handler's effects failed: an attempt failed
+            logger.warning("%s: %s", self._handle.name, error)
+            self._failed(job, BrokerMessageV1Payload(str(error), status=_SYSTEM_ERROR))
+            return
+        if error is not None:  # not acknowledged: delivered again after this dispatcher stops or dies
+            logger.error(
+                "%s: could not mark message %s on %r handled: %s; it stays unacknowledged",
+                self._handle.name,
+                job.message.identifier,
+                job.message.topic,
+                error,
+            )
+            self._duplicates.forget(job.message.topic, job.message.identifier)
+            return
+        if not new:
+            self.duplicates_marked += 1
+        elif not dead_lettered:
+            self.handled += 1
         self._answer(job, payload)
 
     def _retry(self, job: _Job) -> None:
@@ -222,19 +307,23 @@ class DispatchSink:
         )
         # A replay republishes this very message (same identifier): it must not be taken for a duplicate.
         self._duplicates.forget(job.message.topic, job.message.identifier)
-        self._answer(job, payload)
+        self._done(job, payload, [], dead_lettered=True)
 
     def _answer(self, job: _Job, payload: BrokerMessageV1Payload) -> None:
         """Reply if the sender asked for one; acknowledge once the reply is accepted (or at once)."""
         message = job.message
         if message.reply_topic is None:
-            self._handle.ack(job.tag)
+            self._ack(job)
             return
         reply = BrokerMessageV1(message.reply_topic, payload, identifier=message.identifier)
         accepted = self._track()
         self._handle.publish(
-            reply.topic, self._codec.encode(reply)[1], UNICAST, partial(self._replied, job.tag, accepted)
+            reply.topic, self._codec.encode(reply)[1], UNICAST, partial(self._replied, job, accepted)
         )
+
+    def _ack(self, job: _Job) -> None:
+        self._handle.ack(job.tag)
+        self._receipts.add(job.message)
 
     def _track(self) -> asyncio.Future[None]:
         accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -246,10 +335,10 @@ class DispatchSink:
         if not accepted.done():
             accepted.set_result(None)
 
-    def _replied(self, tag: int, accepted: asyncio.Future[None], error: BaseException | None) -> None:
+    def _replied(self, job: _Job, accepted: asyncio.Future[None], error: BaseException | None) -> None:
         self._settled(accepted)
         if error is None:
-            self._handle.ack(tag)
+            self._ack(job)
         else:  # not acknowledged: the broker delivers the request again
             logger.warning("%s: a reply was not accepted by the broker: %s", self._handle.name, error)
 
@@ -333,6 +422,7 @@ class BrokerHandler:
         concurrency: How many handlers run at once (1 keeps the order of each publisher's topic).
         retries: How failing handlers are retried (see ``DispatchSink``); None tries each message once.
         dead_letter_topic: Where messages go after their last failed attempt; None for nowhere.
+        inbox: Makes the handler durable (see ``DispatchSink``); its store is opened at start, closed at stop.
     """
 
     def __init__(
@@ -343,6 +433,7 @@ class BrokerHandler:
         *,
         retries: RetryPolicy | None = None,
         dead_letter_topic: str | None = None,
+        inbox: Inbox | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
@@ -351,6 +442,7 @@ class BrokerHandler:
         self.concurrency = concurrency
         self.retries = retries
         self.dead_letter_topic = dead_letter_topic
+        self.inbox = inbox
         self.sink: DispatchSink | None = None
         """The sink of the actor's current incarnation (its counters), once started."""
         subscriber.deliver_to(self._make_sink)
@@ -368,12 +460,17 @@ class BrokerHandler:
             dead_letter_topic = settings.dead_letter_topic
         else:
             dead_letter_topic = f"{group}{DEAD_LETTER_SUFFIX}"
+        subscriber = BrokerSubscriber.from_config(config, dispatcher.topics, group=group)
+        inbox = None
+        if settings.durable is not None:
+            inbox = Inbox(settings.durable.open_store(f"{config.name}-inbox"), subscriber.group)
         return cls(
             dispatcher,
-            BrokerSubscriber.from_config(config, dispatcher.topics, group=group),
+            subscriber,
             settings.concurrency,
             retries=settings.retries,
             dead_letter_topic=dead_letter_topic,
+            inbox=inbox,
         )
 
     def _make_sink(self, handle: PeerHandle) -> DispatchSink:
@@ -384,16 +481,25 @@ class BrokerHandler:
             self.subscriber.duplicates,
             retries=self.retries,
             dead_letter_topic=self.dead_letter_topic,
+            inbox=self.inbox,
         )
         return self.sink
 
     async def start(self) -> None:
-        """Connect, subscribe and start handling (idempotent)."""
+        """Open the inbox's store (durable mode), connect, subscribe and start handling (idempotent).
+
+        Raises:
+            StoreError: The inbox's store cannot be opened.
+        """
+        if self.inbox is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.inbox.store.open)
         await self.subscriber.start()
 
     async def stop(self, timeout: float | None = None) -> None:
         """Let running handlers finish (bounded), return the rest to the broker, disconnect."""
         await self.subscriber.stop(timeout)
+        if self.inbox is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.inbox.store.close)
         if self._stopped is not None:
             self._stopped.set()
 

@@ -11,6 +11,7 @@ from typing import Any, Self
 from minos.common import Config
 
 from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, StartStop
+from ..durable import Inbox
 from ..enroute import BrokerDispatcher
 from ..system.health import HEALTH_CHECKS
 from ..transports import BrokerServer
@@ -82,6 +83,8 @@ class BrokerPort(StartStop):
         retries: How failing handlers are retried; None tries each message once.
         dead_letter_topic: Where messages go after their last failed attempt; None for nowhere.
         server: Builds the embedded broker; None when the broker runs elsewhere.
+        inbox: Makes the dispatchers durable (see ``DispatchSink``); its store is opened before they
+            start and closed after they stop.
     """
 
     def __init__(
@@ -99,8 +102,10 @@ class BrokerPort(StartStop):
         retries: RetryPolicy | None = None,
         dead_letter_topic: str | None = None,
         server: Callable[[], BrokerServer] | None = None,
+        inbox: Inbox | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.inbox = inbox
         self.duplicates = duplicates if duplicates is not None else DuplicateFilter()
         children: list[ChildSpec] = []
         if server is not None:
@@ -118,6 +123,7 @@ class BrokerPort(StartStop):
                     duplicates=self.duplicates,
                     retries=retries,
                     dead_letter_topic=dead_letter_topic,
+                    inbox=inbox,
                 )
                 children.append(
                     peer_spec(
@@ -157,8 +163,12 @@ class BrokerPort(StartStop):
                 curve=curve.server() if curve is not None and curve.for_broker else None,
                 max_frame_size=settings.max_frame_size,
             )
+        inbox = None
+        if settings.durable is not None and dispatcher is not None and dispatcher.topics:
+            inbox = Inbox(settings.durable.open_store(f"{config.name}-inbox"), settings.group)
         return cls(
             dispatcher,
+            inbox=inbox,
             connect=connection_factory(config),
             group=settings.group,
             name=f"{config.name}-broker-port",
@@ -190,7 +200,13 @@ class BrokerPort(StartStop):
         )
 
     async def start(self) -> None:
-        """Start the embedded broker, then the dispatchers, once each is up (idempotent)."""
+        """Start the embedded broker, then the dispatchers, once each is up (idempotent).
+
+        Raises:
+            StoreError: In durable mode, the inbox's store cannot be opened.
+        """
+        if self.inbox is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.inbox.store.open)
         await self.service.start()
         HEALTH_CHECKS.register_unique(self, self.name)
 
@@ -198,3 +214,5 @@ class BrokerPort(StartStop):
         """Stop the dispatchers (running handlers finish within the close timeout), then the broker."""
         HEALTH_CHECKS.unregister(self)
         await self.service.stop(timeout)
+        if self.inbox is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.inbox.store.close)

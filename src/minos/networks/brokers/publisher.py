@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import logging
+from functools import partial
 from typing import Self
 
 from minos.common import Config
 
 from ..actors import StartStop
-from ..protocol import BrokerMessage, BrokerMessageV1Strategy, FrameCodec
-from ..transports import BrokerFullError
-from ..transports.routing import MULTICAST
+from ..actors.handoff import LoopHandoff, resolve
+from ..durable import OUTBOX_HEADER, Outbox, OutboxRow, decode_receipt, receipt_topic
+from ..exceptions import FrameDecodeError
+from ..protocol import (
+    BrokerMessage,
+    BrokerMessageV1,
+    BrokerMessageV1Payload,
+    BrokerMessageV1Strategy,
+    FrameCodec,
+)
+from ..transports import BrokerFullError, Incoming
+from ..transports.routing import MULTICAST, UNICAST
 from .config import broker_settings, connection_factory
-from .peer import ConnectionFactory, Settle
+from .peer import ConnectionFactory, PeerHandle, Subscription
 from .service import PeerService
 
 __all__ = ["BrokerPublisher", "InMemoryBrokerPublisher", "strategy_code"]
 
-UNICAST = 0
+logger = logging.getLogger(__name__)
 
 
 def strategy_code(message: BrokerMessage) -> int:
@@ -33,11 +43,16 @@ class BrokerPublisher(StartStop):
     the broker's acceptance without blocking the caller's loop. At most ``max_in_flight`` sends wait
     for acceptance at once: more wait their turn (``send``) or are refused (``send_nowait``).
 
+    With an ``outbox`` (durable mode, ``interfaces.broker.durable``), ``send`` returns once the message
+    is committed to the outbox instead, and the outbox sends it, and sends it again, until the
+    receiving side confirms it: see ``minos.networks.durable.outbox`` for the exact promise.
+
     Args:
         connect: Builds the connection to the broker.
         name: Names the actor and its threads.
         max_in_flight: How many messages may await the broker's acceptance at once.
         close_timeout: Seconds queued messages get to reach the broker at stop.
+        outbox: Makes the publisher durable; its store is opened at start and closed at stop.
     """
 
     def __init__(
@@ -47,46 +62,89 @@ class BrokerPublisher(StartStop):
         name: str = "publisher",
         max_in_flight: int = 10_000,
         close_timeout: float = 5.0,
+        outbox: Outbox | None = None,
     ) -> None:
-        self.service = PeerService(name, connect=connect, close_timeout=close_timeout)
+        self.outbox = outbox
+        if outbox is None:
+            self.service = PeerService(name, connect=connect, close_timeout=close_timeout)
+        else:
+            topic = receipt_topic(outbox.origin)
+            self.service = PeerService(
+                name,
+                connect=connect,
+                close_timeout=close_timeout,
+                subscriptions=(Subscription(topic, (topic,), transient=True),),
+                sink=partial(_ReceiptSink, outbox=outbox),
+            )
         self.max_in_flight = max_in_flight
         self._codec = FrameCodec()
         self._slots: asyncio.Semaphore | None = None
-        self._results: _Results | None = None
+        self._handoff: LoopHandoff | None = None
 
     @classmethod
     def from_config(cls, config: Config, *, name: str | None = None) -> Self:
-        """Build a publisher for the broker that ``interfaces.broker`` in ``config`` names."""
+        """Build a publisher for the broker that ``interfaces.broker`` in ``config`` names.
+
+        With ``interfaces.broker.durable``, the publisher is durable; its outbox is named after
+        ``durable.origin`` and ``name``, so two durable publishers sharing a store need distinct names.
+        """
         settings = broker_settings(config)
-        return cls(
-            connection_factory(config), name=name or f"{config.name}-publisher", **settings.publisher()
-        )
+        name = name or f"{config.name}-publisher"
+        outbox = None
+        if settings.durable is not None:
+            durable = settings.durable
+            outbox = Outbox(
+                durable.open_store(name),
+                f"{durable.origin}:{name}",
+                max_pending=durable.max_pending,
+                resend_after=durable.resend_after,
+                max_resend_interval=durable.max_resend_interval,
+            )
+        return cls(connection_factory(config), name=name, outbox=outbox, **settings.publisher())
 
     async def start(self) -> None:
-        """Connect to the broker (idempotent)."""
+        """Connect to the broker, and with an outbox send again what it kept from before (idempotent).
+
+        Raises:
+            StoreError: The outbox's store cannot be opened.
+        """
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.max_in_flight)
-            self._results = _Results(asyncio.get_running_loop())
+            self._handoff = LoopHandoff(asyncio.get_running_loop())
         await self.service.start()
+        if self.outbox is not None:
+            await self.outbox.start(self._send_row)
 
     async def stop(self, timeout: float | None = None) -> None:
-        """Let accepted-pending messages reach the broker, then disconnect (idempotent)."""
+        """Let accepted-pending messages reach the broker, then disconnect (idempotent).
+
+        An outbox keeps its unconfirmed rows for the next start.
+        """
+        if self.outbox is not None:
+            await self.outbox.stop()
         await self.service.stop(timeout)
+        if self.outbox is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.outbox.store.close)
 
     async def send(self, message: BrokerMessage) -> None:
         """Send ``message`` and return once the broker has accepted it, waiting while too many are in flight.
 
         The publisher starts on first use if it was not started. While the broker is unreachable the
         connection keeps reconnecting and ``send`` keeps waiting (bound it with ``asyncio.wait_for``);
-        ``stop`` fails what is still waiting with ConnectionClosedError.
+        ``stop`` fails what is still waiting with ConnectionClosedError. With an outbox, ``send``
+        returns once the message is committed to it, and waits only while the outbox is full.
 
         Raises:
             FrameEncodeError: The content holds a type the wire cannot carry; nothing was sent.
             ConnectionClosedError: The publisher stopped before the broker accepted the message.
+            StoreError: With an outbox, the message could not be stored; nothing was sent.
         """
         if self._slots is None or not self.service.running:
             await self.start()
         assert self._slots is not None
+        if self.outbox is not None:
+            await self._store(self.outbox, message)
+            return
         frames = self._codec.encode(message)
         await self._slots.acquire()
         await self._hand_over(message, frames[1])
@@ -95,11 +153,20 @@ class BrokerPublisher(StartStop):
         """Like ``send``, but refuse at once when ``max_in_flight`` messages are already in flight.
 
         Raises:
-            BrokerFullError: Too many messages are in flight; nothing was sent. Retry later.
+            BrokerFullError: Too many messages are in flight (or, with an outbox, wait for their
+                receipt); nothing was sent. Retry later.
         """
         if self._slots is None or not self.service.running:
             await self.start()
         assert self._slots is not None
+        if self.outbox is not None:
+            if self.outbox.pending >= self.outbox.max_pending:
+                raise BrokerFullError(
+                    f"{self.outbox.max_pending} messages already wait in the outbox for their receipt; "
+                    "await send() to wait for room"
+                )
+            await self._store(self.outbox, message)
+            return
         frames = self._codec.encode(message)
         if self._slots.locked():
             raise BrokerFullError(
@@ -108,47 +175,66 @@ class BrokerPublisher(StartStop):
         await self._slots.acquire()
         await self._hand_over(message, frames[1])
 
+    async def _store(self, outbox: Outbox, message: BrokerMessage) -> None:
+        payload = message.payload
+        stamped = BrokerMessageV1(
+            message.topic,
+            BrokerMessageV1Payload(
+                payload.content,
+                {**payload.headers, OUTBOX_HEADER: receipt_topic(outbox.origin)},
+                payload.status,
+            ),
+            identifier=message.identifier,
+            strategy=message.strategy,
+            reply_topic=message.reply_topic,
+        )
+        body = self._codec.encode(stamped)[1]
+        await outbox.put(OutboxRow(message.identifier, message.topic, strategy_code(message), body))
+
+    def _send_row(self, row: OutboxRow) -> None:
+        self.service.handle.publish(row.topic, row.body, row.strategy, _log_refusal)
+
     async def _hand_over(self, message: BrokerMessage, body: bytes) -> None:
         assert self._slots is not None
-        assert self._results is not None
-        accepted = self._results.loop.create_future()
+        assert self._handoff is not None
+        handoff = self._handoff
+        accepted = handoff.loop.create_future()
         try:
             self.service.handle.publish(
-                message.topic, body, strategy_code(message), self._results.settler(accepted)
+                message.topic,
+                body,
+                strategy_code(message),
+                lambda error: handoff.call(resolve, accepted, None, error),
             )
             await accepted
         finally:
             self._slots.release()
 
 
-class _Results:
-    """Hands acceptances from the actor's loop back to the caller's loop, a batch per wake-up."""
+def _log_refusal(error: BaseException | None) -> None:
+    if error is not None:  # the outbox sends it again later
+        logger.debug("an outbox message was not accepted by the broker: %s", error)
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self._ready: deque[tuple[asyncio.Future[None], BaseException | None]] = deque()
-        self._scheduled = False
 
-    def settler(self, future: asyncio.Future[None]) -> Settle:
-        def settle(error: BaseException | None) -> None:  # in the actor's loop
-            self._ready.append((future, error))
-            if not self._scheduled:
-                self._scheduled = True
-                self.loop.call_soon_threadsafe(self._resolve_all)
+class _ReceiptSink:
+    """Takes the receipts of a durable publisher's messages, in its actor's loop, and clears its outbox."""
 
-        return settle
+    def __init__(self, handle: PeerHandle, *, outbox: Outbox) -> None:
+        self._handle = handle
+        self._outbox = outbox
+        self._codec = FrameCodec()
 
-    def _resolve_all(self) -> None:  # in the caller's loop
-        self._scheduled = False  # first: a result queued from now on schedules another call
-        ready = self._ready
-        while ready:
-            future, error = ready.popleft()
-            if future.done():
-                continue
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
+    def __call__(self, incoming: Incoming) -> None:
+        try:
+            identifiers = decode_receipt(self._codec, incoming.topic, incoming.body)
+        except FrameDecodeError as error:
+            logger.error("%s: dropped a malformed receipt: %s", self._handle.name, error)
+        else:
+            self._outbox.confirm(identifiers)
+        self._handle.ack(incoming.tag)
+
+    async def drain(self, timeout: float) -> None:
+        """Nothing to finish: receipts are handled as they come."""
 
 
 class InMemoryBrokerPublisher(StartStop):

@@ -5,32 +5,39 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Self
 
 from minos.common import Config
 
 from ..actors import StartStop
+from ..durable import OUTBOX_HEADER, ReceiptSender
 from ..exceptions import FrameDecodeError
 from ..protocol import BrokerMessage, BrokerMessageV1, FrameCodec
 from ..transports import Incoming
+from ..transports.routing import UNICAST
 from .config import broker_settings, connection_factory
 from .duplicates import DuplicateFilter
 from .peer import ConnectionFactory, PeerHandle, SinkFactory, Subscription
 from .service import PeerService
 
-__all__ = ["BrokerSubscriber", "InMemoryBrokerSubscriber", "decode_delivery"]
+__all__ = ["BrokerSubscriber", "InMemoryBrokerSubscriber", "decode_delivery", "publish_receipt"]
 
 logger = logging.getLogger(__name__)
 
 
 def decode_delivery(
-    codec: FrameCodec, incoming: Incoming, handle: PeerHandle, duplicates: DuplicateFilter
+    codec: FrameCodec,
+    incoming: Incoming,
+    handle: PeerHandle,
+    duplicates: DuplicateFilter,
+    receipts: ReceiptSender | None = None,
 ) -> BrokerMessageV1 | None:
     """Decode a delivery, or acknowledge and drop it when it is malformed or a duplicate.
 
     A malformed frame is logged with the reason (it can never be handled, so redelivering it would
-    loop forever); a duplicate is dropped quietly, since at-least-once delivery makes them normal.
+    loop forever); a duplicate is dropped quietly, since at-least-once delivery makes them normal, and
+    confirmed again to its outbox (through ``receipts``) if it came from one.
     """
     try:
         message = codec.decode((incoming.topic, incoming.body))
@@ -40,8 +47,24 @@ def decode_delivery(
         return None
     if duplicates.check_and_remember(message.topic, message.identifier):
         handle.ack(incoming.tag)
+        if receipts is not None:
+            receipts.add(message)
         return None
     return message
+
+
+def publish_receipt(handle: PeerHandle) -> Callable[[str, bytes], None]:
+    """Publishes receipt bodies through ``handle``, fire and forget (a lost receipt means a resend)."""
+
+    def publish(topic: str, body: bytes) -> None:
+        handle.publish(topic, body, UNICAST, _ignore_outcome)
+
+    return publish
+
+
+def _ignore_outcome(error: BaseException | None) -> None:
+    if error is not None:
+        logger.debug("a receipt was not accepted by the broker: %s", error)
 
 
 class _ReceiveSink:
@@ -51,9 +74,12 @@ class _ReceiveSink:
         self._handle = handle
         self._subscriber = subscriber
         self._codec = FrameCodec()
+        self._receipts = ReceiptSender(publish_receipt(handle))
 
     def __call__(self, incoming: Incoming) -> None:
-        message = decode_delivery(self._codec, incoming, self._handle, self._subscriber.duplicates)
+        message = decode_delivery(
+            self._codec, incoming, self._handle, self._subscriber.duplicates, self._receipts
+        )
         if message is not None:
             self._subscriber._put(message, incoming.tag)
 
@@ -107,6 +133,7 @@ class BrokerSubscriber(StartStop):
         self._receivers: list[asyncio.Future[None]] = []
         self._receivers_loop: asyncio.AbstractEventLoop | None = None
         self._notify_scheduled = False
+        self._receipts: ReceiptSender | None = None  # used in the receivers' loop
 
     @classmethod
     def from_config(
@@ -187,6 +214,10 @@ class BrokerSubscriber(StartStop):
                     pass
         message, tag = self._ready.popleft()
         self.service.handle.ack(tag)
+        if OUTBOX_HEADER in message.payload.headers:
+            if self._receipts is None:
+                self._receipts = ReceiptSender(publish_receipt(self.service.handle))
+            self._receipts.add(message)
         if self._ready and self._receivers:  # more left: let the next receiver take one too
             _wake(self._receivers[0])
         return message

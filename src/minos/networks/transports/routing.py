@@ -25,8 +25,10 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["Delivery", "RoutingStats", "RoutingTable"]
+__all__ = ["MULTICAST", "UNICAST", "Delivery", "RoutingStats", "RoutingTable"]
 
+UNICAST = 0
+"""The strategy code of ``BrokerMessageV1Strategy.UNICAST`` on the wire."""
 MULTICAST = 1
 """The strategy code of ``BrokerMessageV1Strategy.MULTICAST`` on the wire; every other code is unicast."""
 

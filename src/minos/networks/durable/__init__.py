@@ -1,0 +1,45 @@
+"""Durable mode: an outbox on the publishing side and an inbox on the receiving side, in SQLite or PostgreSQL.
+
+See ``outbox`` for what a durable ``send`` promises, ``inbox`` for what a durable handler promises,
+``receipts`` for how the two sides talk, and ``store`` for the database and its group commit.
+"""
+
+from .config import DurableSettings, durable_settings
+from .inbox import Inbox, NoInboxTransactionError, inbox_execute
+from .outbox import Outbox
+from .receipts import OUTBOX_HEADER, ReceiptSender, decode_receipt, receipt_topic
+from .store import (
+    DurableStore,
+    EffectError,
+    InboxMark,
+    OutboxDelete,
+    OutboxPut,
+    OutboxRow,
+    PostgresStore,
+    SqliteStore,
+    StoreClosedError,
+    StoreError,
+)
+
+__all__ = [
+    "OUTBOX_HEADER",
+    "DurableSettings",
+    "DurableStore",
+    "EffectError",
+    "Inbox",
+    "InboxMark",
+    "NoInboxTransactionError",
+    "Outbox",
+    "OutboxDelete",
+    "OutboxPut",
+    "OutboxRow",
+    "PostgresStore",
+    "ReceiptSender",
+    "SqliteStore",
+    "StoreClosedError",
+    "StoreError",
+    "decode_receipt",
+    "durable_settings",
+    "inbox_execute",
+    "receipt_topic",
+]
