@@ -1,5 +1,6 @@
 """Fixtures for the whole suite."""
 
+import os
 import sys
 import textwrap
 import threading
@@ -55,3 +56,55 @@ def make_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
     yield make
     for name in created:
         sys.modules.pop(name, None)
+
+
+POSTGRES_DSN = os.environ.get("MINOS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_reachable(dsn: str) -> str | None:
+    """None when ``dsn`` answers, else why not."""
+    import asyncio
+
+    import asyncpg
+
+    async def probe() -> None:
+        connection = await asyncpg.connect(dsn, timeout=3)
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """The test PostgreSQL server (``MINOS_TEST_POSTGRES``); skips without one, but fails when ``CI`` is set."""
+    why = _postgres_reachable(POSTGRES_DSN)
+    if why is not None:
+        message = f"no PostgreSQL server at {POSTGRES_DSN} ({why}); set MINOS_TEST_POSTGRES to run these tests"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return POSTGRES_DSN
+
+
+@pytest.fixture
+def postgres_schema(postgres_dsn: str) -> Iterator[str]:
+    """A fresh schema in the test database, dropped with everything in it after the test."""
+    import asyncio
+
+    import asyncpg
+
+    schema = f"minos_test_{uuid.uuid4().hex[:12]}"
+
+    async def drop() -> None:
+        connection = await asyncpg.connect(postgres_dsn, timeout=5)
+        try:
+            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await connection.close()
+
+    yield schema
+    asyncio.run(drop())

@@ -83,6 +83,7 @@ class Outbox:
         self._lock = threading.Lock()  # _pending: the caller's loop adds, the receipts' loop removes
         self._handoff: LoopHandoff | None = None
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._empty_waiters: list[asyncio.Future[None]] = []
         self._send: Send | None = None
         self._resender: asyncio.Task[None] | None = None
         self.resent = 0
@@ -129,9 +130,10 @@ class Outbox:
             self._resender.cancel()
             await asyncio.gather(self._resender, return_exceptions=True)
             self._resender = None
-        for waiter in self._waiters:
+        for waiter in [*self._waiters, *self._empty_waiters]:
             resolve(waiter, error=RuntimeError("the outbox stopped"))
         self._waiters.clear()
+        self._empty_waiters.clear()
 
     async def put(self, row: OutboxRow) -> None:
         """Store ``row`` durably, then send it; returns once it is committed (waiting first for room).
@@ -185,6 +187,18 @@ class Outbox:
         while room > 0 and self._waiters:
             resolve(self._waiters.popleft())
             room -= 1
+        if room == self.max_pending and self._empty_waiters:
+            for waiter in self._empty_waiters:
+                resolve(waiter)
+            self._empty_waiters.clear()
+
+    async def wait_empty(self) -> None:
+        """Return once every stored message has been confirmed (at once if none waits); in the caller's loop."""
+        if not self._pending:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._empty_waiters.append(waiter)
+        await waiter
 
     async def _resend_forever(self) -> None:
         tick = min(self.resend_after / 2, 1.0)
