@@ -83,7 +83,9 @@ def postgres_dsn() -> str:
     """The test PostgreSQL server (``MINOS_TEST_POSTGRES``); skips without one, but fails when ``CI`` is set."""
     why = _postgres_reachable(POSTGRES_DSN)
     if why is not None:
-        message = f"no PostgreSQL server at {POSTGRES_DSN} ({why}); set MINOS_TEST_POSTGRES to run these tests"
+        message = (
+            f"no PostgreSQL server at {POSTGRES_DSN} ({why}); set MINOS_TEST_POSTGRES to run these tests"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

@@ -1,0 +1,158 @@
+"""The crash loop: 100,000 durable messages through a broker process and two worker processes killed again and again.
+
+One durable producer, a broker process and two workers of one group sharing an inbox (one SQLite file, or
+one PostgreSQL schema). While the messages flow, a worker chosen at random is SIGKILLed ten times and the
+broker twice, each restarted at once. The producer's outbox and the workers' inbox must make it so that,
+in the end, every message the producer's ``send`` accepted has its effect committed exactly once:
+lost = 0, unexpected = 0, handled twice = 0, while the handlers did run some messages more than once
+(redeliveries > 0), which shows the faults really hit work in flight.
+"""
+
+import asyncio
+import random
+import sqlite3
+import sys
+from collections import Counter
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from .conftest import HEARTBEAT, START_TIMEOUT, Process, Processes
+
+SCRIPT = Path(__file__).with_name("durable_service.py")
+COUNT = 100_000
+WORKER_KILLS = 10
+BROKER_KILLS = 2
+RUN_TIMEOUT = 200.0  # seconds for the whole flow on two busy cores
+
+pytestmark = pytest.mark.timeout(RUN_TIMEOUT + 60)
+
+
+class Store:
+    """Where the test's durable processes keep their rows, and how the checker reads the effects."""
+
+    def __init__(self, kind: str, directory: Path, dsn: str = "", schema: str = "") -> None:
+        self.kind, self.directory, self.dsn, self.schema = kind, directory, dsn, schema
+
+    def options(self, role: str) -> list[str]:
+        if self.kind == "sqlite":  # the producer's outbox in a file of its own; the workers share the inbox
+            return ["--store", "sqlite", "--target", str(self.directory / f"{role}.sqlite")]
+        return ["--store", "postgresql", "--target", self.dsn, "--schema", self.schema]
+
+    def execute(self, sql: str) -> list[tuple]:
+        if self.kind == "sqlite":
+            with sqlite3.connect(self.directory / "worker.sqlite") as db:
+                return db.execute(sql).fetchall()
+
+        async def run() -> list[tuple]:
+            connection = await asyncpg.connect(self.dsn, timeout=5)
+            try:
+                await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                await connection.execute(f'SET search_path TO "{self.schema}"')
+                return [tuple(row) for row in await connection.fetch(sql)]
+            finally:
+                await connection.close()
+
+        return asyncio.run(run())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, short_dir):
+    if request.param == "sqlite":
+        return Store("sqlite", short_dir)
+    return Store(
+        "postgresql",
+        short_dir,
+        request.getfixturevalue("postgres_dsn"),
+        request.getfixturevalue("postgres_schema"),
+    )
+
+
+def progress(process: Process) -> int:
+    """The producer's last ``progress`` count."""
+    for line in reversed(process.lines):
+        if line.startswith("progress\t"):
+            return int(line.split("\t")[1])
+    return 0
+
+
+def test_a_crash_loop_loses_nothing_and_commits_nothing_twice(processes: Processes, store: Store, short_dir):
+    store.execute("CREATE TABLE crash_effects (n INTEGER NOT NULL, worker TEXT NOT NULL)")
+    endpoint = f"ipc://{short_dir / 'crash.sock'}"
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    incarnations: Counter[str] = Counter()
+
+    def start_worker(slot: str) -> Process:
+        incarnations[slot] += 1
+        name = f"{slot}.{incarnations[slot]}"
+        process = processes.start(
+            name,
+            [
+                sys.executable, str(SCRIPT), "worker", "--endpoint", endpoint, "--name", name,
+                "--runs-file", str(short_dir / f"runs-{name}.txt"),
+                "--heartbeat-interval", str(HEARTBEAT), *store.options("worker"),
+            ],
+        )  # fmt: skip
+        process.wait_line("ready\t", START_TIMEOUT)
+        return process
+
+    broker = processes.start_broker(endpoint)
+    workers = {slot: start_worker(slot) for slot in ("w1", "w2")}
+    producer = processes.start(
+        "producer",
+        [
+            sys.executable, str(SCRIPT), "producer", "--endpoint", endpoint, "--count", str(COUNT),
+            "--heartbeat-interval", str(HEARTBEAT), *store.options("producer"),
+        ],
+    )  # fmt: skip
+    producer.wait_line("ready\t", START_TIMEOUT)
+
+    faults = ["worker"] * WORKER_KILLS + ["broker"] * BROKER_KILLS
+    rng.shuffle(faults)
+    step = COUNT // (len(faults) + 2)  # spread over the run, the last one well before its end
+    killed = {"worker": 0, "broker": 0}
+    for number, fault in enumerate(faults, start=1):
+        processes.output.wait_for(
+            lambda target=number * step: (
+                progress(producer) >= target or producer.name in processes.output.ended
+            ),
+            RUN_TIMEOUT,
+            f"the producer to send {number * step} messages (seed {seed})",
+        )
+        if fault == "broker":
+            victim = broker.process
+            victim.kill()
+            broker = processes.start_broker(endpoint)
+        else:
+            slot = rng.choice(sorted(workers))
+            victim = workers[slot]
+            victim.kill()
+            workers[slot] = start_worker(slot)
+        assert victim.popen.returncode == -9, victim.diagnostics()  # the fault really happened
+        killed[fault] += 1
+    assert killed == {"worker": WORKER_KILLS, "broker": BROKER_KILLS}
+
+    producer.wait_line("confirmed\t", RUN_TIMEOUT)  # every row confirmed: handled and marked somewhere
+    processes.stop(producer, *workers.values())
+
+    effects = Counter(n for (n,) in store.execute("SELECT n FROM crash_effects"))
+    runs: Counter[int] = Counter()
+    for path in short_dir.glob("runs-*.txt"):
+        runs.update(int(line) for line in path.read_text().split())
+    expected = set(range(COUNT))
+    lost = expected - effects.keys()
+    unexpected = effects.keys() - expected
+    twice = {n: count for n, count in effects.items() if count > 1}
+    redeliveries = sum(runs.values()) - len(runs)
+    report = (
+        f"seed {seed}: lost {len(lost)}, unexpected {len(unexpected)}, handled twice {len(twice)}, "
+        f"redeliveries {redeliveries}, worker incarnations {dict(incarnations)}"
+    )
+    print(report)
+    assert not lost, report
+    assert not unexpected, report
+    assert not twice, report
+    assert redeliveries > 0, report
+    assert store.execute("SELECT count(*) FROM minos_outbox") == [(0,)], report
