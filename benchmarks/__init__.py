@@ -69,6 +69,7 @@ SCENARIOS: dict[str, Scenario] = {
     "http-rest": _lazy("benchmarks.http_rest"),
     "embedded-events": _lazy("benchmarks.embedded_events"),
     "broker-events": _lazy("benchmarks.broker_events"),
+    "durable-events": _lazy("benchmarks.durable_events"),
     "request-reply": _lazy("benchmarks.request_reply"),
 }
 """Every scenario by name, in the order ``python -m benchmarks`` runs them."""

@@ -6,11 +6,13 @@ until SIGTERM. Times are ``time.monotonic()`` seconds, comparable across the pro
 
 minos.networks roles (the measured paths; ENDPOINT is the broker's, e.g. ``ipc:///tmp/x/broker``):
 
-- ``handler ENDPOINT``: a BrokerPort running BenchService's handlers (events counted, commands echoed).
+- ``handler ENDPOINT [DURABLE_PATH]``: a BrokerPort running BenchService's handlers (events counted,
+  commands echoed); durable, with its inbox in the SQLite file DURABLE_PATH, when given.
   ``expect N TIMEOUT`` answers ``armed`` at once, then ``done N T`` when the N-th message since was
   handled at time T (or ``timeout HANDLED``); ``total`` answers ``total HANDLED_SINCE_START``.
-- ``publisher ENDPOINT SENDERS``: a BrokerPublisher. ``send N`` builds N events, sends them from
-  SENDERS concurrent coroutines, each awaiting the broker's acceptance, and answers ``sent T0 T1``.
+- ``publisher ENDPOINT SENDERS [DURABLE_PATH]``: a BrokerPublisher. ``send N`` builds N events, sends
+  them from SENDERS concurrent coroutines, each awaiting the broker's acceptance (durable: the commit
+  to its outbox in the SQLite file DURABLE_PATH), and answers ``sent T0 T1``.
 
 Raw pyzmq + msgpack roles (the ceilings):
 
@@ -44,17 +46,14 @@ def say(*words: object) -> None:
 # minos.networks -----------------------------------------------------------------------------------------
 
 
-def _config(name: str, endpoint: str) -> Any:
+def _config(name: str, endpoint: str, durable_path: str | None = None) -> Any:
     from benchmarks.e2e import BenchService
     from minos.common import Config
 
-    return Config(
-        {
-            "name": name,
-            "services": [BenchService],
-            "interfaces": {"broker": {"endpoint": endpoint, "embedded": False}},
-        }
-    )
+    broker: dict[str, Any] = {"endpoint": endpoint, "embedded": False}
+    if durable_path is not None:
+        broker["durable"] = {"path": durable_path}
+    return Config({"name": name, "services": [BenchService], "interfaces": {"broker": broker}})
 
 
 async def _commands() -> AsyncIterator[list[str]]:
@@ -70,12 +69,12 @@ async def _commands() -> AsyncIterator[list[str]]:
         transport.close()
 
 
-async def handler(endpoint: str) -> None:
+async def handler(endpoint: str, durable_path: str | None = None) -> None:
     """Run BenchService behind a BrokerPort connected to the broker at ``endpoint``."""
     from benchmarks.e2e import COUNTER
     from minos.networks.brokers import BrokerPort
 
-    port = BrokerPort.from_config(_config("bench-handler", endpoint))
+    port = BrokerPort.from_config(_config("bench-handler", endpoint, durable_path))
     loop = asyncio.get_running_loop()
     await port.start()
     try:
@@ -100,12 +99,12 @@ async def handler(endpoint: str) -> None:
         await port.stop()
 
 
-async def publisher(endpoint: str, senders: int) -> None:
+async def publisher(endpoint: str, senders: int, durable_path: str | None = None) -> None:
     """Run a BrokerPublisher connected to the broker at ``endpoint``."""
     from benchmarks.e2e import event_messages
     from minos.networks import BrokerPublisher
 
-    async with BrokerPublisher.from_config(_config("bench-publisher", endpoint)) as sender:
+    async with BrokerPublisher.from_config(_config("bench-publisher", endpoint, durable_path)) as sender:
         say("ready")
         async for words in _commands():
             if words[0] != "send":
@@ -236,8 +235,8 @@ def raw_echo(back: str) -> None:
 
 
 ROLES: dict[str, Callable[[list[str]], None]] = {
-    "handler": lambda args: asyncio.run(handler(args[0])),
-    "publisher": lambda args: asyncio.run(publisher(args[0], int(args[1]))),
+    "handler": lambda args: asyncio.run(handler(args[0], *args[1:2])),
+    "publisher": lambda args: asyncio.run(publisher(args[0], int(args[1]), *args[2:3])),
     "raw-relay": lambda args: raw_relay(args[0], args[1]),
     "raw-push": lambda args: raw_push(args[0], int(args[1])),
     "raw-pull": lambda args: raw_pull(args[0]),

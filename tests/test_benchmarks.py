@@ -103,3 +103,17 @@ def test_the_quick_http_scenario_compares_the_port_with_bare_aiohttp(tmp_path):
         assert result["msgs_per_s"] > 0
         assert result["ceiling_msgs_per_s"] > 0
         assert result["ceiling"].startswith("bare aiohttp server")
+
+
+def test_the_quick_durable_scenario_compares_itself_with_the_raw_ceiling_and_with_plain_events(tmp_path):
+    path = tmp_path / "durable.json"
+    completed = run_benchmarks("--quick", "durable-events", "--json", str(path))
+    assert completed.returncode == 0, completed.stderr
+    results = {result["scenario"]: result for result in json.loads(path.read_text())}
+    assert sorted(results) == ["durable-events", "durable-events:broker-events"]
+    raw, plain = results["durable-events"], results["durable-events:broker-events"]
+    assert raw["ceiling"].startswith("raw pyzmq+msgpack")
+    assert plain["ceiling"].startswith("broker-events")
+    assert raw["msgs_per_s"] == plain["msgs_per_s"] > 0  # one durable measurement, two yardsticks
+    for result in (raw, plain):
+        assert result["ratio"] == result["msgs_per_s"] / result["ceiling_msgs_per_s"]
