@@ -161,9 +161,8 @@ def test_a_crash_loop_loses_nothing_and_commits_nothing_twice(processes: Process
     assert store.execute("SELECT count(*) FROM minos_outbox") == [(0,)], report
 
 
-FROZEN_SECONDS = (
-    3.0  # issue #6 says 10 s; 3 s is five times the 0.6 s after which peers declare the broker lost
-)
+FROZEN_SECONDS = 10.0  # as issue #6 asks; every peer declares the broker lost after 0.6 s of it
+SENDS_WHILE_FROZEN_WITHIN = 5.0  # seconds the durable sends made during the freeze may take
 FROZEN_BEFORE = 300
 FROZEN_DURING = 100
 
@@ -218,7 +217,7 @@ async def test_durable_sends_return_while_the_broker_is_frozen_and_nothing_is_lo
                 asyncio.gather(
                     *(publisher.send(work(n)) for n in range(FROZEN_BEFORE, FROZEN_BEFORE + FROZEN_DURING))
                 ),
-                FROZEN_SECONDS,
+                SENDS_WHILE_FROZEN_WITHIN,
             )
             pending_while_frozen = outbox.pending
             assert proc_state(pid) == "T"  # still frozen: the sends above did not need it
