@@ -267,3 +267,35 @@ def test_stopping_a_loop_actor_logs_nothing_above_info(caplog):
         assert stop_actor(ref, timeout=5.0)
 
     assert [record.getMessage() for record in caplog.records if record.levelno > logging.INFO] == []
+
+
+class Borrower(Recorder):
+    """A Recorder that runs in a borrowed loop."""
+
+    async def forever(self) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_an_actor_in_a_borrowed_loop_runs_there_and_leaves_the_loop_running_when_it_stops():
+    from minos.networks.actors import BorrowedLoop
+
+    borrowed = BorrowedLoop.current()
+    ref = Borrower.start(ActorContext(name="borrower"), borrow=borrowed)
+    await asyncio.to_thread(ref.ask, "started", timeout=5.0)  # on_start blocks on the loop: keep it free
+    actor = Recorder.instances[-1]
+    try:
+        assert actor.loop is asyncio.get_running_loop()
+        assert actor.loop_thread is threading.current_thread()
+        assert actor.threads["on_loop_start"] is threading.current_thread()
+        assert await asyncio.wrap_future(actor.submit(actor.double, 4)) == 8
+        assert actor.threads["double"] is threading.current_thread()
+        left_running = actor.submit(actor.forever)
+    finally:
+        assert await asyncio.to_thread(stop_actor, ref, timeout=5.0)
+    assert actor.loop_stopped.is_set()
+    assert actor.threads["on_loop_stop"] is threading.current_thread()
+    assert left_running.cancelled()  # what it submitted was cancelled ...
+    assert asyncio.get_running_loop().is_running()  # ... and the loop it borrowed runs on
+    assert not any(thread.name == "minos-borrower-loop" for thread in threading.enumerate())
+    with pytest.raises(LoopClosedError):
+        actor.submit(actor.double, 1)

@@ -286,3 +286,28 @@ async def test_stopping_with_a_handler_in_flight_is_bounded_and_the_message_goes
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_a_publisher_and_a_reply_subscriber_run_in_the_callers_loop_unless_told_otherwise(
+    config, broker
+):
+    import threading
+
+    from minos.networks.brokers import connection_factory
+
+    def loop_threads() -> set[str]:
+        return {thread.name for thread in threading.enumerate() if thread.name.endswith("-loop")}
+
+    async with (
+        BrokerPublisher.from_config(config, name="fast-publisher") as fast,
+        BrokerPublisher(connection_factory(config), name="own-publisher", in_caller_loop=False) as own,
+        BrokerSubscriber.from_config(config, ["caller.loop"], group="caller-loop") as subscriber,
+    ):
+        await fast.send(BrokerMessageV1("caller.loop", BrokerMessageV1Payload(1)))
+        await own.send(BrokerMessageV1("caller.loop", BrokerMessageV1Payload(2)))
+        received = sorted([(await subscriber.receive()).content, (await subscriber.receive()).content])
+        running = loop_threads()
+    assert received == [1, 2]
+    assert "minos-own-publisher-loop" in running
+    assert "minos-fast-publisher-loop" not in running
+    assert not any(name.startswith(f"minos-{config.name}-subscriber") for name in running)

@@ -16,7 +16,7 @@ from .actor import (
 )
 from .bridge import ActorTimeoutError, ReplyFuture, ask, await_future, call
 from .deadletters import PROCESS_DEAD_LETTERS, DeadLetter, DeadLetters, tell
-from .loop import LoopActor, LoopClosedError
+from .loop import BorrowedLoop, LoopActor, LoopClosedError
 from .service import ActorService, StartStop
 from .supervisor import (
     DEFAULT_RESTART_POLICY,
@@ -44,6 +44,7 @@ __all__ = [
     "ActorService",
     "ActorSystem",
     "ActorTimeoutError",
+    "BorrowedLoop",
     "ChildDirectory",
     "ChildExited",
     "ChildHandle",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -16,15 +17,22 @@ class LoopHandoff:
     ``loop.call_soon_threadsafe`` writes to the loop's self-pipe on every call; a burst of results (a
     group commit, a batch of broker acceptances) would pay one write and one wake-up each. Here the
     first call of a burst schedules one drain, and the calls that arrive before it runs ride along.
+    A call made on the loop's own thread runs at once: there is nothing to hand over.
+
+    Build it in the loop's thread (it remembers that thread).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self._thread = threading.get_ident()
         self._ready: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._scheduled = False
 
     def call(self, callback: Callable[..., Any], *args: Any) -> None:
-        """Run ``callback(*args)`` in the loop soon; callable from any thread, the loop's own included."""
+        """Run ``callback(*args)`` in the loop: at once on its own thread, else soon; any thread may call."""
+        if threading.get_ident() == self._thread:
+            callback(*args)
+            return
         self._ready.append((callback, args))
         if not self._scheduled:
             self._scheduled = True

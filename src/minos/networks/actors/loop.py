@@ -15,7 +15,7 @@ from ..exceptions import MinosNetworkException
 from .actor import THREAD_PREFIX, Actor, ActorContext
 from .bridge import ActorTimeoutError
 
-__all__ = ["LoopActor", "LoopClosedError"]
+__all__ = ["BorrowedLoop", "LoopActor", "LoopClosedError"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,34 @@ _JOIN_MARGIN = 0.5  # seconds granted to the loop thread, beyond cancel_timeout,
 
 class LoopClosedError(MinosNetworkException, RuntimeError):
     """Work was submitted to a LoopActor whose event loop is not running (not started yet, or stopping)."""
+
+
+class BorrowedLoop:
+    """A running event loop that a LoopActor uses instead of a thread of its own, e.g. the caller's.
+
+    Build it in the loop's own thread (``BorrowedLoop.current()``). The actor then runs its I/O as
+    tasks of that loop: a message handed over from that loop reaches the actor's socket without a
+    thread hop. The loop's owner must keep it running until the actor has stopped (an actor stopping
+    after its borrowed loop closed gives up within its timeouts, with an error logged).
+    """
+
+    __slots__ = ("loop", "thread")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+        self.loop = loop
+        self.thread = thread
+
+    def __repr__(self) -> str:
+        return f"<BorrowedLoop of {self.thread.name}>"
+
+    @classmethod
+    def current(cls) -> BorrowedLoop:
+        """The running loop of the calling thread.
+
+        Raises:
+            RuntimeError: No event loop runs in this thread.
+        """
+        return cls(asyncio.get_running_loop(), threading.current_thread())
 
 
 class LoopActor(Actor):
@@ -41,6 +69,9 @@ class LoopActor(Actor):
       submitted coroutines. It alone creates, uses and closes the actor's ZeroMQ sockets and every
       other object bound to the loop.
     - **any other thread** may call :meth:`submit`, which is thread-safe.
+
+    A LoopActor given a :class:`BorrowedLoop` has no loop thread of its own: the borrowed loop's thread
+    plays that part, its I/O runs as tasks there, and stopping it cancels only the tasks it submitted.
 
     Life cycle. ``on_start`` starts the loop thread, waits (``start_timeout``) until the loop runs,
     then runs ``await on_loop_start()`` in it (``start_timeout`` again). Stopping, and failing too,
@@ -58,6 +89,7 @@ class LoopActor(Actor):
         start_timeout: Seconds for the loop to come up, and again for ``on_loop_start``.
         stop_timeout: Seconds ``on_loop_stop`` may take before it is cancelled.
         cancel_timeout: Seconds the tasks left at stop get to handle their cancellation.
+        borrow: Run in this loop (already running, owned by someone else) instead of a thread of its own.
     """
 
     def __init__(
@@ -67,11 +99,14 @@ class LoopActor(Actor):
         start_timeout: float = 5.0,
         stop_timeout: float = 5.0,
         cancel_timeout: float = 1.0,
+        borrow: BorrowedLoop | None = None,
     ) -> None:
         super().__init__(context)
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.cancel_timeout = cancel_timeout
+        self._borrowed = borrow
+        self._tasks: set[asyncio.Task[Any]] = set()  # submitted, for a borrowed loop's stop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._gate = threading.Lock()  # guards _accepting, read by submitters, written by the loop thread
@@ -155,6 +190,8 @@ class LoopActor(Actor):
             except BaseException as error:
                 _settle(result, error=error)
                 return
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
             task.add_done_callback(lambda done: _copy_outcome(done, result))
             result.add_done_callback(lambda future: _cancel_task_if_cancelled(future, loop, task))
 
@@ -200,6 +237,16 @@ class LoopActor(Actor):
             ) from None
 
     def _start_loop(self) -> None:
+        if self._borrowed is not None:
+            borrowed = self._borrowed
+            if borrowed.loop.is_closed() or not borrowed.thread.is_alive():
+                raise LoopClosedError(
+                    f"{self} cannot borrow the loop of {borrowed.thread.name}: it is closed"
+                )
+            self._loop, self._loop_thread = borrowed.loop, borrowed.thread
+            with self._gate:
+                self._accepting = True
+            return
         loop = asyncio.new_event_loop()
         running = threading.Event()
         thread = threading.Thread(
@@ -263,6 +310,9 @@ class LoopActor(Actor):
         if thread is None or loop is None or self._loop_stopping:
             return
         self._loop_stopping = True
+        if self._borrowed is not None:
+            self._leave_borrowed_loop(run_on_loop_stop=run_on_loop_stop)
+            return
         if run_on_loop_stop:
             try:
                 self.call_in_loop(self.on_loop_stop, timeout=self.stop_timeout)
@@ -288,6 +338,38 @@ class LoopActor(Actor):
                 self,
                 bound,
             )
+
+    def _leave_borrowed_loop(self, *, run_on_loop_stop: bool) -> None:
+        """Run ``on_loop_stop``, then cancel what this actor submitted; the loop itself runs on."""
+        if run_on_loop_stop:
+            try:
+                self.call_in_loop(self.on_loop_stop, timeout=self.stop_timeout)
+            except ActorTimeoutError:
+                logger.error(
+                    "on_loop_stop of %s did not finish within %s s; cancelled", self, self.stop_timeout
+                )
+            except LoopClosedError:
+                pass
+            except Exception:
+                logger.exception("on_loop_stop of %s failed", self)
+        try:
+            self.call_in_loop(self._cancel_submitted, timeout=self.cancel_timeout + _JOIN_MARGIN)
+        except (ActorTimeoutError, LoopClosedError):
+            logger.error("%s could not cancel its tasks in the borrowed loop (closed or blocked?)", self)
+        except Exception:
+            logger.exception("cancelling the tasks of %s failed", self)
+        with self._gate:
+            self._accepting = False
+
+    async def _cancel_submitted(self) -> None:
+        current = asyncio.current_task()
+        tasks = [task for task in self._tasks if task is not current and not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.cancel_timeout)
+            if pending:
+                logger.error("%d tasks of %s ignored cancellation and are abandoned", len(pending), self)
 
 
 def _settle(result: concurrent.futures.Future[R], *, error: BaseException) -> None:

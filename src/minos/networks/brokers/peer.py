@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..actors import ActorContext, LoopActor
+from ..actors import ActorContext, BorrowedLoop, LoopActor
 from ..transports import Connection, ConnectionClosedError, DeliveryHandler, Incoming
 
 __all__ = ["ConnectionFactory", "PeerActor", "PeerHandle", "Settle", "Sink", "SinkFactory", "Subscription"]
@@ -195,6 +195,7 @@ class PeerActor(LoopActor):
         sink: Builds the receiver of deliveries; None for a peer that only publishes.
         window: How many deliveries this peer may hold unacknowledged.
         close_timeout: Seconds the sink and the connection each get to finish at stop.
+        borrow: Run in this loop (e.g. the caller's) instead of a loop thread of its own.
     """
 
     def __init__(
@@ -207,8 +208,11 @@ class PeerActor(LoopActor):
         sink: SinkFactory | None = None,
         window: int = 1000,
         close_timeout: float = 5.0,
+        borrow: BorrowedLoop | None = None,
     ) -> None:
-        super().__init__(context, start_timeout=max(5.0, close_timeout), stop_timeout=2 * close_timeout + 1)
+        super().__init__(
+            context, start_timeout=max(5.0, close_timeout), stop_timeout=2 * close_timeout + 1, borrow=borrow
+        )
         self._connect = connect
         self.handle = handle
         self._subscriptions = tuple(subscriptions)

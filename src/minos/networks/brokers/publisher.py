@@ -43,6 +43,12 @@ class BrokerPublisher(StartStop):
     the broker's acceptance without blocking the caller's loop. At most ``max_in_flight`` sends wait
     for acceptance at once: more wait their turn (``send``) or are refused (``send_nowait``).
 
+    The actor's I/O runs in the loop that starts the publisher (``in_caller_loop``, the default), so a
+    send reaches the socket, and its acceptance comes back, without a thread hop; that loop must keep
+    running until ``stop`` returns. Pass ``in_caller_loop=False`` to give the actor a loop thread of its
+    own, e.g. when the caller's loop is often blocked (the broker declares a peer silent for three
+    heartbeat intervals lost).
+
     With an ``outbox`` (durable mode, ``interfaces.broker.durable``), ``send`` returns once the message
     is committed to the outbox instead, and the outbox sends it, and sends it again, until the
     receiving side confirms it: see ``minos.networks.durable.outbox`` for the exact promise.
@@ -53,6 +59,7 @@ class BrokerPublisher(StartStop):
         max_in_flight: How many messages may await the broker's acceptance at once.
         close_timeout: Seconds queued messages get to reach the broker at stop.
         outbox: Makes the publisher durable; its store is opened at start and closed at stop.
+        in_caller_loop: Run the actor's I/O in the caller's loop (default) rather than a thread of its own.
     """
 
     def __init__(
@@ -63,10 +70,13 @@ class BrokerPublisher(StartStop):
         max_in_flight: int = 10_000,
         close_timeout: float = 5.0,
         outbox: Outbox | None = None,
+        in_caller_loop: bool = True,
     ) -> None:
         self.outbox = outbox
         if outbox is None:
-            self.service = PeerService(name, connect=connect, close_timeout=close_timeout)
+            self.service = PeerService(
+                name, connect=connect, close_timeout=close_timeout, in_caller_loop=in_caller_loop
+            )
         else:
             topic = receipt_topic(outbox.origin)
             self.service = PeerService(
@@ -75,6 +85,7 @@ class BrokerPublisher(StartStop):
                 close_timeout=close_timeout,
                 subscriptions=(Subscription(topic, (topic,), transient=True),),
                 sink=partial(_ReceiptSink, outbox=outbox),
+                in_caller_loop=in_caller_loop,
             )
         self.max_in_flight = max_in_flight
         self._codec = FrameCodec()

@@ -126,7 +126,7 @@ class BrokerSubscriber(StartStop):
         self._subscription = Subscription(group, self.topics, transient)
         self._window = window
         self._close_timeout = close_timeout
-        self.service = self._make_service(name, self._receive_sink)
+        self.service = self._make_service(name, self._receive_sink, in_caller_loop=True)
         # Messages cross from the actor's loop to the receivers' loop: a deque, plus one wake-up
         # scheduled per batch (not per message) that wakes every waiting receiver.
         self._ready: deque[tuple[BrokerMessageV1, int]] = deque()
@@ -163,9 +163,11 @@ class BrokerSubscriber(StartStop):
         """
         if self.service.running:
             raise RuntimeError(f"{self.service!r} is running; choose where deliveries go before start()")
-        self.service = self._make_service(self.service.name, sink)
+        self.service = self._make_service(self.service.name, sink, in_caller_loop=False)
 
-    def _make_service(self, name: str, sink: SinkFactory) -> PeerService:
+    def _make_service(self, name: str, sink: SinkFactory, *, in_caller_loop: bool) -> PeerService:
+        # Received messages go to the caller's loop anyway: the actor runs there too, so they need no
+        # thread hop. A sink of its own (a dispatcher's) runs in the actor's own loop thread instead.
         return PeerService(
             name,
             connect=self._connect,
@@ -173,6 +175,7 @@ class BrokerSubscriber(StartStop):
             sink=sink,
             window=self._window,
             close_timeout=self._close_timeout,
+            in_caller_loop=in_caller_loop,
         )
 
     async def start(self) -> None:
@@ -227,7 +230,10 @@ class BrokerSubscriber(StartStop):
         self._ready.append((message, tag))
         if not self._notify_scheduled and self._receivers_loop is not None:
             self._notify_scheduled = True
-            self._receivers_loop.call_soon_threadsafe(self._notify)
+            if self.service.in_caller_loop:  # the actor runs in the receivers' loop: no thread to cross
+                self._receivers_loop.call_soon(self._notify)
+            else:
+                self._receivers_loop.call_soon_threadsafe(self._notify)
 
     def _notify(self) -> None:
         """In the receivers' loop: wake as many waiting receivers as there are messages."""
