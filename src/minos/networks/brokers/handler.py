@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections import deque
 from collections.abc import Coroutine, Generator
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from .deadletters import DeadLetter
 from .duplicates import DuplicateFilter
 from .peer import PeerHandle
 from .publisher import UNICAST
+from .stats import DispatchStats
 from .subscriber import BrokerSubscriber, decode_delivery
 
 __all__ = ["BrokerHandler", "DispatchSink"]
@@ -70,7 +72,8 @@ class DispatchSink:
     ``dead_letter_topic``, the last failure is answered and acknowledged like any other outcome.
 
     Counters (read from any thread, for metrics): ``handled`` messages done with an answer (not
-    dead-lettered), ``retried`` retries scheduled, ``dead_lettered`` dead letters accepted by the broker.
+    dead-lettered), ``retried`` retries scheduled, ``dead_lettered`` dead letters accepted by the broker;
+    ``stats`` has them by topic, with handler durations (see ``stats.TopicStats``).
 
     Args:
         handle: The actor's handle (acknowledgements and replies go through it).
@@ -79,6 +82,7 @@ class DispatchSink:
         duplicates: Drops a message whose topic and identifier were handled recently.
         retries: How failing handlers are retried; None tries each message once.
         dead_letter_topic: Where messages go after their last failed attempt; None for nowhere.
+        stats: The per-topic counters to add to (shared across restarts); fresh ones by default.
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class DispatchSink:
         *,
         retries: RetryPolicy | None = None,
         dead_letter_topic: str | None = None,
+        stats: DispatchStats | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
@@ -108,11 +113,20 @@ class DispatchSink:
         self.handled = 0
         self.retried = 0
         self.dead_lettered = 0
+        self.stats = stats if stats is not None else DispatchStats(dispatcher.topics)
+
+    @property
+    def backlog(self) -> tuple[int, int, int]:
+        """Messages waiting for a slot, handlers running as Tasks, messages waiting for a retry (a snapshot)."""
+        return len(self._waiting), len(self._running), len(self._timers)
 
     def __call__(self, incoming: Incoming) -> None:
         message = decode_delivery(self._codec, incoming, self._handle, self._duplicates)
         if message is None:
             return
+        counts = self.stats.topic(message.topic)
+        counts.received += 1
+        counts.redelivered += incoming.redelivered
         self._submit(_Job(message, incoming.tag, incoming.body))
 
     def _submit(self, job: _Job) -> None:
@@ -149,11 +163,16 @@ class DispatchSink:
             self._start(self._waiting.popleft())
 
     async def _handle_one(self, job: _Job) -> None:
+        counts = self.stats.topic(job.message.topic)
+        started = time.perf_counter()
         payload = await self._dispatcher.dispatch(job.message)
+        counts.observe(time.perf_counter() - started)
         job.attempts += 1
         if payload.status == _SYSTEM_ERROR:
+            counts.failed += 1
             if job.attempts < self._retries.max_attempts:
                 self.retried += 1
+                counts.retried += 1
                 delay = self._retries.delay(job.attempts)
                 self._timers[job] = asyncio.get_running_loop().call_later(delay, self._retry, job)
                 return
@@ -161,6 +180,7 @@ class DispatchSink:
                 self._dead_letter(job, self._dead_letter_topic, payload)
                 return
         self.handled += 1
+        counts.handled += 1
         self._answer(job, payload)
 
     def _retry(self, job: _Job) -> None:
@@ -212,6 +232,7 @@ class DispatchSink:
             self._duplicates.forget(job.message.topic, job.message.identifier)
             return
         self.dead_lettered += 1
+        self.stats.topic(job.message.topic).dead_lettered += 1
         logger.error(
             "%s: message %s on %r failed %d times and went to the dead letters: %s",
             self._handle.name,
@@ -353,6 +374,8 @@ class BrokerHandler:
         self.dead_letter_topic = dead_letter_topic
         self.sink: DispatchSink | None = None
         """The sink of the actor's current incarnation (its counters), once started."""
+        self.stats = DispatchStats(dispatcher.topics)
+        """Per-topic counters, kept across the actor's restarts."""
         subscriber.deliver_to(self._make_sink)
         self._stopped: asyncio.Event | None = None
 
@@ -384,6 +407,7 @@ class BrokerHandler:
             self.subscriber.duplicates,
             retries=self.retries,
             dead_letter_topic=self.dead_letter_topic,
+            stats=self.stats,
         )
         return self.sink
 

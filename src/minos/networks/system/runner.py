@@ -149,10 +149,13 @@ class ServiceRunner(StartStop):
             broker = BrokerPort.from_config(config)
             endpoints = (settings.endpoint, *settings.bind) if _embeds(settings) else (settings.endpoint,)
         periodic = _periodic_port(config)
+        http = _http_port(config) if config.has_interface("http") else None
+        if http is not None:
+            _collect_metrics(http, broker, periodic)
         return cls(
             config.name,
             broker=broker,
-            http=_http_port(config) if config.has_interface("http") else None,
+            http=http,
             periodic=periodic if periodic.scheduler.tasks else None,
             discovery=_discovery(config) if config.discovery else None,
             broker_endpoints=endpoints,
@@ -311,12 +314,27 @@ def _periodic_port(config: Config) -> PeriodicPort:
 
 
 def _http_port(config: Config, *, routes: bool = True) -> HttpPort:
-    from ..http import HttpPort
+    from ..http import AioHttpConnector, HttpPort
 
     port = HttpPort.from_config(config)
     if routes:
-        _ = port.connector.adapter.routes  # builds the routes: a path served twice fails here
+        connector = port.connector
+        if isinstance(connector, AioHttpConnector):
+            connector.check_routes()  # builds the routes: a path served twice fails here
+        else:
+            _ = connector.adapter.routes
     return port
+
+
+def _collect_metrics(http: HttpPort, broker: BrokerPort | None, periodic: PeriodicPort) -> None:
+    """With ``interfaces.http.metrics: true``, have the HTTP port's registry report the whole service."""
+    from ..http import AioHttpConnector
+    from .metrics import ServiceCollector
+
+    connector = http.connector
+    if isinstance(connector, AioHttpConnector) and connector.metrics is not None:
+        services = [http.service, periodic.scheduler.service]
+        connector.metrics.register(ServiceCollector(broker=broker, services=services))
 
 
 def _http_stop(port: HttpPort) -> float:
