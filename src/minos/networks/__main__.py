@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -180,6 +179,29 @@ def _positive(text: str) -> float:
     return value
 
 
+def _log_level(text: str) -> str:
+    from .system.logs import LOG_LEVELS
+
+    if text.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"unknown log level {text!r}; use one of {', '.join(LOG_LEVELS)}")
+    return text.upper()
+
+
+def _add_log_options(parser: argparse.ArgumentParser, level_default: str, format_default: str) -> None:
+    parser.add_argument(
+        "--log-level",
+        type=_log_level,
+        metavar="LEVEL",
+        help=f"DEBUG, INFO, WARNING or ERROR ({level_default})",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text lines, or one JSON object per line with time, level, logger, message, service, "
+        f"message_id and topic ({format_default})",
+    )
+
+
 def _add_service_commands(commands: Any) -> None:
     """The commands that act on a service's configuration file: run, check-config, publish, docs."""
     run = commands.add_parser(
@@ -192,7 +214,9 @@ def _add_service_commands(commands: Any) -> None:
         "3 configuration error (nothing started), 130/143 a second SIGINT/SIGTERM cut the stop short.",
     )
     run.add_argument("config", metavar="CONFIG.yml", help="the service's configuration file")
-    run.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING or ERROR")
+    _add_log_options(
+        run, "logging.level of the config, else WARNING", "logging.format of the config, else text"
+    )
     check = commands.add_parser(
         "check-config",
         help="check a configuration file and print it after environment overrides",
@@ -262,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--max-messages", type=int, default=1_000_000, help="messages held before publishers wait"
     )
     broker.add_argument("--heartbeat-interval", type=float, default=1.0, help="seconds; 3 missed = peer lost")
-    broker.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING or ERROR")
+    _add_log_options(broker, "WARNING", "text")
     broker.add_argument(
         "--curve-secret-key", metavar="FILE", help="the broker's NAME.key_secret (turns CURVE on)"
     )
@@ -304,9 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         return _demo()
     if args.command == "broker":
-        logging.basicConfig(
-            level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        from .system.logs import configure_logging
+
+        configure_logging(args.log_level or "WARNING", args.log_format or "text", service="broker")
         if (args.curve_secret_key is None) != (args.curve_allowed_clients is None):
             parser.error("--curve-secret-key and --curve-allowed-clients go together")
         return _broker(
@@ -334,10 +358,7 @@ def _service_command(args: argparse.Namespace) -> int:
     from .system import commands
 
     if args.command == "run":
-        logging.basicConfig(
-            level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        return commands.run_command(args.config)
+        return commands.run_command(args.config, log_level=args.log_level, log_format=args.log_format)
     if args.command == "check-config":
         return commands.check_config_command(args.config, args.output)
     if args.command == "publish":

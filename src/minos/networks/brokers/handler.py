@@ -19,7 +19,7 @@ from typing import Any, Self
 
 from minos.common import Config
 
-from ..enroute import BrokerDispatcher
+from ..enroute import BrokerDispatcher, message_log_fields
 from ..protocol import BrokerMessageV1, BrokerMessageV1Payload, BrokerMessageV1Status, FrameCodec
 from ..transports import Incoming
 from .config import DEAD_LETTER_SUFFIX, RetryPolicy, broker_settings
@@ -150,7 +150,10 @@ class DispatchSink:
             return
         except Exception:  # not acknowledged: the broker delivers it again
             logger.exception(
-                "%s: handling %s failed outside its handler", self._handle.name, job.message.identifier
+                "%s: handling %s failed outside its handler",
+                self._handle.name,
+                job.message.identifier,
+                extra=message_log_fields(job.message),
             )
             return
         task = asyncio.get_running_loop().create_task(_resume(coroutine, blocked_on), context=context)
@@ -206,6 +209,7 @@ class DispatchSink:
                 self._handle.name,
                 job.message.identifier,
                 job.message.topic,
+                extra=message_log_fields(job.message),
             )
             self._duplicates.forget(job.message.topic, job.message.identifier)
             return
@@ -228,6 +232,7 @@ class DispatchSink:
                 job.message.identifier,
                 job.message.topic,
                 error,
+                extra=message_log_fields(job.message),
             )
             self._duplicates.forget(job.message.topic, job.message.identifier)
             return
@@ -240,6 +245,7 @@ class DispatchSink:
             job.message.topic,
             job.attempts,
             payload.content,
+            extra=message_log_fields(job.message),
         )
         # A replay republishes this very message (same identifier): it must not be taken for a duplicate.
         self._duplicates.forget(job.message.topic, job.message.identifier)

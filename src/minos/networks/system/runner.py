@@ -72,6 +72,7 @@ def check_config(config: Config) -> list[ConfigError]:
         check("interfaces.http", lambda: _http_port(config, routes=services_ok))
     if config.discovery:
         check("discovery.client", lambda: _discovery(config))
+    check("logging", lambda: _log_settings(config))
     return problems
 
 
@@ -340,6 +341,12 @@ def _collect_metrics(http: HttpPort, broker: BrokerPort | None, periodic: Period
 def _http_stop(port: HttpPort) -> float:
     # HttpPort's own default: twice the shutdown timeout (aiohttp waits it twice), its margins, and ours.
     return 2 * port.connector.shutdown_timeout + 3 * STOP_MARGIN
+
+
+def _log_settings(config: Config) -> None:
+    from .logs import log_settings
+
+    log_settings(config)
 
 
 def _discovery(config: Config) -> DiscoveryConnector:
