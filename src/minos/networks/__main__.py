@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,8 +42,9 @@ def _broker(
     curve_secret_key: str | None = None,
     curve_allowed_clients: str | None = None,
     max_frame_size: int | None = None,
+    stats_interval: float | None = None,
 ) -> int:
-    """Run a broker process until SIGTERM or SIGINT."""
+    """Run a broker process until SIGTERM or SIGINT; with ``stats_interval``, print a stats line that often."""
     from .protocol import DEFAULT_MAX_FRAME_SIZE
     from .transports import BrokerBindError, BrokerServer, CurveSettings, KeyFileError
 
@@ -73,7 +75,17 @@ def _broker(
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if not task.done() and await bound:
             print(READY_LINE, " ".join(server.endpoints), flush=True)
-        await task
+        if stats_interval is None or task.done():
+            await task
+            return
+        from .system.stats import print_stats
+
+        view = loop.create_task(print_stats(server, stats_interval))
+        try:
+            await task
+        finally:
+            view.cancel()
+            await asyncio.gather(view, return_exceptions=True)
 
     try:
         asyncio.run(serve())
@@ -87,6 +99,37 @@ def _broker(
         flush=True,
     )
     return EXIT_OK
+
+
+def _benchmark_roots() -> list[Path]:
+    """Where a source tree with ``benchmarks/`` may be: the package's own tree, then the working directory."""
+    # src/minos/networks/__main__.py -> the repository root, when installed from a clone (make install).
+    return [Path(__file__).resolve().parents[3], Path.cwd()]
+
+
+def _bench(arguments: list[str]) -> int:
+    """Run ``python -m benchmarks ARGUMENTS`` in the source tree; its exit code, or 1 without the tree."""
+    root = next(
+        (root for root in _benchmark_roots() if (root / "benchmarks" / "__main__.py").is_file()), None
+    )
+    if root is None:
+        print(
+            "minos-networks bench: no benchmarks/ folder here: the benchmarks ship with the source tree, not "
+            "with the installed package; run this from a clone of the repository (make install), looked in "
+            + ", ".join(str(root) for root in _benchmark_roots()),
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks", *arguments], cwd=root)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:  # the terminal's SIGINT reached the benchmarks too: let them end
+        try:
+            return process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            return 128 + signal.SIGINT
 
 
 def _keygen(directory: str, name: str) -> int:
@@ -294,6 +337,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--curve-allowed-clients", metavar="DIR", help="a directory of the NAME.key files of admitted clients"
     )
     broker.add_argument("--max-frame-size", type=int, metavar="BYTES", help="largest message body (16 MiB)")
+    broker.add_argument(
+        "--stats",
+        action="store_true",
+        help="a live view: every second, print published/delivered/acked per second, messages held and "
+        "queued, the deepest queue, peers, and the totals (redelivered, refused, rejected frames ...)",
+    )
+    broker.add_argument(
+        "--stats-interval", type=_positive, default=1.0, metavar="SECONDS", help="seconds between lines (1)"
+    )
     keygen = commands.add_parser(
         "keygen",
         help="write a CURVE key pair: DIR/NAME.key (public) and DIR/NAME.key_secret (mode 0600)",
@@ -322,7 +374,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--idle-timeout", type=float, default=1.0, help="seconds without a new dead letter that end the scan"
     )
     _add_service_commands(commands)
-    args = parser.parse_args(argv)
+    commands.add_parser(
+        "bench",
+        help="run the benchmarks of the source tree: python -m benchmarks [ARGS ...] (see bench --help)",
+        description="Pass every argument to `python -m benchmarks` in the source tree (the working directory or "
+        "the clone this package was installed from). Exit codes: those of the benchmarks (0 ok, 2 usage), "
+        "1 when there is no benchmarks/ folder.",
+        add_help=False,
+    )
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:  # everything after it belongs to the benchmarks, --help included
+        return _bench(arguments[1:])
+    args = parser.parse_args(arguments)
     if args.command in ("run", "check-config", "publish", "docs"):
         return _service_command(args)
     if args.command == "demo":
@@ -340,6 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.curve_secret_key,
             args.curve_allowed_clients,
             args.max_frame_size,
+            args.stats_interval if args.stats else None,
         )
     if args.command == "keygen":
         return _keygen(args.directory, args.name)
