@@ -7,6 +7,7 @@ Drawn with matplotlib's Agg backend (no display needed). The PNG's text chunks s
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,11 +34,11 @@ def plot_results(
     matplotlib.use("Agg")  # files only: no display, no GUI toolkit
     from matplotlib import pyplot
 
-    labels = [f"{result.scenario}: {_short(result.path)}" for result in results]
+    labels = [textwrap.fill(f"{result.scenario}: {result.path}", 46, max_lines=3) for result in results]
     rows = list(range(len(results)))[::-1]  # the first result on top
     height = 0.38
     figure, (rates, ratios) = pyplot.subplots(
-        1, 2, figsize=(13, 1.1 + 0.55 * len(results)), gridspec_kw={"width_ratios": [3, 2]}, sharey=True
+        1, 2, figsize=(13, 1.2 + 0.62 * len(results)), gridspec_kw={"width_ratios": [3, 2]}, sharey=True
     )
     try:
         rates.barh([row + height / 2 for row in rows], [r.ceiling_msgs_per_s for r in results], height,
@@ -77,7 +78,3 @@ def plot_results(
     finally:
         pyplot.close(figure)
     return target
-
-
-def _short(path: str, width: int = 48) -> str:
-    return path if len(path) <= width else path[: width - 1] + "…"
