@@ -264,11 +264,11 @@ def test_run_logs_handler_records_as_json_with_the_message_id_and_serves_metrics
 def test_bench_runs_the_benchmarks_of_the_source_tree_passing_its_arguments(tmp_path):
     results = tmp_path / "codec.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "minos.networks", "bench", "--quick", "codec", "--json", str(results)],
+        [sys.executable, "-m", "minos.networks", "bench", "--quick", "codec", "--json", "codec.json"],
         capture_output=True,
         text=True,
         timeout=COMMAND_TIMEOUT,
-        cwd=tmp_path,  # found through the package's own source tree, not the working directory
+        cwd=tmp_path,  # found through the package's own source tree; relative paths stay the caller's
     )
     assert completed.returncode == 0, completed.stderr
     assert "encode+decode" in completed.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -120,7 +121,11 @@ def _bench(arguments: list[str]) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
-    process = subprocess.Popen([sys.executable, "-m", "benchmarks", *arguments], cwd=root)
+    # The source tree goes on the path, and the working directory stays: relative --json/--plot paths are the user's.
+    path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks", *arguments], env={**os.environ, "PYTHONPATH": path}
+    )
     try:
         return process.wait()
     except KeyboardInterrupt:  # the terminal's SIGINT reached the benchmarks too: let them end
