@@ -29,7 +29,7 @@ run: install
 	$(PY) -m minos.networks demo
 
 bench: install
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks --plot benchmarks/results.png --json benchmarks/results.json
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,8 +1,11 @@
 """The benchmark runner works end to end; how fast is its business, not the tests'."""
 
+import io
 import json
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,3 +120,62 @@ def test_the_quick_durable_scenario_compares_itself_with_the_raw_ceiling_and_wit
     assert raw["msgs_per_s"] == plain["msgs_per_s"] > 0  # one durable measurement, two yardsticks
     for result in (raw, plain):
         assert result["ratio"] == result["msgs_per_s"] / result["ceiling_msgs_per_s"]
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The chunks of a PNG, each (type, data), checking the signature and every chunk's CRC."""
+    assert data.startswith(PNG_SIGNATURE), "not a PNG: wrong signature"
+    chunks, offset = [], len(PNG_SIGNATURE)
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        body = data[offset + 8 : offset + 8 + length]
+        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
+        assert zlib.crc32(kind + body) == crc, f"bad CRC in chunk {kind!r}"
+        chunks.append((kind, body))
+        offset += 12 + length
+    return chunks
+
+
+def test_the_plot_is_a_valid_png_naming_every_scenario_it_charts(tmp_path):
+    path = tmp_path / "charts" / "results.png"
+    completed = run_benchmarks("--quick", "codec", "dispatch", "--plot", str(path))
+    assert completed.returncode == 0, completed.stderr
+    assert f"chart written to {path}" in completed.stderr
+    chunks = png_chunks(path.read_bytes())
+    assert chunks[0][0] == b"IHDR"
+    assert chunks[-1][0] == b"IEND"
+    width, height = struct.unpack(">II", chunks[0][1][:8])
+    assert width >= 600
+    assert height >= 150
+    text = dict(body.split(b"\0", 1) for kind, body in chunks if kind == b"tEXt")
+    assert text[b"Scenarios"] == b"codec, dispatch"
+    paths = text[b"Paths"].decode().splitlines()
+    assert paths == ["codec: encode+decode", "codec: encode", "codec: decode", "dispatch: dispatch",
+                     "dispatch: dispatch-middleware"]  # fmt: skip
+    from PIL import Image  # matplotlib's own dependency: decodes every pixel
+
+    with Image.open(path) as image:
+        image.load()
+        assert image.size == (width, height)
+
+
+def test_the_progress_bar_shows_on_a_terminal_and_plain_lines_elsewhere(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.__main__ import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, expect_bar in ((Terminal(), True), (io.StringIO(), False)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        with progress(2, disable=False) as advance:
+            advance("codec")
+            advance("dispatch")
+        output = stream.getvalue()
+        assert ("2/2" in output) is expect_bar, output
+        assert ("running codec ..." in output) is not expect_bar, output

@@ -23,3 +23,9 @@ def test_the_readme_opens_with_the_two_set_up_commands():
     assert first_block is not None
     commands = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
     assert commands == ["make run", "make test"]
+
+
+def test_ci_runs_the_two_set_up_commands_as_written_before_anything_else():
+    script = (README.parent / ".ci" / "run").read_text()
+    commands = [line.strip() for line in script.splitlines() if line.strip().startswith("make ")]
+    assert commands[:2] == ["make run", "make test"]

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
+import os
 import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,8 +43,9 @@ def _broker(
     curve_secret_key: str | None = None,
     curve_allowed_clients: str | None = None,
     max_frame_size: int | None = None,
+    stats_interval: float | None = None,
 ) -> int:
-    """Run a broker process until SIGTERM or SIGINT."""
+    """Run a broker process until SIGTERM or SIGINT; with ``stats_interval``, print a stats line that often."""
     from .protocol import DEFAULT_MAX_FRAME_SIZE
     from .transports import BrokerBindError, BrokerServer, CurveSettings, KeyFileError
 
@@ -74,7 +76,17 @@ def _broker(
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if not task.done() and await bound:
             print(READY_LINE, " ".join(server.endpoints), flush=True)
-        await task
+        if stats_interval is None or task.done():
+            await task
+            return
+        from .system.stats import print_stats
+
+        view = loop.create_task(print_stats(server, stats_interval))
+        try:
+            await task
+        finally:
+            view.cancel()
+            await asyncio.gather(view, return_exceptions=True)
 
     try:
         asyncio.run(serve())
@@ -88,6 +100,41 @@ def _broker(
         flush=True,
     )
     return EXIT_OK
+
+
+def _benchmark_roots() -> list[Path]:
+    """Where a source tree with ``benchmarks/`` may be: the package's own tree, then the working directory."""
+    # src/minos/networks/__main__.py -> the repository root, when installed from a clone (make install).
+    return [Path(__file__).resolve().parents[3], Path.cwd()]
+
+
+def _bench(arguments: list[str]) -> int:
+    """Run ``python -m benchmarks ARGUMENTS`` in the source tree; its exit code, or 1 without the tree."""
+    root = next(
+        (root for root in _benchmark_roots() if (root / "benchmarks" / "__main__.py").is_file()), None
+    )
+    if root is None:
+        print(
+            "minos-networks bench: no benchmarks/ folder here: the benchmarks ship with the source tree, not "
+            "with the installed package; run this from a clone of the repository (make install), looked in "
+            + ", ".join(str(root) for root in _benchmark_roots()),
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    # The source tree goes on the path, and the working directory stays: relative --json/--plot paths are the user's.
+    path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks", *arguments], env={**os.environ, "PYTHONPATH": path}
+    )
+    try:
+        return process.wait()
+    except KeyboardInterrupt:  # the terminal's SIGINT reached the benchmarks too: let them end
+        try:
+            return process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            return 128 + signal.SIGINT
 
 
 def _keygen(directory: str, name: str) -> int:
@@ -180,6 +227,29 @@ def _positive(text: str) -> float:
     return value
 
 
+def _log_level(text: str) -> str:
+    from .system.logs import LOG_LEVELS
+
+    if text.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"unknown log level {text!r}; use one of {', '.join(LOG_LEVELS)}")
+    return text.upper()
+
+
+def _add_log_options(parser: argparse.ArgumentParser, level_default: str, format_default: str) -> None:
+    parser.add_argument(
+        "--log-level",
+        type=_log_level,
+        metavar="LEVEL",
+        help=f"DEBUG, INFO, WARNING or ERROR ({level_default})",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text lines, or one JSON object per line with time, level, logger, message, service, "
+        f"message_id and topic ({format_default})",
+    )
+
+
 def _add_service_commands(commands: Any) -> None:
     """The commands that act on a service's configuration file: run, check-config, publish, docs."""
     run = commands.add_parser(
@@ -192,7 +262,9 @@ def _add_service_commands(commands: Any) -> None:
         "3 configuration error (nothing started), 130/143 a second SIGINT/SIGTERM cut the stop short.",
     )
     run.add_argument("config", metavar="CONFIG.yml", help="the service's configuration file")
-    run.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING or ERROR")
+    _add_log_options(
+        run, "logging.level of the config, else WARNING", "logging.format of the config, else text"
+    )
     check = commands.add_parser(
         "check-config",
         help="check a configuration file and print it after environment overrides",
@@ -262,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--max-messages", type=int, default=1_000_000, help="messages held before publishers wait"
     )
     broker.add_argument("--heartbeat-interval", type=float, default=1.0, help="seconds; 3 missed = peer lost")
-    broker.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING or ERROR")
+    _add_log_options(broker, "WARNING", "text")
     broker.add_argument(
         "--curve-secret-key", metavar="FILE", help="the broker's NAME.key_secret (turns CURVE on)"
     )
@@ -270,6 +342,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--curve-allowed-clients", metavar="DIR", help="a directory of the NAME.key files of admitted clients"
     )
     broker.add_argument("--max-frame-size", type=int, metavar="BYTES", help="largest message body (16 MiB)")
+    broker.add_argument(
+        "--stats",
+        action="store_true",
+        help="a live view: every second, print published/delivered/acked per second, messages held and "
+        "queued, the deepest queue, peers, and the totals (redelivered, refused, rejected frames ...)",
+    )
+    broker.add_argument(
+        "--stats-interval", type=_positive, default=1.0, metavar="SECONDS", help="seconds between lines (1)"
+    )
     keygen = commands.add_parser(
         "keygen",
         help="write a CURVE key pair: DIR/NAME.key (public) and DIR/NAME.key_secret (mode 0600)",
@@ -298,15 +379,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--idle-timeout", type=float, default=1.0, help="seconds without a new dead letter that end the scan"
     )
     _add_service_commands(commands)
-    args = parser.parse_args(argv)
+    commands.add_parser(
+        "bench",
+        help="run the benchmarks of the source tree: python -m benchmarks [ARGS ...] (see bench --help)",
+        description="Pass every argument to `python -m benchmarks` in the source tree (the working directory or "
+        "the clone this package was installed from). Exit codes: those of the benchmarks (0 ok, 2 usage), "
+        "1 when there is no benchmarks/ folder.",
+        add_help=False,
+    )
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:  # everything after it belongs to the benchmarks, --help included
+        return _bench(arguments[1:])
+    args = parser.parse_args(arguments)
     if args.command in ("run", "check-config", "publish", "docs"):
         return _service_command(args)
     if args.command == "demo":
         return _demo()
     if args.command == "broker":
-        logging.basicConfig(
-            level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        from .system.logs import configure_logging
+
+        configure_logging(args.log_level or "WARNING", args.log_format or "text", service="broker")
         if (args.curve_secret_key is None) != (args.curve_allowed_clients is None):
             parser.error("--curve-secret-key and --curve-allowed-clients go together")
         return _broker(
@@ -316,6 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.curve_secret_key,
             args.curve_allowed_clients,
             args.max_frame_size,
+            args.stats_interval if args.stats else None,
         )
     if args.command == "keygen":
         return _keygen(args.directory, args.name)
@@ -334,10 +427,7 @@ def _service_command(args: argparse.Namespace) -> int:
     from .system import commands
 
     if args.command == "run":
-        logging.basicConfig(
-            level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        return commands.run_command(args.config)
+        return commands.run_command(args.config, log_level=args.log_level, log_format=args.log_format)
     if args.command == "check-config":
         return commands.check_config_command(args.config, args.output)
     if args.command == "publish":

@@ -7,9 +7,11 @@ import logging
 import threading
 import weakref
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-from .supervisor import DEFAULT_RESTART_POLICY, ChildSpec, RestartPolicy
+import pykka
+
+from .supervisor import DEFAULT_RESTART_POLICY, ChildSpec, RestartPolicy, UnknownChildError
 from .system import ActorSystem
 
 __all__ = ["ActorService", "StartStop"]
@@ -67,6 +69,22 @@ class ActorService(StartStop):
         """Whether the service was started and not stopped."""
         return self._system is not None
 
+    def mailboxes(self) -> dict[str, int]:
+        """How many messages wait in each actor's mailbox now, the supervisor's included, by actor name.
+
+        A snapshot readable from any thread (for metrics); empty while the service is stopped.
+        """
+        system = self._system
+        if system is None:
+            return {}
+        depths = {system.name: _depth(system.root)}
+        for name in system.directory.names():
+            try:
+                depths[name] = _depth(system.directory.get(name))
+            except UnknownChildError:  # not started yet: nothing waits for it
+                continue
+        return depths
+
     async def start(self) -> None:
         """Start the actors, each once the one before it has started (idempotent)."""
         async with self._lock:
@@ -94,6 +112,12 @@ class ActorService(StartStop):
         system, self._system = self._system, None
         if system is not None:
             system.stop()
+
+
+def _depth(ref: pykka.ActorRef[Any]) -> int:
+    # A ThreadingActor's inbox is a queue.Queue; pykka's ActorInbox protocol does not promise qsize().
+    qsize = getattr(ref.actor_inbox, "qsize", None)
+    return int(qsize()) if qsize is not None else 0
 
 
 def _stop_all_at_exit() -> None:

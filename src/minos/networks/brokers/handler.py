@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections import deque
 from collections.abc import Coroutine, Generator
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from minos.common import Config
 from ..actors.handoff import LoopHandoff
 from ..durable import EffectError, Inbox, ReceiptSender
 from ..durable.inbox import Effects
-from ..enroute import BrokerDispatcher
+from ..enroute import BrokerDispatcher, message_log_fields
 from ..protocol import BrokerMessageV1, BrokerMessageV1Payload, BrokerMessageV1Status, FrameCodec
 from ..transports import Incoming
 from ..transports.routing import UNICAST
@@ -29,6 +30,7 @@ from .config import DEAD_LETTER_SUFFIX, RetryPolicy, broker_settings
 from .deadletters import DeadLetter
 from .duplicates import DuplicateFilter
 from .peer import PeerHandle
+from .stats import DispatchStats
 from .subscriber import BrokerSubscriber, decode_delivery, publish_receipt
 
 __all__ = ["BrokerHandler", "DispatchSink"]
@@ -83,7 +85,8 @@ class DispatchSink:
 
     Counters (read from any thread, for metrics): ``handled`` messages done with an answer (not
     dead-lettered), ``retried`` retries scheduled, ``dead_lettered`` dead letters accepted by the broker,
-    ``duplicates_marked`` copies the inbox found already marked.
+    ``duplicates_marked`` copies the inbox found already marked; ``stats`` has them by topic, with
+    handler durations (see ``stats.TopicStats``).
 
     Args:
         handle: The actor's handle (acknowledgements and replies go through it).
@@ -93,6 +96,7 @@ class DispatchSink:
         retries: How failing handlers are retried; None tries each message once.
         dead_letter_topic: Where messages go after their last failed attempt; None for nowhere.
         inbox: Makes the sink durable: where handled messages are marked (its store must be open).
+        stats: The per-topic counters to add to (shared across restarts); fresh ones by default.
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class DispatchSink:
         retries: RetryPolicy | None = None,
         dead_letter_topic: str | None = None,
         inbox: Inbox | None = None,
+        stats: DispatchStats | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
@@ -127,11 +132,20 @@ class DispatchSink:
         self.retried = 0
         self.dead_lettered = 0
         self.duplicates_marked = 0
+        self.stats = stats if stats is not None else DispatchStats(dispatcher.topics)
+
+    @property
+    def backlog(self) -> tuple[int, int, int]:
+        """Messages waiting for a slot, handlers running as Tasks, messages waiting for a retry (a snapshot)."""
+        return len(self._waiting), len(self._running), len(self._timers)
 
     def __call__(self, incoming: Incoming) -> None:
         message = decode_delivery(self._codec, incoming, self._handle, self._duplicates, self._receipts)
         if message is None:
             return
+        counts = self.stats.topic(message.topic)
+        counts.received += 1
+        counts.redelivered += incoming.redelivered
         self._submit(_Job(message, incoming.tag, incoming.body))
 
     def _submit(self, job: _Job) -> None:
@@ -155,7 +169,10 @@ class DispatchSink:
             return
         except Exception:  # not acknowledged: the broker delivers it again
             logger.exception(
-                "%s: handling %s failed outside its handler", self._handle.name, job.message.identifier
+                "%s: handling %s failed outside its handler",
+                self._handle.name,
+                job.message.identifier,
+                extra=message_log_fields(job.message),
             )
             return
         task = asyncio.get_running_loop().create_task(_resume(coroutine, blocked_on), context=context)
@@ -168,6 +185,8 @@ class DispatchSink:
             self._start(self._waiting.popleft())
 
     async def _handle_one(self, job: _Job) -> None:
+        counts = self.stats.topic(job.message.topic)
+        started = time.perf_counter()
         if self._inbox is None:
             payload = await self._dispatcher.dispatch(job.message)
             effects: Effects = []
@@ -177,8 +196,10 @@ class DispatchSink:
                 payload = await self._dispatcher.dispatch(job.message)
             finally:
                 Inbox.stop_collecting(token)
+        counts.observe(time.perf_counter() - started)
         job.attempts += 1
         if payload.status == _SYSTEM_ERROR:
+            counts.failed += 1
             self._failed(job, payload)
         else:
             self._done(job, payload, effects if payload.status < 400 else [], dead_lettered=False)
@@ -187,6 +208,7 @@ class DispatchSink:
         """Attempt ``job.attempts`` failed: retry after a backoff, or dead-letter, or give up and answer."""
         if job.attempts < self._retries.max_attempts:
             self.retried += 1
+            self.stats.topic(job.message.topic).retried += 1
             delay = self._retries.delay(job.attempts)
             self._timers[job] = asyncio.get_running_loop().call_later(delay, self._retry, job)
             return
@@ -202,6 +224,7 @@ class DispatchSink:
         if self._inbox is None:
             if not dead_lettered:
                 self.handled += 1
+                self.stats.topic(job.message.topic).handled += 1
             self._answer(job, payload)
             return
         marked = self._track()
@@ -229,7 +252,8 @@ class DispatchSink:
         if (
             isinstance(error, EffectError) and not dead_lettered
         ):  # the handler's effects failed: an attempt failed
-            logger.warning("%s: %s", self._handle.name, error)
+            logger.warning("%s: %s", self._handle.name, error, extra=message_log_fields(job.message))
+            self.stats.topic(job.message.topic).failed += 1
             self._failed(job, BrokerMessageV1Payload(str(error), status=_SYSTEM_ERROR))
             return
         if error is not None:  # not acknowledged: delivered again after this dispatcher stops or dies
@@ -239,6 +263,7 @@ class DispatchSink:
                 job.message.identifier,
                 job.message.topic,
                 error,
+                extra=message_log_fields(job.message),
             )
             self._duplicates.forget(job.message.topic, job.message.identifier)
             return
@@ -246,6 +271,7 @@ class DispatchSink:
             self.duplicates_marked += 1
         elif not dead_lettered:
             self.handled += 1
+            self.stats.topic(job.message.topic).handled += 1
         self._answer(job, payload)
 
     def _retry(self, job: _Job) -> None:
@@ -271,6 +297,7 @@ class DispatchSink:
                 self._handle.name,
                 job.message.identifier,
                 job.message.topic,
+                extra=message_log_fields(job.message),
             )
             self._duplicates.forget(job.message.topic, job.message.identifier)
             return
@@ -293,10 +320,12 @@ class DispatchSink:
                 job.message.identifier,
                 job.message.topic,
                 error,
+                extra=message_log_fields(job.message),
             )
             self._duplicates.forget(job.message.topic, job.message.identifier)
             return
         self.dead_lettered += 1
+        self.stats.topic(job.message.topic).dead_lettered += 1
         logger.error(
             "%s: message %s on %r failed %d times and went to the dead letters: %s",
             self._handle.name,
@@ -304,6 +333,7 @@ class DispatchSink:
             job.message.topic,
             job.attempts,
             payload.content,
+            extra=message_log_fields(job.message),
         )
         # A replay republishes this very message (same identifier): it must not be taken for a duplicate.
         self._duplicates.forget(job.message.topic, job.message.identifier)
@@ -445,6 +475,8 @@ class BrokerHandler:
         self.inbox = inbox
         self.sink: DispatchSink | None = None
         """The sink of the actor's current incarnation (its counters), once started."""
+        self.stats = DispatchStats(dispatcher.topics)
+        """Per-topic counters, kept across the actor's restarts."""
         subscriber.deliver_to(self._make_sink)
         self._stopped: asyncio.Event | None = None
 
@@ -482,6 +514,7 @@ class BrokerHandler:
             retries=self.retries,
             dead_letter_topic=self.dead_letter_topic,
             inbox=self.inbox,
+            stats=self.stats,
         )
         return self.sink
 

@@ -88,6 +88,11 @@ class PeerHandle:
         connection = self._connection
         return connection is not None and connection.connected
 
+    @property
+    def queued(self) -> tuple[int, int]:
+        """Publishes and acknowledgements queued for the actor's loop, not handed to the connection yet."""
+        return len(self._publishes), len(self._acks)
+
     def publish(self, topic: str, body: bytes, strategy: int, settle: Settle) -> None:
         """Queue a publish; ``settle`` is called in the actor's loop once the broker accepted or refused it."""
         connection = self._connection

@@ -20,6 +20,7 @@ from .duplicates import DuplicateFilter
 from .handler import DispatchSink
 from .peer import ConnectionFactory, PeerHandle, Subscription
 from .service import peer_spec
+from .stats import DispatchStats
 
 __all__ = ["BrokerPort", "BrokerServerActor"]
 
@@ -107,17 +108,28 @@ class BrokerPort(StartStop):
         self.dispatcher = dispatcher
         self.inbox = inbox
         self.duplicates = duplicates if duplicates is not None else DuplicateFilter()
+        self.server: BrokerServer | None = None
+        """The embedded broker of the current incarnation, once started (for its stats)."""
+        self.sinks: dict[str, DispatchSink] = {}
+        """The current sink of each dispatcher, by dispatcher name, once started (for its backlog)."""
+        self.stats: dict[str, DispatchStats] = {}
+        """The per-topic counters of each dispatcher, by dispatcher name, kept across restarts."""
         children: list[ChildSpec] = []
         if server is not None:
-            children.append(ChildSpec(f"{name}-broker", partial(BrokerServerActor.start, server=server)))
+            children.append(
+                ChildSpec(
+                    f"{name}-broker", partial(BrokerServerActor.start, server=partial(self._serve, server))
+                )
+            )
         self.handles: list[PeerHandle] = []
         if dispatcher is not None and dispatcher.topics:
             subscription = Subscription(group, tuple(dispatcher.topics))
             for index in range(1, dispatchers + 1):
                 handle = PeerHandle(f"{name}-dispatcher-{index}")
                 self.handles.append(handle)
+                self.stats[handle.name] = DispatchStats(dispatcher.topics)
                 sink = partial(
-                    DispatchSink,
+                    self._sink,
                     dispatcher=dispatcher,
                     concurrency=concurrency,
                     duplicates=self.duplicates,
@@ -181,6 +193,34 @@ class BrokerPort(StartStop):
             dead_letter_topic=settings.dead_letter_topic,
             server=server,
         )
+
+    def _serve(self, server: Callable[[], BrokerServer]) -> BrokerServer:
+        self.server = built = server()
+        return built
+
+    def _sink(
+        self,
+        handle: PeerHandle,
+        *,
+        dispatcher: BrokerDispatcher,
+        concurrency: int,
+        duplicates: DuplicateFilter,
+        retries: RetryPolicy | None,
+        dead_letter_topic: str | None,
+        inbox: Inbox | None,
+    ) -> DispatchSink:
+        sink = DispatchSink(
+            handle,
+            dispatcher,
+            concurrency,
+            duplicates,
+            retries=retries,
+            dead_letter_topic=dead_letter_topic,
+            inbox=inbox,
+            stats=self.stats[handle.name],
+        )
+        self.sinks[handle.name] = sink
+        return sink
 
     @property
     def name(self) -> str:

@@ -24,7 +24,14 @@ from .decorators import (
     RestQueryEnrouteDecorator,
     enroute,
 )
-from .dispatch import BrokerDispatcher, BrokerRequest, BrokerResponse, BrokerResponseException
+from .dispatch import (
+    HANDLING_CONTEXT_VAR,
+    BrokerDispatcher,
+    BrokerRequest,
+    BrokerResponse,
+    BrokerResponseException,
+    message_log_fields,
+)
 from .handlers import (
     Action,
     CheckDecorator,
@@ -38,6 +45,7 @@ from .handlers import (
 from .routers import BrokerRouter, HttpRouter, PeriodicRouter, RestHttpRouter, Router
 
 __all__ = [
+    "HANDLING_CONTEXT_VAR",
     "Action",
     "BrokerCommandEnrouteDecorator",
     "BrokerDispatcher",
@@ -75,4 +83,5 @@ __all__ = [
     "Router",
     "enroute",
     "import_object",
+    "message_log_fields",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
@@ -28,9 +29,25 @@ from ..protocol.requests import (
 from .decorators import BrokerEnrouteDecorator, EnrouteDecorator
 from .handlers import Action
 
-__all__ = ["BrokerDispatcher", "BrokerRequest", "BrokerResponse", "BrokerResponseException"]
+__all__ = [
+    "HANDLING_CONTEXT_VAR",
+    "BrokerDispatcher",
+    "BrokerRequest",
+    "BrokerResponse",
+    "BrokerResponseException",
+    "message_log_fields",
+]
 
 logger = logging.getLogger(__name__)
+
+HANDLING_CONTEXT_VAR: ContextVar[BrokerMessage | None] = ContextVar("handling", default=None)
+"""The message whose handler is running; ``system.logs`` puts its identifier and topic in every log record."""
+
+
+def message_log_fields(message: BrokerMessage) -> dict[str, str]:
+    """The ``extra=`` of a log record about ``message``: its identifier and topic (see ``system.logs``)."""
+    return {"message_id": str(message.identifier), "topic": message.topic}
+
 
 _SUCCESS = BrokerMessageV1Status.SUCCESS
 _ERROR = BrokerMessageV1Status.ERROR
@@ -196,6 +213,7 @@ class BrokerDispatcher:
 
         user_token = REQUEST_USER_CONTEXT_VAR.set(request.user)
         headers_token = REQUEST_HEADERS_CONTEXT_VAR.set(request.headers)
+        handling_token = HANDLING_CONTEXT_VAR.set(message)
         try:
             response = await action(request)
             if isinstance(response, Response):
@@ -211,6 +229,7 @@ class BrokerDispatcher:
             content, status = _internal_error(name, message.topic, exc), _SYSTEM_ERROR
         finally:
             headers = REQUEST_HEADERS_CONTEXT_VAR.get()
+            HANDLING_CONTEXT_VAR.reset(handling_token)
             REQUEST_HEADERS_CONTEXT_VAR.reset(headers_token)
             REQUEST_USER_CONTEXT_VAR.reset(user_token)
         try:

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Final, Self
 
 from aiohttp import hdrs, web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from yarl import URL
 
 from minos.common import Config, ConfigError
@@ -36,6 +37,8 @@ DEFAULT_CONCURRENCY: Final = 100
 DEFAULT_BACKLOG: Final = 1000
 DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
 DEFAULT_SHUTDOWN_TIMEOUT: Final = 10.0
+METRICS_PATH: Final = "/metrics"
+"""Where ``interfaces.http.metrics: true`` serves the Prometheus metrics."""
 
 _Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -201,9 +204,11 @@ class AioHttpConnector(HttpConnector):
         max_body_size: The largest body accepted, in bytes.
         shutdown_timeout: Seconds in-flight requests get to finish at stop; those still running then are
             cancelled (and get as long again to unwind).
+        metrics: Serve this registry's metrics at ``GET /metrics`` (Prometheus text format, outside the
+            concurrency limit, so a busy service can still be scraped); None serves no metrics.
 
     Raises:
-        ValueError: A limit is out of range.
+        ValueError: A limit is out of range, or a route of the adapter is ``GET /metrics`` too.
     """
 
     def __init__(
@@ -216,6 +221,7 @@ class AioHttpConnector(HttpConnector):
         backlog: int = DEFAULT_BACKLOG,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        metrics: CollectorRegistry | None = None,
     ) -> None:
         super().__init__(adapter, host=host, port=port, shutdown_timeout=shutdown_timeout)
         for name, value, least in (
@@ -228,6 +234,7 @@ class AioHttpConnector(HttpConnector):
         self.concurrency = concurrency
         self.backlog = backlog
         self.max_body_size = max_body_size
+        self.metrics = metrics
         self._runner: web.AppRunner | None = None
 
     @classmethod
@@ -235,7 +242,9 @@ class AioHttpConnector(HttpConnector):
         """The connector ``interfaces.http`` describes (every key optional), serving the configured routes.
 
         Keys: ``host`` (127.0.0.1), ``port`` (8080; 0 picks a free one), ``concurrency`` (100), ``backlog``
-        (1000), ``max_body_size`` (1048576 bytes), ``shutdown_timeout`` (10 seconds).
+        (1000), ``max_body_size`` (1048576 bytes), ``shutdown_timeout`` (10 seconds), ``metrics`` (false;
+        true serves ``GET /metrics`` from a registry of its own, :attr:`metrics`, which the composition
+        root fills with the service's collectors).
 
         Raises:
             ConfigError: A key has the wrong type or an impossible value; the message names it.
@@ -250,6 +259,7 @@ class AioHttpConnector(HttpConnector):
                 backlog=config.get_int(f"{key}.backlog", DEFAULT_BACKLOG),
                 max_body_size=config.get_int(f"{key}.max_body_size", DEFAULT_MAX_BODY_SIZE),
                 shutdown_timeout=config.get_float(f"{key}.shutdown_timeout", DEFAULT_SHUTDOWN_TIMEOUT),
+                metrics=CollectorRegistry() if config.get_bool(f"{key}.metrics", False) else None,
             )
         except ConfigError:
             raise  # it names the key already
@@ -268,11 +278,30 @@ class AioHttpConnector(HttpConnector):
         """
         app = web.Application(middlewares=[_json_errors], client_max_size=self.max_body_size)
         limiter = _Limiter(self.concurrency, self.backlog)
+        self.check_routes()
         for decorator, action in self.adapter.routes.items():
             app.router.add_route(
                 decorator.method, decorator.url, _endpoint(action, limiter, self.max_body_size)
             )
+        if self.metrics is not None:
+            app.router.add_get(METRICS_PATH, _metrics_endpoint(self.metrics), allow_head=False)
         return app
+
+    def check_routes(self) -> None:
+        """Build the routes now and check none clashes with what the connector serves itself.
+
+        Raises:
+            MinosRedefinedEnrouteDecoratorException: Two routers serve the same path and method, or a
+                handler serves ``GET /metrics`` while ``metrics`` is on.
+        """
+        routes = self.adapter.routes
+        if self.metrics is not None and any(
+            decorator.url == METRICS_PATH and decorator.method == "GET" for decorator in routes
+        ):
+            raise MinosRedefinedEnrouteDecoratorException(
+                f"GET {METRICS_PATH} is served by a handler and by interfaces.http.metrics: true; move the "
+                "handler or turn the metrics off"
+            )
 
     async def start(self) -> None:
         """Listen on ``host`` and ``port`` (after a restart, on the port bound before) and serve.
@@ -298,6 +327,14 @@ class AioHttpConnector(HttpConnector):
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+
+
+def _metrics_endpoint(registry: CollectorRegistry) -> _Endpoint:
+    async def endpoint(raw: web.Request) -> web.StreamResponse:
+        # The collectors read plain counters: quick enough to run in the loop, no thread needed.
+        return web.Response(body=generate_latest(registry), headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST})
+
+    return endpoint
 
 
 class _Limiter:

@@ -1,6 +1,8 @@
 """The running system: its composition root (ServiceRunner), readiness at ``GET /system/health``, host helpers."""
 
 from .health import HEALTH_CHECKS, ComponentHealth, HealthCheck, HealthRegistry, SystemService
+from .logs import JsonFormatter, MessageContextFilter, TextFormatter, configure_logging, log_settings
+from .metrics import ServiceCollector
 from .network import consume_queue, get_host_ip, get_host_name, get_ip
 from .runner import ServiceRunner, check_config, run_service
 
@@ -9,12 +11,18 @@ __all__ = [
     "ComponentHealth",
     "HealthCheck",
     "HealthRegistry",
+    "JsonFormatter",
+    "MessageContextFilter",
+    "ServiceCollector",
     "ServiceRunner",
     "SystemService",
+    "TextFormatter",
     "check_config",
+    "configure_logging",
     "consume_queue",
     "get_host_ip",
     "get_host_name",
     "get_ip",
+    "log_settings",
     "run_service",
 ]

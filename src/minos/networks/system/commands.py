@@ -16,6 +16,7 @@ import yaml
 
 from minos.common import Config, ConfigError
 
+from .logs import configure_logging, log_settings
 from .runner import ServiceRunner, check_config
 
 __all__ = ["EXIT_CONFIG", "check_config_command", "docs_command", "publish_command", "run_command"]
@@ -96,14 +97,22 @@ def check_config_command(path: str, output: str) -> int:
     return EXIT_OK
 
 
-def run_command(path: str) -> int:
-    """Run the service ``path`` describes until SIGTERM or SIGINT (see the ``run`` help for exit codes)."""
+def run_command(path: str, *, log_level: str | None = None, log_format: str | None = None) -> int:
+    """Run the service ``path`` describes until SIGTERM or SIGINT (see the ``run`` help for exit codes).
+
+    Args:
+        path: The configuration file.
+        log_level: Overrides ``logging.level`` of the file (WARNING by default).
+        log_format: Overrides ``logging.format`` of the file (``text`` by default, or ``json``).
+    """
     prefix = "minos-networks run"
     signals = _Signals(prefix)
     signals.install()
     config = load_config(path, prefix)
     if config is None:
         return EXIT_CONFIG
+    level, configured_format = log_settings(config)  # load_config checked them
+    configure_logging(log_level or level, log_format or configured_format, service=config.name)
     try:
         runner = ServiceRunner.from_config(config, check=False)
     except ConfigError as error:

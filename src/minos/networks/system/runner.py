@@ -72,6 +72,7 @@ def check_config(config: Config) -> list[ConfigError]:
         check("interfaces.http", lambda: _http_port(config, routes=services_ok))
     if config.discovery:
         check("discovery.client", lambda: _discovery(config))
+    check("logging", lambda: _log_settings(config))
     return problems
 
 
@@ -149,10 +150,13 @@ class ServiceRunner(StartStop):
             broker = BrokerPort.from_config(config)
             endpoints = (settings.endpoint, *settings.bind) if _embeds(settings) else (settings.endpoint,)
         periodic = _periodic_port(config)
+        http = _http_port(config) if config.has_interface("http") else None
+        if http is not None:
+            _collect_metrics(http, broker, periodic)
         return cls(
             config.name,
             broker=broker,
-            http=_http_port(config) if config.has_interface("http") else None,
+            http=http,
             periodic=periodic if periodic.scheduler.tasks else None,
             discovery=_discovery(config) if config.discovery else None,
             broker_endpoints=endpoints,
@@ -311,17 +315,38 @@ def _periodic_port(config: Config) -> PeriodicPort:
 
 
 def _http_port(config: Config, *, routes: bool = True) -> HttpPort:
-    from ..http import HttpPort
+    from ..http import AioHttpConnector, HttpPort
 
     port = HttpPort.from_config(config)
     if routes:
-        _ = port.connector.adapter.routes  # builds the routes: a path served twice fails here
+        connector = port.connector
+        if isinstance(connector, AioHttpConnector):
+            connector.check_routes()  # builds the routes: a path served twice fails here
+        else:
+            _ = connector.adapter.routes
     return port
+
+
+def _collect_metrics(http: HttpPort, broker: BrokerPort | None, periodic: PeriodicPort) -> None:
+    """With ``interfaces.http.metrics: true``, have the HTTP port's registry report the whole service."""
+    from ..http import AioHttpConnector
+    from .metrics import ServiceCollector
+
+    connector = http.connector
+    if isinstance(connector, AioHttpConnector) and connector.metrics is not None:
+        services = [http.service, periodic.scheduler.service]
+        connector.metrics.register(ServiceCollector(broker=broker, services=services))
 
 
 def _http_stop(port: HttpPort) -> float:
     # HttpPort's own default: twice the shutdown timeout (aiohttp waits it twice), its margins, and ours.
     return 2 * port.connector.shutdown_timeout + 3 * STOP_MARGIN
+
+
+def _log_settings(config: Config) -> None:
+    from .logs import log_settings
+
+    log_settings(config)
 
 
 def _discovery(config: Config) -> DiscoveryConnector:

@@ -217,6 +217,13 @@ class BrokerServer:
             refused_handshakes=self._guard.refused if self._guard is not None else 0,
         )
 
+    def queue_depths(self) -> list[tuple[str, str, int]]:
+        """``(topic, group, queued)`` of every queue now (see ``RoutingTable.depths``); from any thread."""
+        return [
+            (topic.decode(errors="replace"), group.decode(errors="replace"), queued)
+            for topic, group, queued in self._table.depths()
+        ]
+
     def wait_started(self, timeout: float) -> bool:
         """Block the calling thread until ``run`` has bound every endpoint, or has ended, or ``timeout``.
 

@@ -135,6 +135,14 @@ class RoutingTable:
         state = self._peers.get(peer)
         return len(state.in_flight) if state is not None else 0
 
+    def depths(self) -> list[tuple[bytes, bytes, int]]:
+        """``(topic, group, queued)`` of every queue: the messages waiting there, not those in flight.
+
+        A snapshot that another thread may take while the owner routes (metrics do): the queues are
+        copied in one step, and each length is read atomically.
+        """
+        return [(queue.topic, queue.group, len(queue.messages)) for queue in list(self._queues.values())]
+
     def peers(self) -> list[bytes]:
         """The peers that have subscribed to something and are not lost."""
         return list(self._peers)
