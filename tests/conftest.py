@@ -104,7 +104,13 @@ async def nats_settings():
     url = require_nats()
     name = f"minos-test-{uuid.uuid4().hex[:12]}"
     settings = NatsSettings(
-        servers=(url,), stream=name, subject_prefix=name, ack_wait=1.0, storage="memory", transient_ttl=5.0
+        servers=(url,),
+        stream=name,
+        subject_prefix=name,
+        ack_wait=1.0,
+        storage="memory",
+        transient_ttl=5.0,
+        pull_expires=0.5,
     )
     yield settings
     client = await nats.connect(url, connect_timeout=2, allow_reconnect=False)

@@ -197,6 +197,7 @@ class NatsConnection(Connection):
         self._consumers: dict[str, _Consumer] = {}
         self._dead_letter_ready = False
         self._held: dict[int, _Held] = {}
+        self._pulls_over: asyncio.Future[None] | None = None  # closing: no pull request waits any more
         self._next_tag = 0
         self._refill_due = False
         self._pull_api = f"$JS.API.CONSUMER.MSG.NEXT.{self.settings.stream}."
@@ -494,6 +495,8 @@ class NatsConnection(Connection):
             self._on_status(consumer, msg)
             return
         consumer.outstanding = max(0, consumer.outstanding - 1)
+        if self._pulls_over is not None:
+            self._check_pulls_over()
         if consumer.outstanding * 2 < max(1, self.window // max(1, len(self._consumers))):
             self._refill_due = True
             self._kick()
@@ -531,6 +534,7 @@ class NatsConnection(Connection):
                 "%r: consumer %s was deleted at the server; creating it again", self, consumer.name
             )
             self._start_resume()
+        self._check_pulls_over()
         self._refill_due = True
         self._kick()
 
@@ -791,25 +795,52 @@ class NatsConnection(Connection):
                 ) from error
 
     async def _give_back(self, timeout: float) -> None:
-        """Stop receiving, send -NAK for what this peer holds, and remove its transient consumers."""
-        nc, js = self._nc, self._js
-        if nc is None or js is None or not nc.is_connected:
+        """Stop receiving, send -NAK for what this peer holds, and remove its transient consumers.
+
+        The -NAKs go only once no pull request of this peer waits at the server any more: nats-server
+        2.9 mishandles a -NAK while the consumer has a waiting request whose subscriber is gone (the
+        message goes to that request and is lost until ``ack_wait``, another one is delivered twice).
+        Requests end within ``pull_expires``; if they have not by ``timeout``, nothing is sent back and
+        JetStream redelivers what this peer held after ``ack_wait``.
+        """
+        nc, js, loop = self._nc, self._js, self._loop
+        if nc is None or js is None or loop is None or not nc.is_connected:
             return
+        deadline = loop.time() + timeout
+        if self._held and not self._pulls_over_now():
+            self._pulls_over = loop.create_future()
+            try:
+                await asyncio.wait_for(self._pulls_over, max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                logger.info(
+                    "%r closes with pull requests pending: what it holds comes back after ack_wait", self
+                )
+        nak = self._pulls_over_now()
         for consumer in self._consumers.values():
             if consumer.subscription is not None:
                 await consumer.subscription.unsubscribe()
                 consumer.subscription = None
-        await nc.flush(timeout=max(1, round(timeout)))  # the server has dropped our interest before the -NAKs
         held, self._held = self._held, {}
-        for entry in held.values():
-            await nc.publish(entry.reply, _NAK)
+        if nak:
+            await nc.flush(timeout=max(1, round(deadline - loop.time())))
+            for entry in held.values():
+                await nc.publish(entry.reply, _NAK)
         for consumer in self._consumers.values():
             if consumer.transient:
                 try:
                     await js.delete_consumer(self.settings.stream, consumer.name)
                 except nats.js.errors.NotFoundError:
                     pass
-        await nc.flush(timeout=max(1, round(timeout)))
+        await nc.flush(timeout=max(1, round(deadline - loop.time())))
+
+    def _pulls_over_now(self) -> bool:
+        """Whether no pull request of this peer's durable consumers waits at the server."""
+        return all(c.outstanding == 0 for c in self._consumers.values() if not c.transient)
+
+    def _check_pulls_over(self) -> None:
+        waiter = self._pulls_over
+        if waiter is not None and not waiter.done() and self._pulls_over_now():
+            waiter.set_result(None)
 
     # Ending ---------------------------------------------------------------------------------------------
 

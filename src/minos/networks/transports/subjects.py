@@ -50,7 +50,8 @@ class NatsSettings:
         replicas: The stream's replicas in a JetStream cluster (1 on a single server).
         connect_timeout: Seconds ``open`` waits for a server, and JetStream API calls for an answer.
         reconnect_max_wait: The longest wait between reconnection attempts (they back off from 50 ms).
-        pull_expires: Seconds a pull request lives at the server before it is renewed.
+        pull_expires: Seconds a pull request lives at the server before it is renewed; a clean ``close``
+            waits up to this long for its requests to end before it hands back what it holds.
         transient_ttl: Seconds after which the server removes the consumer of a transient group whose
             member vanished without closing (a clean close removes it at once).
     """
@@ -65,7 +66,7 @@ class NatsSettings:
     replicas: int = 1
     connect_timeout: float = 5.0
     reconnect_max_wait: float = 2.0
-    pull_expires: float = 10.0
+    pull_expires: float = 2.0
     transient_ttl: float = 60.0
 
     def __post_init__(self) -> None:
