@@ -90,7 +90,13 @@ def require_nats() -> str:
 
 
 @pytest.fixture
-async def nats_settings():
+def nats_server_url():
+    """The URL of a NATS server that answers; skips the test without one (fails it when ``CI`` is set)."""
+    return require_nats()
+
+
+@pytest.fixture
+async def nats_settings(nats_server_url):
     """NatsSettings for a stream and subject prefix of this test's own; the stream is deleted afterwards.
 
     Skips without a NATS server (fails when ``CI`` is set). The ack wait is short, so what a killed
@@ -101,7 +107,7 @@ async def nats_settings():
 
     from minos.networks.transports import NatsSettings
 
-    url = require_nats()
+    url = nats_server_url
     name = f"minos-test-{uuid.uuid4().hex[:12]}"
     settings = NatsSettings(
         servers=(url,),
