@@ -70,6 +70,8 @@ SCENARIOS: dict[str, Scenario] = {
     "embedded-events": _lazy("benchmarks.embedded_events"),
     "broker-events": _lazy("benchmarks.broker_events"),
     "request-reply": _lazy("benchmarks.request_reply"),
+    "nats-events": _lazy("benchmarks.broker_events", "run_nats"),
+    "nats-request-reply": _lazy("benchmarks.request_reply", "run_nats"),
 }
 """Every scenario by name, in the order ``python -m benchmarks`` runs them."""
 

@@ -45,14 +45,14 @@ def say(*words: object) -> None:
 
 
 def _config(name: str, endpoint: str) -> Any:
-    from benchmarks.e2e import BenchService
+    from benchmarks.e2e import BenchService, broker_config
     from minos.common import Config
 
     return Config(
         {
             "name": name,
             "services": [BenchService],
-            "interfaces": {"broker": {"endpoint": endpoint, "embedded": False}},
+            "interfaces": {"broker": broker_config(endpoint)},
         }
     )
 
