@@ -71,6 +71,8 @@ SCENARIOS: dict[str, Scenario] = {
     "broker-events": _lazy("benchmarks.broker_events"),
     "durable-events": _lazy("benchmarks.durable_events"),
     "request-reply": _lazy("benchmarks.request_reply"),
+    "nats-events": _lazy("benchmarks.broker_events", "run_nats"),
+    "nats-request-reply": _lazy("benchmarks.request_reply", "run_nats"),
 }
 """Every scenario by name, in the order ``python -m benchmarks`` runs them."""
 

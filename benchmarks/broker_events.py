@@ -13,26 +13,35 @@ in Python) -> PULL (unpacking), over ``ipc://``; no acceptances, no acknowledgem
 
 Throughput only: with the publisher saturating the path, a message's latency is the time it queues,
 not a property of the path (request-reply measures latency).
+
+``nats-events`` runs the same publisher and handler processes on ``transport: nats``: the NATS
+JetStream server (file storage, a stream of the run's own, deleted afterwards) takes the broker's place,
+a send returns on JetStream's PubAck, and the handler acknowledges each message once handled. Its
+ceiling is the same raw three-process pyzmq path, measured in the same run. It is skipped, with the
+reason on stderr, when no NATS server answers at ``NATS_URL``.
 """
 
 from __future__ import annotations
 
+import sys
 from contextlib import ExitStack
 
 from benchmarks import Result
 from benchmarks.e2e import (
+    NATS_URL,
     Worker,
     check_count,
     event_messages,
     ipc_directory,
     measure_events,
+    nats_stream,
     received_total,
     start_broker,
     wire_size,
     worker_argv,
 )
 
-__all__ = ["SENDERS", "run"]
+__all__ = ["SENDERS", "run", "run_nats"]
 
 SCENARIO = "broker-events"
 PATH = "publisher -> broker -> handler, 3 processes, ipc, acked"
@@ -43,16 +52,31 @@ CEILING = (
     "same-size dicts; no acceptances, no acks"
 )
 STARTUP = 20.0  # seconds a worker may take to print its ready line
+NATS_SCENARIO = "nats-events"
+NATS_PATH = "publisher -> NATS JetStream (file) -> handler, 3 processes, tcp, acked"
 
 
 def run(quick: bool) -> list[Result]:
     """Measure events through a broker process next to the raw three-process ceiling."""
+    return _run(quick, SCENARIO, PATH, None)
+
+
+def run_nats(quick: bool) -> list[Result]:
+    """Measure events through NATS JetStream next to the raw three-process ceiling; [] without a server."""
+    with nats_stream() as endpoint:
+        if endpoint is None:
+            print(f"{NATS_SCENARIO}: skipped, no NATS server answers at {NATS_URL}", file=sys.stderr)
+            return []
+        return _run(quick, NATS_SCENARIO, NATS_PATH, endpoint)
+
+
+def _run(quick: bool, scenario: str, path: str, nats_endpoint: str | None) -> list[Result]:
     messages = 2_000 if quick else 50_000
     repetitions = 1 if quick else 3
     warmup = 200 if quick else 2_000
     size = wire_size(event_messages(1)[0])
     with ipc_directory() as directory, ExitStack() as stack:
-        endpoint = f"ipc://{directory}/broker"
+        endpoint = nats_endpoint or f"ipc://{directory}/broker"
         raw_in, raw_out = f"ipc://{directory}/raw-in", f"ipc://{directory}/raw-out"
 
         def start(worker: Worker) -> Worker:
@@ -60,11 +84,12 @@ def run(quick: bool) -> list[Result]:
             return worker
 
         # The binding sides first, so that nobody connects to a socket file that is not there yet.
-        broker = start(start_broker(endpoint))
+        broker = start(start_broker(endpoint)) if nats_endpoint is None else None
         relay = start(
             Worker("raw-relay", worker_argv("raw-relay", raw_in, raw_out), ready="ready", stdin=False)
         )
-        broker.wait_ready(STARTUP)
+        if broker is not None:
+            broker.wait_ready(STARTUP)
         relay.wait_ready(STARTUP)
         handler = start(Worker("handler", worker_argv("handler", endpoint), ready="ready"))
         pull = start(Worker("raw-pull", worker_argv("raw-pull", raw_out), ready="ready"))
@@ -82,13 +107,13 @@ def run(quick: bool) -> list[Result]:
             ceiling_best = min(ceiling_best, measure_events(push, pull, messages))
             best = min(best, measure_events(publisher, handler, messages))
         sent = warmup + repetitions * messages
-        check_count(f"{SCENARIO} (all repetitions)", received_total(handler), sent)
-        check_count(f"{SCENARIO} ceiling (all repetitions)", received_total(pull), sent)
+        check_count(f"{scenario} (all repetitions)", received_total(handler), sent)
+        check_count(f"{scenario} ceiling (all repetitions)", received_total(pull), sent)
     rate, ceiling_rate = messages / best, messages / ceiling_best
     return [
         Result(
-            scenario=SCENARIO,
-            path=PATH,
+            scenario=scenario,
+            path=path,
             messages=messages,
             seconds=best,
             msgs_per_s=rate,

@@ -36,16 +36,19 @@ __all__ = [
     "COMMAND_TOPIC",
     "COUNTER",
     "EVENT_TOPIC",
+    "NATS_URL",
     "ROOT",
     "BenchService",
     "HandledCounter",
     "Worker",
     "WorkerError",
+    "broker_config",
     "check_count",
     "command_messages",
     "event_messages",
     "ipc_directory",
     "measure_events",
+    "nats_stream",
     "percentiles",
     "plain_messages",
     "received_total",
@@ -56,6 +59,8 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
+NATS_URL = os.environ.get("MINOS_BENCH_NATS_URL", "nats://127.0.0.1:4222")
+"""The NATS JetStream server of the ``nats-*`` scenarios."""
 EVENT_TOPIC = "order.created"
 COMMAND_TOPIC = "order.get"
 STDERR_TAIL = 3000  # characters of a failed worker's stderr quoted in the error
@@ -202,6 +207,59 @@ class BenchService:
     async def order_get(self, request: Request) -> Response:
         COUNTER.hit()
         return Response(await request.content())
+
+
+# Where the broker is -----------------------------------------------------------------------------------
+
+
+def broker_config(endpoint: str) -> dict[str, Any]:
+    """The ``interfaces.broker`` section for ``endpoint``: a ZeroMQ endpoint, or ``nats://host:port/STREAM``.
+
+    A NATS endpoint names the server and the stream (also the subject prefix) the scenario uses.
+    """
+    if endpoint.startswith("nats://"):
+        server, _, stream = endpoint.rpartition("/")
+        return {
+            "transport": "nats",
+            "nats": {"servers": [server], "stream": stream, "subject_prefix": stream},
+        }
+    return {"endpoint": endpoint, "embedded": False}
+
+
+@contextmanager
+def nats_stream() -> Iterator[str | None]:
+    """A ``nats://host:port/STREAM`` endpoint for a fresh stream, deleted afterwards; None without a server.
+
+    The stream is created by the scenario's first connection (file storage, as a service would have it).
+    """
+    import asyncio
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(NATS_URL)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), timeout=1.0).close()
+    except OSError:
+        yield None
+        return
+    stream = f"bench-{uuid.uuid4().hex[:8]}"
+    try:
+        yield f"{NATS_URL}/{stream}"
+    finally:
+
+        async def delete() -> None:
+            import nats
+            import nats.js.errors
+
+            client = await nats.connect(NATS_URL, allow_reconnect=False)
+            try:
+                await client.jetstream(timeout=10).delete_stream(stream)
+            except nats.js.errors.NotFoundError:
+                pass
+            finally:
+                await client.close()
+
+        asyncio.run(delete())
 
 
 # Worker processes -------------------------------------------------------------------------------------

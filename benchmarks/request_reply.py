@@ -16,11 +16,17 @@ Ceiling, measured in the same run with the same processes, hops and in-flight co
 msgpack: a DEALER in this process -> a relay process (ROUTER <-> DEALER, Python, draining each side)
 -> a DEALER echo worker process that unpacks each request and packs a reply of the same size.
 Its latencies are quoted in the ceiling's description.
+
+``nats-request-reply`` runs the same client and handler on ``transport: nats``: the NATS JetStream
+server (file storage, a stream of the run's own, deleted afterwards) takes the broker's place; the
+reply goes to the client's private topic, a transient consumer. Same ceiling, measured in the same run;
+skipped, with the reason on stderr, when no NATS server answers at ``NATS_URL``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -32,11 +38,14 @@ import zmq
 
 from benchmarks import Result
 from benchmarks.e2e import (
+    NATS_URL,
     Worker,
     WorkerError,
+    broker_config,
     check_count,
     command_messages,
     ipc_directory,
+    nats_stream,
     percentiles,
     plain_messages,
     received_total,
@@ -48,7 +57,7 @@ from benchmarks.e2e import (
 from minos.common import Config
 from minos.networks import BrokerClient, BrokerMessageV1
 
-__all__ = ["run"]
+__all__ = ["run", "run_nats"]
 
 SCENARIO = "request-reply"
 PATH = "client -> broker -> handler -> client, 3 processes, ipc"
@@ -57,6 +66,8 @@ CEILING = (
     "same-size dicts each way"
 )
 STARTUP = 20.0  # seconds a worker may take to print its ready line
+NATS_SCENARIO = "nats-request-reply"
+NATS_PATH = "client -> NATS JetStream (file) -> handler -> client, 3 processes, tcp"
 
 Measurement = tuple[float, list[int]]
 """Seconds for all the requests, and each request's latency in nanoseconds."""
@@ -180,7 +191,7 @@ async def _measure(
     endpoint: str, front: str, plans: list[tuple[str, int, int]], repetitions: int, warmup: int
 ) -> list[tuple[str, int, Measurement, Measurement]]:
     name = f"bench-client-{uuid.uuid4().hex[:8]}"
-    config = Config({"name": name, "interfaces": {"broker": {"endpoint": endpoint, "embedded": False}}})
+    config = Config({"name": name, "interfaces": {"broker": broker_config(endpoint)}})
     context: zmq.Context[Any] = zmq.Context()
     socket: zmq.Socket[bytes] = context.socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
@@ -211,23 +222,37 @@ async def _measure(
 
 def run(quick: bool) -> list[Result]:
     """Measure request/reply through a broker process, 1 and 100 in flight, next to the raw ceiling."""
+    return _run(quick, SCENARIO, PATH, None)
+
+
+def run_nats(quick: bool) -> list[Result]:
+    """Measure request/reply through NATS JetStream next to the raw ceiling; [] without a server."""
+    with nats_stream() as endpoint:
+        if endpoint is None:
+            print(f"{NATS_SCENARIO}: skipped, no NATS server answers at {NATS_URL}", file=sys.stderr)
+            return []
+        return _run(quick, NATS_SCENARIO, NATS_PATH, endpoint)
+
+
+def _run(quick: bool, scenario: str, path_name: str, nats_endpoint: str | None) -> list[Result]:
     repetitions = 1 if quick else 3
     warmup = 100 if quick else 1_000
     plans = [  # (path, requests in flight, requests per repetition)
-        (f"{PATH}, 1 in flight", 1, 300 if quick else 2_000),
-        (f"{PATH}, 100 in flight", 100, 2_000 if quick else 20_000),
+        (f"{path_name}, 1 in flight", 1, 300 if quick else 2_000),
+        (f"{path_name}, 100 in flight", 100, 2_000 if quick else 20_000),
     ]
     with ipc_directory() as directory, ExitStack() as stack:
-        endpoint = f"ipc://{directory}/broker"
+        endpoint = nats_endpoint or f"ipc://{directory}/broker"
         front, back = f"ipc://{directory}/raw-front", f"ipc://{directory}/raw-back"
 
         def start(worker: Worker) -> Worker:
             stack.callback(worker.close)  # reaped whatever happens, the last started first
             return worker
 
-        broker = start(start_broker(endpoint))
+        broker = start(start_broker(endpoint)) if nats_endpoint is None else None
         queue = start(Worker("raw-queue", worker_argv("raw-queue", front, back), ready="ready", stdin=False))
-        broker.wait_ready(STARTUP)
+        if broker is not None:
+            broker.wait_ready(STARTUP)
         queue.wait_ready(STARTUP)
         handler = start(Worker("handler", worker_argv("handler", endpoint), ready="ready"))
         echo = start(Worker("raw-echo", worker_argv("raw-echo", back), ready="ready", stdin=False))
@@ -237,7 +262,7 @@ def run(quick: bool) -> list[Result]:
         measured = asyncio.run(_measure(endpoint, front, plans, repetitions, warmup))
         depths = {depth for _, depth, _ in plans}  # each warmed up once
         sent = len(depths) * warmup + repetitions * sum(count for _, _, count in plans)
-        check_count(f"{SCENARIO}: requests handled (all repetitions)", received_total(handler), sent)
+        check_count(f"{scenario}: requests handled (all repetitions)", received_total(handler), sent)
 
     results = []
     for path, count, (seconds, latencies), (ceiling_seconds, ceiling_latencies) in measured:
@@ -248,7 +273,7 @@ def run(quick: bool) -> list[Result]:
         rate, ceiling_rate = count / seconds, count / ceiling_seconds
         results.append(
             Result(
-                scenario=SCENARIO,
+                scenario=scenario,
                 path=path,
                 messages=count,
                 seconds=seconds,

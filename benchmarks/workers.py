@@ -47,10 +47,10 @@ def say(*words: object) -> None:
 
 
 def _config(name: str, endpoint: str, durable_path: str | None = None) -> Any:
-    from benchmarks.e2e import BenchService
+    from benchmarks.e2e import BenchService, broker_config
     from minos.common import Config
 
-    broker: dict[str, Any] = {"endpoint": endpoint, "embedded": False}
+    broker: dict[str, Any] = broker_config(endpoint)
     if durable_path is not None:
         broker["durable"] = {"path": durable_path}
     return Config({"name": name, "services": [BenchService], "interfaces": {"broker": broker}})

@@ -110,3 +110,74 @@ def postgres_schema(postgres_dsn: str) -> Iterator[str]:
 
     yield schema
     asyncio.run(drop())
+
+
+# NATS JetStream -------------------------------------------------------------------------------------------
+
+NATS_URL = (
+    "nats://127.0.0.1:4222"  # the machine's server (nats-server -js); override with MINOS_TEST_NATS_URL
+)
+
+
+def nats_url() -> str:
+    """The NATS server the tests use."""
+    import os
+
+    return os.environ.get("MINOS_TEST_NATS_URL", NATS_URL)
+
+
+def require_nats() -> str:
+    """The NATS URL when a server answers there; else skip the test, or fail it when ``CI`` is set."""
+    import os
+    import socket
+    from urllib.parse import urlsplit
+
+    url = nats_url()
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), timeout=1.0).close()
+    except OSError as error:
+        why = f"no NATS server answers at {url} ({error}); start one with JetStream: nats-server -js"
+        if os.environ.get("CI"):
+            pytest.fail(f"{why} (CI is set, so this fails instead of skipping)")
+        pytest.skip(why)
+    return url
+
+
+@pytest.fixture
+def nats_server_url():
+    """The URL of a NATS server that answers; skips the test without one (fails it when ``CI`` is set)."""
+    return require_nats()
+
+
+@pytest.fixture
+async def nats_settings(nats_server_url):
+    """NatsSettings for a stream and subject prefix of this test's own; the stream is deleted afterwards.
+
+    Skips without a NATS server (fails when ``CI`` is set). The ack wait is short, so what a killed
+    peer held comes back within the tests' timeouts.
+    """
+    import nats
+    import nats.js.errors
+
+    from minos.networks.transports import NatsSettings
+
+    url = nats_server_url
+    name = f"minos-test-{uuid.uuid4().hex[:12]}"
+    settings = NatsSettings(
+        servers=(url,),
+        stream=name,
+        subject_prefix=name,
+        ack_wait=1.0,
+        storage="memory",
+        transient_ttl=5.0,
+        pull_expires=0.5,
+    )
+    yield settings
+    client = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+    try:
+        await client.jetstream(timeout=5).delete_stream(name)
+    except nats.js.errors.NotFoundError:
+        pass  # the test never opened a connection
+    finally:
+        await client.close()

@@ -242,7 +242,7 @@ def test_publish_without_a_broker_gives_up_within_its_timeout_with_exit_one(work
 
 
 BAD_CONFIGS = {
-    "unknown transport": ("interfaces: {broker: {transport: nats}}", "interfaces.broker.transport"),
+    "unknown transport": ("interfaces: {broker: {transport: kafka}}", "interfaces.broker.transport"),
     "wrong type": ("interfaces: {http: {port: eighty}}", "interfaces.http.port"),
     "bad endpoint": ("interfaces: {broker: {endpoint: 'udp://127.0.0.1:1'}}", "interfaces.broker.endpoint"),
     "missing service class": ("services: [cli_run_service.Missing]", "services[0]"),
@@ -265,7 +265,7 @@ def test_check_config_rejects_a_bad_config_with_exit_three_naming_the_key(workdi
 
 def test_run_exits_three_on_a_bad_config_before_starting_anything(workdir):
     config = workdir / "bad.yml"
-    config.write_text("name: bad\ninterfaces: {broker: {transport: nats}}\n")
+    config.write_text("name: bad\ninterfaces: {broker: {transport: kafka}}\n")
     result = command(workdir, "run", config)
     assert result.returncode == 3
     assert "interfaces.broker.transport" in result.stderr

@@ -35,7 +35,7 @@ EMPTY_AFTER = 0.3  # seconds without a dead letter after which a queue counts as
 RETRIES = {"max_attempts": MAX_ATTEMPTS, "initial_delay": 0, "max_delay": 0}  # retries wait 0 s here
 
 
-@pytest.fixture(params=["memory", "zmq"])
+@pytest.fixture(params=["memory", "zmq", "nats"])
 def config(request, make_config):
     return make_config(request.param, retries=RETRIES)
 

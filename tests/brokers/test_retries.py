@@ -28,7 +28,7 @@ MAX_ATTEMPTS = 3
 RETRIES = {"max_attempts": MAX_ATTEMPTS, "initial_delay": 0, "max_delay": 0}  # retries wait 0 s here
 
 
-@pytest.fixture(params=["memory", "zmq"])
+@pytest.fixture(params=["memory", "zmq", "nats"])
 def config(request, make_config):
     return make_config(request.param, retries=RETRIES)
 

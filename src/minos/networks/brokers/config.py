@@ -13,14 +13,14 @@ from minos.common import Config, ConfigError
 
 from ..durable import DurableSettings, durable_settings
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
-from ..transports import MemoryBroker, MemoryConnection, ZmqConnection
+from ..transports import MemoryBroker, MemoryConnection, NatsConnection, NatsSettings, ZmqConnection
 from ..transports.security import CurveClient, CurveSettings
 from .peer import ConnectionFactory
 
 __all__ = ["BrokerSettings", "RetryPolicy", "broker_settings", "connection_factory", "memory_broker"]
 
 DEFAULT_ENDPOINT = "inproc://minos-broker"
-TRANSPORTS = ("zmq", "memory")
+TRANSPORTS = ("zmq", "memory", "nats")
 DEAD_LETTER_SUFFIX = ".dead-letters"
 _MAX_DOUBLINGS = 64  # 2**64 times any sane initial delay is past any max_delay; avoids float overflow
 
@@ -65,7 +65,8 @@ class BrokerSettings:
     """The ``interfaces.broker`` section, validated, with its defaults.
 
     Attributes:
-        transport: ``zmq`` (the default) or ``memory`` (the in-process twin, for tests).
+        transport: ``zmq`` (the default), ``nats`` (NATS JetStream, see ``nats``) or ``memory`` (the
+            in-process twin, for tests).
         endpoint: Where the broker is: ``inproc://...`` (same process), ``ipc://...`` or ``tcp://...``.
         embedded: Whether this process runs the broker itself (default: when the endpoint is inproc).
         bind: More endpoints the embedded broker listens on, so other processes can reach it.
@@ -88,6 +89,12 @@ class BrokerSettings:
             (default ``<group>.dead-letters``).
         durable: The outbox and inbox store (``durable.{store,path,dsn,schema,origin,resend_after,...}``,
             see ``DurableSettings``); None when the service is not durable.
+        nats: The ``nats`` subsection when ``transport`` is ``nats``: ``servers`` (a list of URLs, or one
+            string of comma-separated URLs; default ``nats://127.0.0.1:4222``), ``stream`` (``MINOS``),
+            ``subject_prefix`` (``minos``), ``ack_wait`` (30 s), ``max_deliveries`` (5), ``storage``
+            (``file`` or ``memory``), ``replicas`` (1), ``connect_timeout`` (5 s), ``reconnect_max_wait``
+            (2 s), ``pull_expires`` (2 s), ``transient_ttl`` (60 s); the stream holds at most
+            ``max_messages``. None for the other transports.
     """
 
     transport: str = "zmq"
@@ -109,6 +116,7 @@ class BrokerSettings:
     retries: RetryPolicy = field(default_factory=RetryPolicy)
     dead_letter_topic: str = ""
     durable: DurableSettings | None = None
+    nats: NatsSettings | None = None
 
     def publisher(self) -> dict[str, Any]:
         """Keyword arguments for a BrokerPublisher."""
@@ -137,6 +145,13 @@ def broker_settings(config: Config) -> BrokerSettings:
             key=f"{key}.endpoint",
             source=config.source,
         )
+    if transport == "nats" and config.get(f"{key}.embedded", False) is not False:
+        raise ConfigError(
+            f"Config key '{key}.embedded' in {config.source} must be false (or absent) with transport 'nats': "
+            "the NATS server is the broker",
+            key=f"{key}.embedded",
+            source=config.source,
+        )
     bind = config.get_list(f"{key}.bind", [])
     group = config.get_str(f"{key}.group", config.name)
     try:
@@ -161,7 +176,7 @@ def broker_settings(config: Config) -> BrokerSettings:
     settings = BrokerSettings(
         transport=transport,
         endpoint=endpoint,
-        embedded=config.get_bool(f"{key}.embedded", endpoint.startswith("inproc://")),
+        embedded=transport != "nats" and config.get_bool(f"{key}.embedded", endpoint.startswith("inproc://")),
         bind=tuple(str(item) for item in bind),
         group=group,
         dispatchers=config.get_int(f"{key}.dispatchers", 1),
@@ -178,6 +193,9 @@ def broker_settings(config: Config) -> BrokerSettings:
         retries=retries,
         dead_letter_topic=dead_letter_topic,
         durable=durable_settings(config, f"{key}.durable"),
+        nats=_nats_settings(config, f"{key}.nats", config.get_int(f"{key}.max_messages", 1_000_000))
+        if transport == "nats"
+        else None,
     )
     for name in (
         "dispatchers",
@@ -204,6 +222,46 @@ def broker_settings(config: Config) -> BrokerSettings:
                 source=config.source,
             )
     return settings
+
+
+def _nats_settings(config: Config, key: str, max_messages: int) -> NatsSettings:
+    """The ``nats`` subsection, checked.
+
+    Raises:
+        ConfigError: A key has the wrong type or an impossible value; the message names it.
+    """
+    defaults = NatsSettings()
+    servers: object = config.get(f"{key}.servers", list(defaults.servers))
+    if isinstance(servers, str):
+        servers = [server.strip() for server in servers.split(",") if server.strip()]
+    if not isinstance(servers, list) or not all(isinstance(server, str) for server in servers):
+        raise ConfigError(
+            f"Config key '{key}.servers' in {config.source} must be a list of URLs like nats://host:4222 "
+            f"(or one string of comma-separated URLs), got {servers!r}",
+            key=f"{key}.servers",
+            source=config.source,
+        )
+    try:
+        return NatsSettings(
+            servers=tuple(servers),
+            stream=config.get_str(f"{key}.stream", defaults.stream),
+            subject_prefix=config.get_str(f"{key}.subject_prefix", defaults.subject_prefix),
+            ack_wait=config.get_float(f"{key}.ack_wait", defaults.ack_wait),
+            max_deliveries=config.get_int(f"{key}.max_deliveries", defaults.max_deliveries),
+            max_messages=max_messages,
+            storage=config.get_str(f"{key}.storage", defaults.storage),
+            replicas=config.get_int(f"{key}.replicas", defaults.replicas),
+            connect_timeout=config.get_float(f"{key}.connect_timeout", defaults.connect_timeout),
+            reconnect_max_wait=config.get_float(f"{key}.reconnect_max_wait", defaults.reconnect_max_wait),
+            pull_expires=config.get_float(f"{key}.pull_expires", defaults.pull_expires),
+            transient_ttl=config.get_float(f"{key}.transient_ttl", defaults.transient_ttl),
+        )
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(
+            f"Config section '{key}' in {config.source} is invalid: {error}", key=key, source=config.source
+        ) from error
 
 
 def _curve_settings(config: Config, key: str) -> CurveSettings | None:
@@ -250,6 +308,14 @@ def connection_factory(config: Config) -> ConnectionFactory:
     if settings.transport == "memory":
         broker = memory_broker(settings.endpoint, max_messages=settings.max_messages)
         return partial(MemoryConnection, broker, max_in_flight=settings.max_in_flight)
+    if settings.nats is not None:
+        return partial(
+            NatsConnection,
+            settings.nats,
+            max_in_flight=settings.max_in_flight,
+            dead_letter_topic=settings.dead_letter_topic,
+            max_frame_size=settings.max_frame_size,
+        )
     # inproc endpoints need the broker's zmq context: both sides use zmq.Context.instance(), the default.
     return partial(
         ZmqConnection,

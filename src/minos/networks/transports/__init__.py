@@ -1,4 +1,4 @@
-"""Moving frames: the broker's routing table, ZeroMQ endpoints and the in-memory twin."""
+"""Moving frames: the broker's routing table, ZeroMQ endpoints, NATS JetStream and the in-memory twin."""
 
 from .broker import BrokerBindError, BrokerServer, BrokerStats
 from .connection import (
@@ -11,6 +11,7 @@ from .connection import (
     Strategy,
 )
 from .memory import MemoryBroker, MemoryConnection
+from .nats import NatsConnection
 from .routing import Delivery, RoutingStats, RoutingTable
 from .security import (
     CurveClient,
@@ -23,6 +24,7 @@ from .security import (
     load_public,
     load_secret,
 )
+from .subjects import NatsSettings
 from .zmq import ZmqConnection
 
 __all__ = [
@@ -43,6 +45,8 @@ __all__ = [
     "KeyFileError",
     "MemoryBroker",
     "MemoryConnection",
+    "NatsConnection",
+    "NatsSettings",
     "RoutingStats",
     "RoutingTable",
     "Strategy",

@@ -1,0 +1,311 @@
+"""NatsConnection beyond the contract: subjects, readiness, dead letters after max deliveries, reconnection."""
+
+import asyncio
+import dataclasses
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minos.common import Config, ConfigError
+from minos.networks import BrokerMessageV1, BrokerMessageV1Payload
+from minos.networks.brokers import DeadLetter
+from minos.networks.brokers.config import broker_settings, connection_factory
+from minos.networks.protocol import FrameCodec
+from minos.networks.transports import BrokerUnavailableError, NatsConnection, NatsSettings
+from minos.networks.transports.subjects import consumer_name, decode_topic, encode_topic, subject_of
+
+WAIT = 5.0  # seconds any single wait may take
+_TOKEN = re.compile(r"[^.\s*>]+")
+
+
+# Subjects --------------------------------------------------------------------------------------------
+
+
+@given(st.text(min_size=1, max_size=200))
+def test_every_topic_becomes_a_valid_subject_and_comes_back(topic):
+    subject = subject_of("minos", "u", topic)
+    tokens = subject.split(".")
+    assert all(_TOKEN.fullmatch(token) for token in tokens), subject
+    assert decode_topic(subject.split(".", 2)[2]) == topic
+
+
+@pytest.mark.parametrize(
+    ("topic", "encoded"),
+    [
+        ("order.created", "order.created"),
+        ("GetOrderReply-1", "GetOrderReply-1"),
+        (".a..b.", "~2Ea~2E~2Eb~2E"),
+        ("a b*>~", "a~20b~2A~3E~7E"),
+        ("café", "caf~C3~A9"),
+    ],
+)
+def test_topics_keep_their_dots_as_subject_tokens_and_escape_the_rest(topic, encoded):
+    assert encode_topic(topic) == encoded
+    assert decode_topic(encoded) == topic
+
+
+def test_consumer_names_are_valid_and_tell_groups_and_topics_apart():
+    names = {
+        consumer_name("m", group, topic) for group in ("a", "a.b", "a b") for topic in ("x", "x.y", "x y")
+    }
+    assert len(names) == 9
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+", name) and len(name) <= 80 for name in names)
+
+
+def test_a_topic_too_long_for_a_subject_is_refused_with_the_limit():
+    with pytest.raises(ValueError, match="over the 2048"):
+        subject_of("minos", "u", "x" * 3000)
+
+
+# Settings --------------------------------------------------------------------------------------------
+
+
+def test_nats_settings_come_from_interfaces_broker_nats():
+    config = Config(
+        {
+            "name": "orders",
+            "interfaces": {
+                "broker": {
+                    "transport": "nats",
+                    "max_messages": 500,
+                    "nats": {"servers": "nats://a:4222, nats://b:4222", "stream": "ORDERS", "ack_wait": 10},
+                }
+            },
+        }
+    )
+    settings = broker_settings(config)
+    assert settings.nats == NatsSettings(
+        servers=("nats://a:4222", "nats://b:4222"), stream="ORDERS", ack_wait=10.0, max_messages=500
+    )
+    assert not settings.embedded
+    connect = connection_factory(config)
+    connection = connect(on_delivery=None, window=10)
+    assert isinstance(connection, NatsConnection)
+    assert connection.dead_letter_topic == "orders.dead-letters"
+
+
+@pytest.mark.parametrize(
+    ("nats", "complaint"),
+    [
+        ({"servers": ["localhost"]}, "servers must be a non-empty list of URLs"),
+        ({"servers": 4222}, r"'interfaces.broker.nats.servers'.*must be a list of URLs"),
+        ({"stream": "a.b"}, "stream must be 1 to 64 letters"),
+        ({"subject_prefix": "a.>"}, "subject_prefix must be dot-separated tokens"),
+        ({"ack_wait": 0}, "ack_wait must be a positive number"),
+        ({"max_deliveries": -1}, "max_deliveries must be 0"),
+        ({"storage": "disk"}, "storage must be one of"),
+    ],
+)
+def test_wrong_nats_settings_are_refused_naming_the_key(nats, complaint):
+    config = Config({"name": "orders", "interfaces": {"broker": {"transport": "nats", "nats": nats}}})
+    with pytest.raises(ConfigError, match=complaint):
+        broker_settings(config)
+
+
+def test_nats_has_no_embedded_broker():
+    config = Config({"name": "x", "interfaces": {"broker": {"transport": "nats", "embedded": True}}})
+    with pytest.raises(ConfigError, match="must be false"):
+        broker_settings(config)
+
+
+# Against a server ------------------------------------------------------------------------------------
+
+
+class Inbox:
+    """Records deliveries, acknowledging them unless ``auto_ack`` is off; ``await arrived(n)``."""
+
+    def __init__(self, auto_ack: bool = True) -> None:
+        self.auto_ack = auto_ack
+        self.received: list = []
+        self.connection: NatsConnection | None = None
+        self._changed = asyncio.Event()
+
+    def __call__(self, incoming) -> None:
+        self.received.append(incoming)
+        if self.auto_ack:
+            self.connection.ack([incoming.tag])
+        self._changed.set()
+
+    async def arrived(self, count: int) -> None:
+        async with asyncio.timeout(WAIT):
+            while len(self.received) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@pytest.fixture
+async def connect():
+    opened: list[NatsConnection] = []
+
+    async def open_one(settings, inbox=None, **options) -> NatsConnection:
+        connection = NatsConnection(settings, on_delivery=inbox, **options)
+        if inbox is not None:
+            inbox.connection = connection
+        opened.append(connection)
+        await connection.open()
+        return connection
+
+    yield open_one
+    for connection in opened:
+        await connection.close(timeout=1.0)
+
+
+async def test_open_fails_with_a_hint_when_no_server_answers():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = NatsSettings(servers=(f"nats://127.0.0.1:{port}",), connect_timeout=1.0)
+    connection = NatsConnection(settings)
+    with pytest.raises(BrokerUnavailableError, match="nats-server -js"):
+        await connection.open()
+    assert not connection.connected
+
+
+async def test_connected_is_true_only_while_open(nats_settings):
+    connection = NatsConnection(nats_settings)
+    assert not connection.connected
+    await connection.open()
+    try:
+        assert connection.connected
+    finally:
+        await connection.close()
+    assert not connection.connected
+
+
+async def test_a_message_its_holders_never_acknowledge_goes_to_the_dead_letters_after_max_deliveries(
+    nats_settings, connect
+):
+    settings = dataclasses.replace(nats_settings, max_deliveries=2)
+    topic, dead = "job", "workers.dead-letters"
+    crashing = []
+    for _ in range(2):  # two holders in turn, each killed before acknowledging: two deliveries
+        inbox = Inbox(auto_ack=False)
+        holder = await connect(settings, inbox, dead_letter_topic=dead)
+        await holder.subscribe("workers", [topic])
+        if not crashing:
+            publisher = await connect(settings)
+            message = BrokerMessageV1(topic, BrokerMessageV1Payload({"n": 1}))
+            await publisher.publish(topic, FrameCodec().encode(message)[1], 0)
+        await inbox.arrived(1)
+        crashing.append(inbox.received[0])
+        await holder.abort()
+    assert [incoming.redelivered for incoming in crashing] == [False, True]
+    survivor_inbox = Inbox()
+    survivor = await connect(settings, survivor_inbox, dead_letter_topic=dead)
+    await survivor.subscribe("workers", [topic])
+    letters = Inbox()
+    reader = await connect(settings, letters)
+    await reader.subscribe(dead, [dead])
+    await letters.arrived(1)
+    letter = DeadLetter.from_message(FrameCodec().decode([dead.encode(), letters.received[0].body]))
+    assert (letter.topic, letter.identifier, letter.attempts) == (topic, message.identifier, 2)
+    assert "delivered 3 times without being acknowledged" in letter.error
+    assert letter.original() == message
+    assert survivor_inbox.received == [], "the third delivery went to the dead letters, not to a handler"
+    await until(lambda: survivor.dead_lettered == 1, "the PubAck of the dead letter")
+
+
+# Reconnection, against a server of the test's own ------------------------------------------------------
+
+
+class PrivateServer:
+    """A nats-server with JetStream on a free port and a store of its own; stopped and started by the test."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["nats-server", "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = WAIT
+        while True:  # the server listens once it is ready: connect until it accepts, within WAIT
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=deadline).close()
+                return
+            except ConnectionRefusedError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"nats-server exited: {self.process.stderr.read()!r}") from None
+                deadline -= 0.05
+                if deadline <= 0:
+                    raise
+                time.sleep(0.05)  # sync-ok: a child process's port has no event to wait on
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(WAIT)
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()
+        self.process = None
+
+
+@pytest.fixture
+def private_server(tmp_path, nats_server_url):
+    # nats_server_url: the same rule as every NATS test, skip (or fail under CI) on a machine without NATS
+    if shutil.which("nats-server") is None:
+        pytest.skip("nats-server is not on PATH; the reconnection test starts a server of its own")
+    server = PrivateServer(tmp_path / "jetstream")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def until(condition, what: str) -> None:
+    """Poll ``condition`` (a property with no event to wait on) until it holds, within WAIT."""
+    poll = 0.02  # sync-ok: `connected` follows the NATS client's state, which has no event to wait on
+    async with asyncio.timeout(WAIT):
+        while not condition():  # noqa: ASYNC110 (see above)
+            await asyncio.sleep(poll)
+    assert condition(), what
+
+
+async def test_the_connection_reconnects_resumes_its_consumers_and_resends_what_was_not_accepted(
+    private_server, connect
+):
+    settings = NatsSettings(
+        servers=(private_server.url,), stream="RECONNECT", subject_prefix="reconnect", ack_wait=1.0,
+        reconnect_max_wait=0.2, pull_expires=0.5, connect_timeout=2.0,
+    )  # fmt: skip
+    inbox = Inbox(auto_ack=False)
+    subscriber = await connect(settings, inbox)
+    await subscriber.subscribe("orders", ["order.created"])
+    publisher = await connect(settings)
+    await publisher.publish("order.created", b"before", 0)
+    await inbox.arrived(1)
+
+    private_server.stop()
+    await until(lambda: not subscriber.connected and not publisher.connected, "both to notice the loss")
+    pending = publisher.publish_nowait("order.created", b"during", 0)
+    private_server.start()
+    await until(lambda: subscriber.connected and publisher.connected, "both to come back")
+    await asyncio.wait_for(pending, WAIT)  # sent again once reconnected, accepted by the stream
+
+    subscriber.ack([inbox.received[0].tag])  # a tag from before the outage still acknowledges
+    await inbox.arrived(2)
+    assert inbox.received[1].body == b"during"
+    inbox.auto_ack = True
+    subscriber.ack([inbox.received[1].tag])
+    await publisher.publish("order.created", b"after", 0)
+    await inbox.arrived(3)
+    assert [incoming.body for incoming in inbox.received] == [b"before", b"during", b"after"]
