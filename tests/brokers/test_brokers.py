@@ -311,3 +311,37 @@ async def test_a_publisher_and_a_reply_subscriber_run_in_the_callers_loop_unless
     assert "minos-own-publisher-loop" in running
     assert "minos-fast-publisher-loop" not in running
     assert not any(name.startswith(f"minos-{config.name}-subscriber") for name in running)
+
+
+@pytest.mark.parametrize(
+    ("broker", "problem"),
+    [
+        ({"partitions": ["inproc://a", "ipc:///tmp/b"]}, "ipc:// or tcp://"),
+        ({"partitions": ["ipc:///tmp/a", "ipc:///tmp/a"]}, "distinct"),
+        ({"partitions": ["ipc:///tmp/a"], "transport": "memory"}, "transport zmq"),
+        ({"partitions": ["ipc:///tmp/a", "ipc:///tmp/b"], "embedded": True}, "broker process"),
+    ],
+)
+def test_bad_partitions_are_refused_naming_the_key(broker, problem):
+    from minos.common import ConfigError
+    from minos.networks.brokers import broker_settings
+
+    with pytest.raises(ConfigError) as caught:
+        broker_settings(Config({"name": "svc", "interfaces": {"broker": broker}}))
+    assert "interfaces.broker." in str(caught.value)
+    assert problem in str(caught.value)
+
+
+def test_partitions_make_a_partitioned_connection_to_broker_processes():
+    from minos.networks.brokers import broker_settings, connection_factory
+    from minos.networks.transports import PartitionedConnection
+
+    config = Config(
+        {"name": "svc", "interfaces": {"broker": {"partitions": ["ipc:///tmp/a", "tcp://127.0.0.1:5555"]}}}
+    )
+    settings = broker_settings(config)
+    assert settings.partitions == ("ipc:///tmp/a", "tcp://127.0.0.1:5555")
+    assert not settings.embedded
+    connection = connection_factory(config)(on_delivery=None, window=10)
+    assert isinstance(connection, PartitionedConnection)
+    assert [part.endpoint for part in connection.parts] == ["ipc:///tmp/a", "tcp://127.0.0.1:5555"]

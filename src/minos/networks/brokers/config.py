@@ -13,7 +13,16 @@ from minos.common import Config, ConfigError
 
 from ..durable import DurableSettings, durable_settings
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
-from ..transports import MemoryBroker, MemoryConnection, NatsConnection, NatsSettings, ZmqConnection
+from ..transports import (
+    Connection,
+    DeliveryHandler,
+    MemoryBroker,
+    MemoryConnection,
+    NatsConnection,
+    NatsSettings,
+    PartitionedConnection,
+    ZmqConnection,
+)
 from ..transports.security import CurveClient, CurveSettings
 from .peer import ConnectionFactory
 
@@ -87,6 +96,9 @@ class BrokerSettings:
         retries: How a failing handler is retried (``retries.{max_attempts,initial_delay,max_delay}``).
         dead_letter_topic: Where a message goes once its handler failed ``retries.max_attempts`` times
             (default ``<group>.dead-letters``).
+        partitions: Several broker processes sharing the topics (``ipc://`` or ``tcp://`` endpoints, the same
+            list in the same order in every service): each topic lives on the one its name hashes to (see
+            ``transports.partitioned``); empty for one broker at ``endpoint``.
         durable: The outbox and inbox store (``durable.{store,path,dsn,schema,origin,resend_after,...}``,
             see ``DurableSettings``); None when the service is not durable.
         nats: The ``nats`` subsection when ``transport`` is ``nats``: ``servers`` (a list of URLs, or one
@@ -116,6 +128,7 @@ class BrokerSettings:
     retries: RetryPolicy = field(default_factory=RetryPolicy)
     dead_letter_topic: str = ""
     durable: DurableSettings | None = None
+    partitions: tuple[str, ...] = ()
     nats: NatsSettings | None = None
 
     def publisher(self) -> dict[str, Any]:
@@ -153,6 +166,24 @@ def broker_settings(config: Config) -> BrokerSettings:
             source=config.source,
         )
     bind = config.get_list(f"{key}.bind", [])
+    partitions = tuple(str(item) for item in config.get_list(f"{key}.partitions", []))
+    if partitions:
+        bad = [item for item in partitions if not item.startswith(("ipc://", "tcp://"))]
+        if transport != "zmq" or bad or len(set(partitions)) != len(partitions):
+            raise ConfigError(
+                f"Config key '{key}.partitions' in {config.source} must list distinct ipc:// or tcp:// endpoints "
+                f"of broker processes (transport zmq); got {list(partitions)!r}",
+                key=f"{key}.partitions",
+                source=config.source,
+            )
+        if config.get_bool(f"{key}.embedded", False):
+            raise ConfigError(
+                f"Config key '{key}.embedded' in {config.source} must be false with partitions: run each "
+                "partition as a broker process (minos-networks broker --bind ENDPOINT)",
+                key=f"{key}.embedded",
+                source=config.source,
+            )
+        endpoint = partitions[0]
     group = config.get_str(f"{key}.group", config.name)
     try:
         retries = RetryPolicy(
@@ -193,6 +224,7 @@ def broker_settings(config: Config) -> BrokerSettings:
         retries=retries,
         dead_letter_topic=dead_letter_topic,
         durable=durable_settings(config, f"{key}.durable"),
+        partitions=partitions,
         nats=_nats_settings(config, f"{key}.nats", config.get_int(f"{key}.max_messages", 1_000_000))
         if transport == "nats"
         else None,
@@ -316,10 +348,30 @@ def connection_factory(config: Config) -> ConnectionFactory:
             dead_letter_topic=settings.dead_letter_topic,
             max_frame_size=settings.max_frame_size,
         )
+    if settings.partitions:
+        return partial(
+            PartitionedConnection,
+            [partial(_zmq_part, settings, endpoint) for endpoint in settings.partitions],
+        )
     # inproc endpoints need the broker's zmq context: both sides use zmq.Context.instance(), the default.
     return partial(
         ZmqConnection,
         settings.endpoint,
+        max_in_flight=settings.max_in_flight,
+        heartbeat_interval=settings.heartbeat_interval,
+        curve=_client_curve(settings),
+        max_frame_size=settings.max_frame_size,
+    )
+
+
+def _zmq_part(
+    settings: BrokerSettings, endpoint: str, on_delivery: DeliveryHandler, window: int
+) -> Connection:
+    """The connection to one partition's broker process."""
+    return ZmqConnection(
+        endpoint,
+        on_delivery=on_delivery,
+        window=window,
         max_in_flight=settings.max_in_flight,
         heartbeat_interval=settings.heartbeat_interval,
         curve=_client_curve(settings),

@@ -12,6 +12,7 @@ from .connection import (
 )
 from .memory import MemoryBroker, MemoryConnection
 from .nats import NatsConnection
+from .partitioned import PartitionedConnection, partition_of
 from .routing import Delivery, RoutingStats, RoutingTable
 from .security import (
     CurveClient,
@@ -47,6 +48,7 @@ __all__ = [
     "MemoryConnection",
     "NatsConnection",
     "NatsSettings",
+    "PartitionedConnection",
     "RoutingStats",
     "RoutingTable",
     "Strategy",
@@ -55,4 +57,5 @@ __all__ = [
     "load_allowed_clients",
     "load_public",
     "load_secret",
+    "partition_of",
 ]
