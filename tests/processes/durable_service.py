@@ -1,7 +1,8 @@
 """The processes of the durable crash-loop test: a durable publisher, and durable workers sharing an inbox.
 
 Run as ``python tests/processes/durable_service.py producer|worker --endpoint E --store sqlite|postgresql
---target PATH_OR_DSN [--schema S] ...``. Both build their broker side from a ``Config`` with
+--target PATH_OR_DSN [--schema S] ...``; with ``--endpoint nats://HOST:PORT/STREAM`` the broker is that
+NATS JetStream server (the stream doubles as the subject prefix). Both build their broker side from a ``Config`` with
 ``interfaces.broker.durable``, as a service does. One line per event on stdout, each a single ``write``:
 
 producer (sends ``--count`` messages on ``crash.work``; message ``n`` has content ``n`` and identifier
@@ -74,13 +75,22 @@ def build_config(args: argparse.Namespace, name: str, **extra: Any) -> Config:
         durable: dict[str, Any] = {"store": "postgresql", "dsn": args.target, "schema": args.schema}
     else:
         durable = {"path": args.target}
+    if args.endpoint.startswith("nats://"):
+        server, _, stream = args.endpoint.rpartition("/")
+        where: dict[str, Any] = {
+            "transport": "nats",
+            # A killed worker's messages come back after ack_wait; none may be dead-lettered for it.
+            "nats": {"servers": [server], "stream": stream, "subject_prefix": stream, "ack_wait": 2.0,
+                     "max_deliveries": 1000, "pull_expires": 0.5},
+        }  # fmt: skip
+    else:
+        where = {"endpoint": args.endpoint, "embedded": False}
     return Config(
         {
             "name": name,
             "interfaces": {
                 "broker": {
-                    "endpoint": args.endpoint,
-                    "embedded": False,
+                    **where,
                     "group": GROUP,
                     "heartbeat_interval": args.heartbeat_interval,
                     "close_timeout": 2.0,
