@@ -253,3 +253,23 @@ def test_a_relative_sqlite_path_is_taken_from_the_config_files_folder(tmp_path):
     settings = broker_settings(Config(config_file)).durable
     assert settings is not None
     assert settings.path == tmp_path / "var" / "svc.sqlite"
+
+
+async def test_a_receipt_arriving_after_the_store_closed_is_ignored_and_the_row_kept(tmp_path):
+    from minos.networks.durable import Outbox, OutboxRow, SqliteStore
+
+    store = SqliteStore(tmp_path / "late.sqlite")
+    outbox = Outbox(store, "late")
+    sent: list[OutboxRow] = []
+    await outbox.start(sent.append)
+    row = OutboxRow(uuid4(), "late.topic", 0, b"body")
+    await outbox.put(row)
+    await outbox.stop()
+    store.close()
+    outbox.confirm([row.id])  # no error: the store is closed
+    store.open()
+    try:
+        assert store.load_outbox("late") == [row]  # kept: it is sent again, and confirmed again, next time
+    finally:
+        store.close()
+    assert sent == [row]

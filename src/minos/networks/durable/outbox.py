@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from ..actors.handoff import LoopHandoff, resolve
-from .store import DurableStore, OutboxDelete, OutboxPut, OutboxRow
+from .store import DurableStore, OutboxDelete, OutboxPut, OutboxRow, StoreClosedError
 
 __all__ = ["Outbox"]
 
@@ -174,7 +174,10 @@ class Outbox:
         if not gone:
             return
         self.confirmed += len(gone)
-        self.store.submit(OutboxDelete(self.origin, gone), self._deleted)
+        try:
+            self.store.submit(OutboxDelete(self.origin, gone), self._deleted)
+        except StoreClosedError:  # stopping: the rows come back at the next start and are confirmed again
+            logger.info("%s: the store closed before %d confirmed rows were deleted", self, len(gone))
         if self._handoff is not None:
             self._handoff.call(self._wake_waiters)
 
