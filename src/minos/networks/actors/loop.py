@@ -314,16 +314,7 @@ class LoopActor(Actor):
             self._leave_borrowed_loop(run_on_loop_stop=run_on_loop_stop)
             return
         if run_on_loop_stop:
-            try:
-                self.call_in_loop(self.on_loop_stop, timeout=self.stop_timeout)
-            except ActorTimeoutError:
-                logger.error(
-                    "on_loop_stop of %s did not finish within %s s; cancelled", self, self.stop_timeout
-                )
-            except LoopClosedError:
-                pass  # the loop already ended (it failed); nothing left to run it in
-            except Exception:
-                logger.exception("on_loop_stop of %s failed", self)
+            self._run_on_loop_stop()
         try:
             loop.call_soon_threadsafe(loop.stop)
         except RuntimeError:
@@ -339,19 +330,20 @@ class LoopActor(Actor):
                 bound,
             )
 
+    def _run_on_loop_stop(self) -> None:
+        try:
+            self.call_in_loop(self.on_loop_stop, timeout=self.stop_timeout)
+        except ActorTimeoutError:
+            logger.error("on_loop_stop of %s did not finish within %s s; cancelled", self, self.stop_timeout)
+        except LoopClosedError:
+            pass  # the loop already ended (it failed); nothing left to run it in
+        except Exception:
+            logger.exception("on_loop_stop of %s failed", self)
+
     def _leave_borrowed_loop(self, *, run_on_loop_stop: bool) -> None:
         """Run ``on_loop_stop``, then cancel what this actor submitted; the loop itself runs on."""
         if run_on_loop_stop:
-            try:
-                self.call_in_loop(self.on_loop_stop, timeout=self.stop_timeout)
-            except ActorTimeoutError:
-                logger.error(
-                    "on_loop_stop of %s did not finish within %s s; cancelled", self, self.stop_timeout
-                )
-            except LoopClosedError:
-                pass
-            except Exception:
-                logger.exception("on_loop_stop of %s failed", self)
+            self._run_on_loop_stop()
         try:
             self.call_in_loop(self._cancel_submitted, timeout=self.cancel_timeout + _JOIN_MARGIN)
         except (ActorTimeoutError, LoopClosedError):

@@ -256,16 +256,8 @@ class DispatchSink:
             self.stats.topic(job.message.topic).failed += 1
             self._failed(job, BrokerMessageV1Payload(str(error), status=_SYSTEM_ERROR))
             return
-        if error is not None:  # not acknowledged: delivered again after this dispatcher stops or dies
-            logger.error(
-                "%s: could not mark message %s on %r handled: %s; it stays unacknowledged",
-                self._handle.name,
-                job.message.identifier,
-                job.message.topic,
-                error,
-                extra=message_log_fields(job.message),
-            )
-            self._duplicates.forget(job.message.topic, job.message.identifier)
+        if error is not None:
+            self._keep_unacknowledged(job, logging.ERROR, f"could not be marked handled: {error}")
             return
         if not new:
             self.duplicates_marked += 1
@@ -312,17 +304,10 @@ class DispatchSink:
         error: BaseException | None,
     ) -> None:
         self._settled(accepted)
-        if error is not None:  # not acknowledged: the broker delivers the message again
-            logger.warning(
-                "%s: the dead letter of message %s on %r was not accepted by the broker (%s); the message "
-                "stays unacknowledged and is delivered again",
-                self._handle.name,
-                job.message.identifier,
-                job.message.topic,
-                error,
-                extra=message_log_fields(job.message),
+        if error is not None:
+            self._keep_unacknowledged(
+                job, logging.WARNING, f"had its dead letter refused by the broker: {error}"
             )
-            self._duplicates.forget(job.message.topic, job.message.identifier)
             return
         self.dead_lettered += 1
         self.stats.topic(job.message.topic).dead_lettered += 1
@@ -338,6 +323,19 @@ class DispatchSink:
         # A replay republishes this very message (same identifier): it must not be taken for a duplicate.
         self._duplicates.forget(job.message.topic, job.message.identifier)
         self._done(job, payload, [], dead_lettered=True)
+
+    def _keep_unacknowledged(self, job: _Job, level: int, why: str) -> None:
+        """Leave ``job`` unacknowledged (the broker delivers it again) and let its next copy through the filter."""
+        logger.log(
+            level,
+            "%s: message %s on %r %s; it stays unacknowledged and is delivered again",
+            self._handle.name,
+            job.message.identifier,
+            job.message.topic,
+            why,
+            extra=message_log_fields(job.message),
+        )
+        self._duplicates.forget(job.message.topic, job.message.identifier)
 
     def _answer(self, job: _Job, payload: BrokerMessageV1Payload) -> None:
         """Reply if the sender asked for one; acknowledge once the reply is accepted (or at once)."""
