@@ -44,6 +44,7 @@ __all__ = [
     "check_count",
     "command_messages",
     "event_messages",
+    "event_stream",
     "ipc_directory",
     "measure_events",
     "percentiles",
@@ -108,6 +109,14 @@ def event_messages(count: int) -> list[BrokerMessageV1]:
     ]
 
 
+def event_stream(count: int) -> Iterator[BrokerMessageV1]:
+    """``event_messages(count)`` made one at a time, so that only what is in flight takes memory."""
+    template = typical_message()
+    payload, strategy = template.payload, template.strategy
+    for _ in range(count):
+        yield BrokerMessageV1(EVENT_TOPIC, payload, identifier=uuid.uuid4(), strategy=strategy)
+
+
 def command_messages(count: int) -> list[BrokerMessageV1]:
     """``count`` order-get requests carrying the same content; the client adds its reply topic."""
     template = typical_message()
@@ -155,7 +164,7 @@ class HandledCounter:
     """Counts handled messages from any thread and tells, once, when a target is reached.
 
     Args:
-        clock: Stamps the time the target was reached.
+        clock: Stamps the time the target was reached (and, when stamping, each message handled).
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -166,17 +175,31 @@ class HandledCounter:
         self._base = 0
         self.reached_at = 0.0
         self._on_target: Callable[[], None] | None = None
+        self._stamping = False
+        self.first_at = 0.0
+        self.last_at = 0.0
 
-    def arm(self, target: int, on_target: Callable[[], None]) -> None:
-        """Count from zero again and call ``on_target`` (from the handler's thread) at ``target``."""
+    def arm(self, target: int, on_target: Callable[[], None] | None, *, stamp: bool = False) -> None:
+        """Count from zero again and call ``on_target`` (from the handler's thread) at ``target``.
+
+        Args:
+            target: The count that calls ``on_target``; -1 for none (the count is read with ``since_armed``).
+            stamp: Also stamp the first and the last message handled since (``first_at``, ``last_at``):
+                a clock read per message, which only scenarios that need it pay.
+        """
         self._base = self.total
         self._target = target
-        self.reached_at = 0.0
+        self.reached_at = self.first_at = self.last_at = 0.0
+        self._stamping = stamp
         self._on_target = on_target
 
     def hit(self) -> None:
         """One more message handled; runs in the handler's thread."""
         self.total = total = next(self._count)
+        if self._stamping:
+            self.last_at = now = self._clock()
+            if not self.first_at:
+                self.first_at = now
         if total - self._base == self._target and self._on_target is not None:
             self.reached_at = self._clock()
             self._on_target()
@@ -263,6 +286,11 @@ class Worker:
         except BrokenPipeError:
             raise self._error(f"died before taking the command {line!r}") from None
 
+    def take_buffer(self) -> bytes:
+        """What was read from the worker's stdout past the last line returned; whoever takes it reads on."""
+        buffer, self._buffer = self._buffer, b""
+        return buffer
+
     def readline(self, timeout: float) -> str:
         """The next line the worker prints, within ``timeout`` seconds."""
         stdout = self.process.stdout
@@ -343,13 +371,17 @@ def worker_argv(role: str, *args: object) -> list[str]:
     return [sys.executable, "-m", "benchmarks.workers", role, *map(str, args)]
 
 
-def start_broker(endpoint: str) -> Worker:
-    """Start ``python -m minos.networks broker --bind endpoint``; wait on it with ``wait_ready``."""
+def start_broker(endpoint: str, *options: str, name: str = "broker") -> Worker:
+    """Start ``python -m minos.networks broker --bind endpoint [OPTIONS]``; wait on it with ``wait_ready``.
+
+    With ``--stats`` among the options, read its lines with ``benchmarks.probes.StatsFeed``: a broker
+    whose stdout nobody reads blocks once the pipe is full.
+    """
     from minos.networks.__main__ import READY_LINE
 
     return Worker(
-        "broker",
-        [sys.executable, "-m", "minos.networks", "broker", "--bind", endpoint],
+        name,
+        [sys.executable, "-m", "minos.networks", "broker", "--bind", endpoint, *options],
         ready=READY_LINE,
         stdin=False,
     )
