@@ -117,23 +117,31 @@ class StatsFeed:
         with self._changed:
             return int(self._latest.get(name, 0))
 
-    def wait_for(self, name: str, target: int, timeout: float) -> int:
-        """Wait until counter ``name`` is at least ``target``, and return it.
+    def wait_for(self, name: str, target: int, timeout: float, *, at_most: bool = False) -> int:
+        """Wait until counter ``name`` is at least ``target`` (``at_most``: at most), and return it.
 
         Raises:
             WorkerError: The broker stopped printing, or ``timeout`` seconds passed first.
         """
         deadline = time.monotonic() + timeout
+
+        def there() -> bool:
+            if name not in self._latest:  # no line yet: nothing is known
+                return False
+            value = int(self._latest[name])
+            return value <= target if at_most else value >= target
+
         with self._changed:
-            while int(self._latest.get(name, 0)) < target:
+            while not there():
                 remaining = deadline - time.monotonic()
                 if self._ended or remaining <= 0:
                     state = (
                         "stopped printing stats" if self._ended else f"did not get there within {timeout} s"
                     )
                     raise WorkerError(
-                        f"{self._broker.name}: {name}={self._latest.get(name, 0)}, waiting for {target}; it "
-                        f"{state}; its stderr:\n{self._broker.stderr_tail()}"
+                        f"{self._broker.name}: {name}={self._latest.get(name, '?')}, waiting for "
+                        f"{'at most' if at_most else 'at least'} {target}; it {state}; its stderr:\n"
+                        f"{self._broker.stderr_tail()}"
                     )
                 self._changed.wait(remaining)
             return int(self._latest[name])
