@@ -36,6 +36,7 @@ __all__ = [
     "COMMAND_TOPIC",
     "COUNTER",
     "EVENT_TOPIC",
+    "PROFILE_ENV",
     "ROOT",
     "BenchService",
     "HandledCounter",
@@ -256,6 +257,7 @@ class Worker:
     def __init__(self, name: str, argv: Sequence[str], *, ready: str, stdin: bool = True) -> None:
         self.name = name
         self.ready = ready
+        argv = _profiled(name, argv)
         self._buffer = b""
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self._stderr_tail = ""
@@ -364,6 +366,22 @@ class Worker:
         return WorkerError(
             f"worker {self.name} (pid {self.process.pid}, {state}) {what}; its stderr:\n{self.stderr_tail()}"
         )
+
+
+PROFILE_ENV = "BENCH_CPROFILE"
+"""Set to a directory, it runs every Python worker under cProfile, writing ``DIR/NAME-N.prof`` at its exit."""
+_profiles = itertools.count(1)
+
+
+def _profiled(name: str, argv: Sequence[str]) -> Sequence[str]:
+    # cProfile sees only the thread it was started in (the worker's main thread: the publisher's loop and
+    # the broker's, not a handler's dispatcher thread), and writes only on a clean exit (stdin closed,
+    # or SIGTERM for the broker); the raw workers die by SIGTERM and write nothing.
+    directory = os.environ.get(PROFILE_ENV)
+    if not directory or list(argv[:2]) != [sys.executable, "-m"]:
+        return argv
+    output = Path(directory) / f"{name}-{next(_profiles)}.prof"
+    return [sys.executable, "-m", "cProfile", "-o", str(output), *argv[1:]]
 
 
 def worker_argv(role: str, *args: object) -> list[str]:
