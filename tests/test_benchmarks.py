@@ -245,3 +245,29 @@ def test_the_table_shows_optional_columns_only_when_a_result_has_them(monkeypatc
     assert table[0].split()[-1] == "per_subscriber"
     assert table[1].split()[-1] == "-"
     assert table[2].split()[-1] == "4/6"
+
+
+def test_the_profile_summary_ranks_processes_threads_and_functions_of_a_raw_py_spy_profile(
+    tmp_path, monkeypatch
+):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.spy_summary import main, read_profile
+
+    broker = 'process 7:"/x/python -m minos.networks broker --bind ipc:///tmp/b"'
+    raw = tmp_path / "raw.txt"
+    raw.write_text(
+        f'process 1:"python -m benchmarks broker-events";{broker};thread (7): MainThread;'
+        "_run_module_as_main (<frozen runpy>:198);serve (a.py:10);route (b.py:3) 6\n"
+        f'process 1:"python -m benchmarks broker-events";{broker};thread (7): MainThread;'
+        "_run_module_as_main (<frozen runpy>:198);serve (a.py:12) 2\n"
+        'process 1:"python -m benchmarks broker-events";thread (1): MainThread;run (c.py:1) 2\n'
+    )
+    profile = read_profile(raw.read_text().splitlines(), process="minos.networks broker")
+    assert profile.samples == 8
+    assert profile.own == {"route (b.py)": 6, "serve (a.py)": 2}  # line numbers folded into functions
+    assert profile.total == {"route (b.py)": 6, "serve (a.py)": 8}  # runpy's frames left out
+    assert [profile.thread_name(thread) for thread in profile.threads] == [
+        "7 minos.networks broker thread (7) MainThread: serve (a.py)"
+    ]
+    assert read_profile(raw.read_text().splitlines(), skip=["route ("]).samples == 4
+    assert main([str(raw), "--within", "nothing like it"]) == 1
