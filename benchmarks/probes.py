@@ -112,11 +112,6 @@ class StatsFeed:
                     self._latest = latest
                     self._changed.notify_all()
 
-    def counter(self, name: str) -> int:
-        """The latest figure of counter ``name`` (``published``, ``acked``, ``held`` ...); 0 before any line."""
-        with self._changed:
-            return int(self._latest.get(name, 0))
-
     def wait_for(self, name: str, target: int, timeout: float, *, at_most: bool = False) -> int:
         """Wait until counter ``name`` is at least ``target`` (``at_most``: at most), and return it.
 
