@@ -31,6 +31,15 @@ class Result:
         ceiling: What the ceiling is, in words.
         p50_us: The median latency of one message, in microseconds, where the scenario measures it.
         p99_us: The 99th percentile latency, in microseconds, where the scenario measures it.
+        per_subscriber: What each subscriber process of a group handled in the best repetition, where
+            several share the load (``broker-events-2sub``).
+        broker_rss_before_mib: The broker process's resident memory (VmRSS) before the backlog, in MiB.
+        broker_rss_mib: Its resident memory while it holds the whole backlog.
+        broker_peak_rss_mib: Its peak resident memory (VmHWM) over the whole scenario.
+        broker_bytes_per_message: ``(broker_rss - broker_rss_before) / backlog``, in bytes.
+        publisher_rss_before_mib: The publisher process's resident memory once connected, before sending.
+        publisher_peak_rss_mib: Its peak resident memory (VmHWM) over the whole scenario, while the
+            broker was full included.
     """
 
     scenario: str
@@ -43,6 +52,13 @@ class Result:
     ceiling: str
     p50_us: float | None = None
     p99_us: float | None = None
+    per_subscriber: tuple[int, ...] | None = None
+    broker_rss_before_mib: float | None = None
+    broker_rss_mib: float | None = None
+    broker_peak_rss_mib: float | None = None
+    broker_bytes_per_message: float | None = None
+    publisher_rss_before_mib: float | None = None
+    publisher_peak_rss_mib: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as a plain dict, for JSON."""
@@ -73,6 +89,8 @@ SCENARIOS: dict[str, Scenario] = {
     "request-reply": _lazy("benchmarks.request_reply"),
     "nats-events": _lazy("benchmarks.broker_events", "run_nats"),
     "nats-request-reply": _lazy("benchmarks.request_reply", "run_nats"),
+    "broker-events-2sub": _lazy("benchmarks.broker_events_2sub"),
+    "backlog-memory": _lazy("benchmarks.backlog_memory"),
 }
 """Every scenario by name, in the order ``python -m benchmarks`` runs them."""
 

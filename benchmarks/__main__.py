@@ -21,15 +21,35 @@ COLUMNS = [
     ("p50_us", "{:.1f}"),
     ("p99_us", "{:.1f}"),
 ]
+OPTIONAL_COLUMNS = [  # shown only when a result has them: most scenarios do not measure these
+    ("per_subscriber", "{}"),
+    ("broker_rss_before_mib", "{:.1f}"),
+    ("broker_rss_mib", "{:.1f}"),
+    ("broker_peak_rss_mib", "{:.1f}"),
+    ("broker_bytes_per_message", "{:.0f}"),
+    ("publisher_rss_before_mib", "{:.1f}"),
+    ("publisher_peak_rss_mib", "{:.1f}"),
+]
+
+
+def _cell(value: object, spec: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple):
+        return "/".join(map(str, value))
+    return spec.format(value)
 
 
 def format_table(results: Sequence[Result]) -> str:
     """The results as a plain table, one row each, columns aligned."""
-    rows = [[name for name, _ in COLUMNS]]
-    for result in results:
-        values = result.to_dict()
-        rows.append(["-" if values[name] is None else spec.format(values[name]) for name, spec in COLUMNS])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    dicts = [result.to_dict() for result in results]
+    columns = COLUMNS + [
+        (name, spec) for name, spec in OPTIONAL_COLUMNS if any(values[name] is not None for values in dicts)
+    ]
+    rows = [[name for name, _ in columns]]
+    for values in dicts:
+        rows.append([_cell(values[name], spec) for name, spec in columns])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     lines = ["  ".join(cell.ljust(width) if i < 2 else cell.rjust(width) for i, (cell, width) in
                        enumerate(zip(row, widths, strict=True))).rstrip() for row in rows]  # fmt: skip
     return "\n".join(lines)

@@ -37,6 +37,7 @@ __all__ = [
     "COUNTER",
     "EVENT_TOPIC",
     "NATS_URL",
+    "PROFILE_ENV",
     "ROOT",
     "BenchService",
     "HandledCounter",
@@ -46,6 +47,7 @@ __all__ = [
     "check_count",
     "command_messages",
     "event_messages",
+    "event_stream",
     "ipc_directory",
     "measure_events",
     "nats_stream",
@@ -113,6 +115,14 @@ def event_messages(count: int) -> list[BrokerMessageV1]:
     ]
 
 
+def event_stream(count: int) -> Iterator[BrokerMessageV1]:
+    """``event_messages(count)`` made one at a time, so that only what is in flight takes memory."""
+    template = typical_message()
+    payload, strategy = template.payload, template.strategy
+    for _ in range(count):
+        yield BrokerMessageV1(EVENT_TOPIC, payload, identifier=uuid.uuid4(), strategy=strategy)
+
+
 def command_messages(count: int) -> list[BrokerMessageV1]:
     """``count`` order-get requests carrying the same content; the client adds its reply topic."""
     template = typical_message()
@@ -160,7 +170,7 @@ class HandledCounter:
     """Counts handled messages from any thread and tells, once, when a target is reached.
 
     Args:
-        clock: Stamps the time the target was reached.
+        clock: Stamps the time the target was reached (and, when stamping, each message handled).
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -171,17 +181,31 @@ class HandledCounter:
         self._base = 0
         self.reached_at = 0.0
         self._on_target: Callable[[], None] | None = None
+        self._stamping = False
+        self.first_at = 0.0
+        self.last_at = 0.0
 
-    def arm(self, target: int, on_target: Callable[[], None]) -> None:
-        """Count from zero again and call ``on_target`` (from the handler's thread) at ``target``."""
+    def arm(self, target: int, on_target: Callable[[], None] | None, *, stamp: bool = False) -> None:
+        """Count from zero again and call ``on_target`` (from the handler's thread) at ``target``.
+
+        Args:
+            target: The count that calls ``on_target``; -1 for none (the count is read with ``since_armed``).
+            stamp: Also stamp the first and the last message handled since (``first_at``, ``last_at``):
+                a clock read per message, which only scenarios that need it pay.
+        """
         self._base = self.total
         self._target = target
-        self.reached_at = 0.0
+        self.reached_at = self.first_at = self.last_at = 0.0
+        self._stamping = stamp
         self._on_target = on_target
 
     def hit(self) -> None:
         """One more message handled; runs in the handler's thread."""
         self.total = total = next(self._count)
+        if self._stamping:
+            self.last_at = now = self._clock()
+            if not self.first_at:
+                self.first_at = now
         if total - self._base == self._target and self._on_target is not None:
             self.reached_at = self._clock()
             self._on_target()
@@ -291,6 +315,7 @@ class Worker:
     def __init__(self, name: str, argv: Sequence[str], *, ready: str, stdin: bool = True) -> None:
         self.name = name
         self.ready = ready
+        argv = _profiled(name, argv)
         self._buffer = b""
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self._stderr_tail = ""
@@ -320,6 +345,11 @@ class Worker:
             stdin.flush()
         except BrokenPipeError:
             raise self._error(f"died before taking the command {line!r}") from None
+
+    def take_buffer(self) -> bytes:
+        """What was read from the worker's stdout past the last line returned; whoever takes it reads on."""
+        buffer, self._buffer = self._buffer, b""
+        return buffer
 
     def readline(self, timeout: float) -> str:
         """The next line the worker prints, within ``timeout`` seconds."""
@@ -396,18 +426,38 @@ class Worker:
         )
 
 
+PROFILE_ENV = "BENCH_CPROFILE"
+"""Set to a directory, it runs every Python worker under cProfile, writing ``DIR/NAME-N.prof`` at its exit."""
+_profiles = itertools.count(1)
+
+
+def _profiled(name: str, argv: Sequence[str]) -> Sequence[str]:
+    # cProfile sees only the thread it was started in (the worker's main thread: the publisher's loop and
+    # the broker's, not a handler's dispatcher thread), and writes only on a clean exit (stdin closed,
+    # or SIGTERM for the broker); the raw workers die by SIGTERM and write nothing.
+    directory = os.environ.get(PROFILE_ENV)
+    if not directory or list(argv[:2]) != [sys.executable, "-m"]:
+        return argv
+    output = Path(directory) / f"{name}-{next(_profiles)}.prof"
+    return [sys.executable, "-m", "cProfile", "-o", str(output), *argv[1:]]
+
+
 def worker_argv(role: str, *args: object) -> list[str]:
     """The command of a worker role of ``benchmarks.workers``."""
     return [sys.executable, "-m", "benchmarks.workers", role, *map(str, args)]
 
 
-def start_broker(endpoint: str) -> Worker:
-    """Start ``python -m minos.networks broker --bind endpoint``; wait on it with ``wait_ready``."""
+def start_broker(endpoint: str, *options: str, name: str = "broker") -> Worker:
+    """Start ``python -m minos.networks broker --bind endpoint [OPTIONS]``; wait on it with ``wait_ready``.
+
+    With ``--stats`` among the options, read its lines with ``benchmarks.probes.StatsFeed``: a broker
+    whose stdout nobody reads blocks once the pipe is full.
+    """
     from minos.networks.__main__ import READY_LINE
 
     return Worker(
-        "broker",
-        [sys.executable, "-m", "minos.networks", "broker", "--bind", endpoint],
+        name,
+        [sys.executable, "-m", "minos.networks", "broker", "--bind", endpoint, *options],
         ready=READY_LINE,
         stdin=False,
     )

@@ -10,9 +10,16 @@ minos.networks roles (the measured paths; ENDPOINT is the broker's, e.g. ``ipc:/
   commands echoed); durable, with its inbox in the SQLite file DURABLE_PATH, when given.
   ``expect N TIMEOUT`` answers ``armed`` at once, then ``done N T`` when the N-th message since was
   handled at time T (or ``timeout HANDLED``); ``total`` answers ``total HANDLED_SINCE_START``.
+  ``watch`` answers ``armed`` and counts from zero with no target, stamping each message handled;
+  ``count`` then answers ``count HANDLED FIRST_T LAST_T`` (for several handlers sharing a group, whose
+  split nobody knows in advance).
+- ``drain ENDPOINT N TIMEOUT``: the same handler, counting from before it subscribes (a backlog may
+  arrive at once): ``ready`` once subscribed, then ``done N FIRST_T LAST_T`` when the N-th message was
+  handled (or ``timeout HANDLED``); ``total`` as for ``handler``.
 - ``publisher ENDPOINT SENDERS [DURABLE_PATH]``: a BrokerPublisher. ``send N`` builds N events, sends
   them from SENDERS concurrent coroutines, each awaiting the broker's acceptance (durable: the commit
-  to its outbox in the SQLite file DURABLE_PATH), and answers ``sent T0 T1``.
+  to its outbox in the SQLite file DURABLE_PATH), and answers ``sent T0 T1``. ``stream N`` does the same
+  but makes each event as a sender takes it, so that the process holds only what is in flight.
 
 Raw pyzmq + msgpack roles (the ceilings):
 
@@ -28,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
@@ -91,6 +98,11 @@ async def handler(endpoint: str, durable_path: str | None = None) -> None:
                     say("timeout", COUNTER.since_armed)
                 else:
                     say("done", COUNTER.since_armed, repr(COUNTER.reached_at))
+            elif words[0] == "watch":
+                COUNTER.arm(-1, None, stamp=True)
+                say("armed")
+            elif words[0] == "count":
+                say("count", COUNTER.since_armed, repr(COUNTER.first_at), repr(COUNTER.last_at))
             elif words[0] == "total":
                 say("total", COUNTER.total)
             else:
@@ -99,25 +111,68 @@ async def handler(endpoint: str, durable_path: str | None = None) -> None:
         await port.stop()
 
 
+async def drain(endpoint: str, target: int, timeout: float) -> None:
+    """Run BenchService as ``handler`` does, counting from before the port subscribes, up to ``target``."""
+    from benchmarks.e2e import COUNTER
+    from minos.networks.brokers import BrokerPort
+
+    port = BrokerPort.from_config(_config("bench-handler", endpoint))
+    loop = asyncio.get_running_loop()
+    reached = asyncio.Event()
+    COUNTER.arm(target, partial(loop.call_soon_threadsafe, reached.set), stamp=True)
+    await port.start()
+    try:
+        say("ready")
+
+        async def report() -> None:
+            try:
+                await asyncio.wait_for(reached.wait(), timeout)
+            except TimeoutError:
+                say("timeout", COUNTER.since_armed)
+            else:
+                say("done", COUNTER.since_armed, repr(COUNTER.first_at), repr(COUNTER.reached_at))
+
+        reporting = loop.create_task(report())
+        try:
+            async for words in _commands():
+                if words[0] == "total":
+                    say("total", COUNTER.total)
+                else:
+                    say("error unknown command", words[0])
+        finally:
+            reporting.cancel()
+            await asyncio.gather(reporting, return_exceptions=True)
+    finally:
+        await port.stop()
+
+
 async def publisher(endpoint: str, senders: int, durable_path: str | None = None) -> None:
     """Run a BrokerPublisher connected to the broker at ``endpoint``."""
-    from benchmarks.e2e import event_messages
+    from benchmarks.e2e import event_messages, event_stream
     from minos.networks import BrokerPublisher
 
     async with BrokerPublisher.from_config(_config("bench-publisher", endpoint, durable_path)) as sender:
         say("ready")
         async for words in _commands():
-            if words[0] != "send":
+            if words[0] not in ("send", "stream"):
                 say("error unknown command", words[0])
                 continue
-            messages = event_messages(int(words[1]))
+            count = int(words[1])
+            # send: every event made before the clock starts; stream: made as the senders take them.
+            shares: list[Iterable[Any]]
+            if words[0] == "send":
+                messages = event_messages(count)
+                shares = [messages[i::senders] for i in range(senders)]
+            else:
+                shared = event_stream(count)  # one generator: each sender takes the next event from it
+                shares = [shared] * senders
 
-            async def send_all(share: Sequence[Any]) -> None:
+            async def send_all(share: Iterable[Any]) -> None:
                 for message in share:
                     await sender.send(message)
 
             start = time.monotonic()
-            await asyncio.gather(*(send_all(messages[i::senders]) for i in range(senders)))
+            await asyncio.gather(*(send_all(share) for share in shares))
             say("sent", repr(start), repr(time.monotonic()))
 
 
@@ -236,6 +291,7 @@ def raw_echo(back: str) -> None:
 
 ROLES: dict[str, Callable[[list[str]], None]] = {
     "handler": lambda args: asyncio.run(handler(args[0], *args[1:2])),
+    "drain": lambda args: asyncio.run(drain(args[0], int(args[1]), float(args[2]))),
     "publisher": lambda args: asyncio.run(publisher(args[0], int(args[1]), *args[2:3])),
     "raw-relay": lambda args: raw_relay(args[0], args[1]),
     "raw-push": lambda args: raw_push(args[0], int(args[1])),

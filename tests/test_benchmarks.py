@@ -179,3 +179,95 @@ def test_the_progress_bar_shows_on_a_terminal_and_plain_lines_elsewhere(monkeypa
         output = stream.getvalue()
         assert ("2/2" in output) is expect_bar, output
         assert ("running codec ..." in output) is not expect_bar, output
+
+
+def test_the_quick_two_subscriber_scenario_shares_the_load_and_compares_itself_with_one_subscriber(tmp_path):
+    path = tmp_path / "2sub.json"
+    completed = run_benchmarks("--quick", "broker-events-2sub", "--json", str(path))
+    assert completed.returncode == 0, completed.stderr
+    results = {result["scenario"]: result for result in json.loads(path.read_text())}
+    assert sorted(results) == ["broker-events-2sub", "broker-events-2sub:1sub"]
+    raw, solo = results["broker-events-2sub"], results["broker-events-2sub:1sub"]
+    assert raw["ceiling"].startswith("raw pyzmq+msgpack")
+    assert solo["ceiling"].startswith("broker-events with one handler")
+    assert raw["msgs_per_s"] == solo["msgs_per_s"] == raw["messages"] / raw["seconds"] > 0
+    for result in (raw, solo):
+        assert result.keys() >= FIELDS
+        assert result["ceiling_msgs_per_s"] > 0
+        assert result["ratio"] == result["msgs_per_s"] / result["ceiling_msgs_per_s"]
+        split = result["per_subscriber"]
+        assert len(split) == 2
+        assert sum(split) == result["messages"]  # every message handled once, by one of the two
+        assert min(split) > 0  # both handled some: the group really shared the load
+    assert "per_subscriber" in completed.stdout
+
+
+def test_the_quick_backlog_scenario_measures_the_memory_of_a_held_backlog_and_drains_it(tmp_path):
+    path = tmp_path / "backlog.json"
+    completed = run_benchmarks("--quick", "backlog-memory", "--json", str(path))
+    assert completed.returncode == 0, completed.stderr
+    results = {result["scenario"]: result for result in json.loads(path.read_text())}
+    assert sorted(results) == ["backlog-memory", "backlog-memory:publish"]
+    drain, publish = results["backlog-memory"], results["backlog-memory:publish"]
+    for result in (drain, publish):
+        assert result.keys() >= FIELDS
+        assert result["messages"] == 50_000  # the quick backlog, all of it drained (the run checks counts)
+        assert result["msgs_per_s"] == result["messages"] / result["seconds"] > 0
+        assert result["ratio"] == result["msgs_per_s"] / result["ceiling_msgs_per_s"]
+        assert result["ceiling"].startswith("raw pyzmq+msgpack")
+    assert drain["ceiling_msgs_per_s"] == publish["ceiling_msgs_per_s"]  # one ceiling, two paths
+    memory = [
+        "broker_rss_before_mib",
+        "broker_rss_mib",
+        "broker_peak_rss_mib",
+        "broker_bytes_per_message",
+        "publisher_rss_before_mib",
+        "publisher_peak_rss_mib",
+    ]
+    assert all(drain[name] > 0 for name in memory), {name: drain[name] for name in memory}
+    assert drain["broker_rss_before_mib"] < drain["broker_rss_mib"] <= drain["broker_peak_rss_mib"]
+    assert drain["publisher_rss_before_mib"] <= drain["publisher_peak_rss_mib"]
+    # A queued event is its ~170 wire bytes plus bookkeeping: far below a kilobyte-sized leak per message.
+    assert 100 < drain["broker_bytes_per_message"] < 2000
+    assert all(publish[name] is None for name in memory)
+    assert "broker_bytes_per_message" in completed.stdout
+
+
+def test_the_table_shows_optional_columns_only_when_a_result_has_them(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import Result
+    from benchmarks.__main__ import format_table
+
+    plain = Result("s", "p", 10, 1.0, 10.0, 20.0, 0.5, "c")
+    shared = Result("s", "q", 10, 1.0, 10.0, 20.0, 0.5, "c", per_subscriber=(4, 6))
+    assert "per_subscriber" not in format_table([plain])
+    table = format_table([plain, shared]).splitlines()
+    assert table[0].split()[-1] == "per_subscriber"
+    assert table[1].split()[-1] == "-"
+    assert table[2].split()[-1] == "4/6"
+
+
+def test_the_profile_summary_ranks_processes_threads_and_functions_of_a_raw_py_spy_profile(
+    tmp_path, monkeypatch
+):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.spy_summary import main, read_profile
+
+    broker = 'process 7:"/x/python -m minos.networks broker --bind ipc:///tmp/b"'
+    raw = tmp_path / "raw.txt"
+    raw.write_text(
+        f'process 1:"python -m benchmarks broker-events";{broker};thread (7): MainThread;'
+        "_run_module_as_main (<frozen runpy>:198);serve (a.py:10);route (b.py:3) 6\n"
+        f'process 1:"python -m benchmarks broker-events";{broker};thread (7): MainThread;'
+        "_run_module_as_main (<frozen runpy>:198);serve (a.py:12) 2\n"
+        'process 1:"python -m benchmarks broker-events";thread (1): MainThread;run (c.py:1) 2\n'
+    )
+    profile = read_profile(raw.read_text().splitlines(), process="minos.networks broker")
+    assert profile.samples == 8
+    assert profile.own == {"route (b.py)": 6, "serve (a.py)": 2}  # line numbers folded into functions
+    assert profile.total == {"route (b.py)": 6, "serve (a.py)": 8}  # runpy's frames left out
+    assert [profile.thread_name(thread) for thread in profile.threads] == [
+        "7 minos.networks broker thread (7) MainThread: serve (a.py)"
+    ]
+    assert read_profile(raw.read_text().splitlines(), skip=["route ("]).samples == 4
+    assert main([str(raw), "--within", "nothing like it"]) == 1
