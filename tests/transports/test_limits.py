@@ -222,6 +222,8 @@ async def test_fuzzed_frames_sent_to_a_service_are_counted_and_ignored_and_it_re
     make_inbox, connect, async_sockets
 ):
     fake_broker = async_sockets(zmq.ROUTER)
+    # A ROUTER drops what it cannot queue for a slow peer; queue everything, so every fuzzed frame arrives.
+    fake_broker.setsockopt(zmq.SNDHWM, 0)
     fake_broker.bind("tcp://127.0.0.1:0")
     endpoint = fake_broker.getsockopt_string(zmq.LAST_ENDPOINT)
     inbox = make_inbox()
