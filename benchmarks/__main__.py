@@ -83,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError:
             parser.error("--plot needs matplotlib: pip install -e '.[test]' (make install does)")
 
+    from minos.networks.system import tune_gc
+
+    tune_gc()  # as every process of a service run by minos-networks does; the worker processes do it too
     results: list[Result] = []
     names = args.scenarios or list(SCENARIOS)
     with progress(len(names), disable=args.no_progress) as advance:

@@ -307,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] not in ROLES:
         print(f"usage: python -m benchmarks.workers {{{','.join(ROLES)}}} ARGS...", file=sys.stderr)
         return 2
+    from minos.networks.system import tune_gc
+
+    tune_gc()  # every role, the raw ceilings' too: the same collector settings on both sides of a ratio
     ROLES[args[0]](args[1:])
     return 0
 

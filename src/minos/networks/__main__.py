@@ -66,6 +66,10 @@ def _broker(
         max_frame_size=max_frame_size or DEFAULT_MAX_FRAME_SIZE,
     )
 
+    from .system.collector import tune_gc
+
+    tune_gc()  # a broker allocates a few objects per message and may hold a million of them
+
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

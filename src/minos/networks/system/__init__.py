@@ -1,5 +1,6 @@
 """The running system: its composition root (ServiceRunner), readiness at ``GET /system/health``, host helpers."""
 
+from .collector import tune_gc
 from .health import HEALTH_CHECKS, ComponentHealth, HealthCheck, HealthRegistry, SystemService
 from .logs import JsonFormatter, MessageContextFilter, TextFormatter, configure_logging, log_settings
 from .metrics import ServiceCollector
@@ -25,4 +26,5 @@ __all__ = [
     "get_ip",
     "log_settings",
     "run_service",
+    "tune_gc",
 ]

@@ -16,6 +16,7 @@ import yaml
 
 from minos.common import Config, ConfigError
 
+from .collector import tune_gc
 from .logs import configure_logging, log_settings
 from .runner import ServiceRunner, check_config
 
@@ -122,6 +123,7 @@ def run_command(path: str, *, log_level: str | None = None, log_format: str | No
         print(f"{prefix}: {config.name}: cannot build the service: {error!r}", file=sys.stderr)
         return EXIT_FAILURE
     signals.bound = runner.stop_bound + EXIT_GRACE
+    tune_gc()  # the service is built: what is alive now stays, and messages come next
     code = asyncio.run(_serve(runner, signals, prefix))
     sys.stdout.flush()
     sys.stderr.flush()
