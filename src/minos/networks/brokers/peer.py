@@ -112,6 +112,29 @@ class PeerHandle:
         self._publishes.append(_Publish(topic, body, strategy, settle))
         self._wake()
 
+    def publish_in_loop(self, topic: str, body: bytes, strategy: int) -> asyncio.Future[None] | None:
+        """The fast path of ``publish`` for a caller on the actor's own loop (a publisher in the caller's loop).
+
+        With nothing queued ahead and room in the connection's window, the message goes to the connection
+        now and its acceptance future comes back, to await directly: no settle callback, no second future.
+
+        Returns:
+            The connection's acceptance future, or None when the fast path does not apply (then use
+            ``publish``).
+
+        Raises:
+            Exception: What the connection's ``publish_nowait`` raises for a message it refuses outright.
+        """
+        connection = self._connection
+        if (
+            connection is None
+            or self._publishes
+            or threading.get_ident() != self._loop_thread
+            or not connection.writable
+        ):
+            return None
+        return connection.publish_nowait(topic, body, strategy)
+
     def ack(self, tag: int) -> None:
         """Acknowledge a delivery: at once on the actor's own loop, else queued and sent in a batch."""
         connection = self._connection

@@ -208,15 +208,18 @@ class BrokerPublisher(StartStop):
     async def _hand_over(self, message: BrokerMessage, body: bytes) -> None:
         assert self._slots is not None
         assert self._handoff is not None
-        handoff = self._handoff
-        accepted = handoff.loop.create_future()
+        handoff, handle = self._handoff, self.service.handle
         try:
-            self.service.handle.publish(
-                message.topic,
-                body,
-                strategy_code(message),
-                lambda error: handoff.call(resolve, accepted, None, error),
-            )
+            accepted = handle.publish_in_loop(message.topic, body, strategy_code(message))
+            if accepted is None:  # another thread's loop, or work queued ahead: through the handle's queue
+                queued: asyncio.Future[None] = handoff.loop.create_future()
+                handle.publish(
+                    message.topic,
+                    body,
+                    strategy_code(message),
+                    lambda error: handoff.call(resolve, queued, None, error),
+                )
+                accepted = queued
             await accepted
         finally:
             self._slots.release()
