@@ -273,10 +273,10 @@ def private_server(tmp_path, nats_server_url):
 
 async def until(condition, what: str) -> None:
     """Poll ``condition`` (a property with no event to wait on) until it holds, within WAIT."""
-    poll = 0.02  # sync-ok: `connected` follows the NATS client's state, which has no event to wait on
+    # `connected` follows the NATS client's state, which has no event to wait on: look every 20 ms.
     async with asyncio.timeout(WAIT):
         while not condition():  # noqa: ASYNC110 (see above)
-            await asyncio.sleep(poll)
+            await asyncio.sleep(0.02)  # sync-ok: polling a state with no event, bounded by WAIT
     assert condition(), what
 
 
