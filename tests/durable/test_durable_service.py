@@ -273,3 +273,14 @@ async def test_a_receipt_arriving_after_the_store_closed_is_ignored_and_the_row_
     finally:
         store.close()
     assert sent == [row]
+
+
+async def test_request_and_reply_clients_and_non_durable_publishers_keep_no_outbox(durable):
+    from minos.networks import BrokerClient
+
+    make, _ = durable
+    config = make()
+    client = BrokerClient.from_config(config)
+    assert client.publisher.outbox is None  # a request whose reply is awaited times out instead
+    assert BrokerPublisher.from_config(config, durable=False).outbox is None
+    assert BrokerPublisher.from_config(config).outbox is not None

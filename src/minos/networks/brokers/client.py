@@ -61,7 +61,8 @@ class BrokerClient(StartStop):
     def from_config(cls, config: Config, *, topic: str | None = None) -> Self:
         """A client on the broker that ``interfaces.broker`` names, replying to ``topic`` (random if None)."""
         topic = topic or f"{config.name}.reply.{uuid4().hex}"
-        publisher = BrokerPublisher.from_config(config, name=f"{config.name}-client-publisher")
+        # Never durable: a request whose reply is awaited times out with an error instead of being resent.
+        publisher = BrokerPublisher.from_config(config, name=f"{config.name}-client-publisher", durable=False)
         subscriber = BrokerSubscriber.from_config(config, [topic], group=topic, transient=True)
         return cls(topic, publisher, subscriber)
 

@@ -93,23 +93,25 @@ class BrokerPublisher(StartStop):
         self._handoff: LoopHandoff | None = None
 
     @classmethod
-    def from_config(cls, config: Config, *, name: str | None = None) -> Self:
+    def from_config(cls, config: Config, *, name: str | None = None, durable: bool = True) -> Self:
         """Build a publisher for the broker that ``interfaces.broker`` in ``config`` names.
 
-        With ``interfaces.broker.durable``, the publisher is durable; its outbox is named after
-        ``durable.origin`` and ``name``, so two durable publishers sharing a store need distinct names.
+        With ``interfaces.broker.durable`` (and ``durable``, the default), the publisher is durable; its
+        outbox is named after ``durable.origin`` and ``name``, so two durable publishers sharing a store
+        need distinct names. ``durable=False`` builds a plain publisher whatever the config says (request
+        and reply clients, one-shot sends from the command line).
         """
         settings = broker_settings(config)
         name = name or f"{config.name}-publisher"
         outbox = None
-        if settings.durable is not None:
-            durable = settings.durable
+        if settings.durable is not None and durable:
+            store = settings.durable
             outbox = Outbox(
-                durable.open_store(name),
-                f"{durable.origin}:{name}",
-                max_pending=durable.max_pending,
-                resend_after=durable.resend_after,
-                max_resend_interval=durable.max_resend_interval,
+                store.open_store(name),
+                f"{store.origin}:{name}",
+                max_pending=store.max_pending,
+                resend_after=store.resend_after,
+                max_resend_interval=store.max_resend_interval,
             )
         return cls(connection_factory(config), name=name, outbox=outbox, **settings.publisher())
 

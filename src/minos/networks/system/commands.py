@@ -253,7 +253,9 @@ async def _publish(
 
     message = BrokerMessageV1(topic, BrokerMessageV1Payload(content))
     sender: BrokerClient | BrokerPublisher
-    sender = BrokerClient.from_config(config) if wait_reply else BrokerPublisher.from_config(config)
+    sender = (
+        BrokerClient.from_config(config) if wait_reply else BrokerPublisher.from_config(config, durable=False)
+    )
     try:
         async with asyncio.timeout(timeout):
             await sender.send(message)
