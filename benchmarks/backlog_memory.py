@@ -102,8 +102,8 @@ def run(quick: bool) -> list[Result]:
         answer = consumer.readline(timeout + 5)
         if not answer.startswith("done"):
             raise WorkerError(f"{consumer.name} answered {answer!r} draining a backlog of {backlog}")
-        drained, first, last = answer.split()[1:]
-        check_count(f"{SCENARIO}: the backlog drained", int(drained), backlog)
+        # "done" comes when the backlog's last message was handled (more may follow at once: the overflow).
+        first, last = answer.split()[2:]
         publisher.expect("sent", timeout)  # the overflow got in once the drain made room
         feed.wait_for("acked", backlog + overflow, timeout)
         check_count(f"{SCENARIO}: backlog and overflow", received_total(consumer), backlog + overflow)

@@ -129,8 +129,8 @@ async def drain(endpoint: str, target: int, timeout: float) -> None:
                 await asyncio.wait_for(reached.wait(), timeout)
             except TimeoutError:
                 say("timeout", COUNTER.since_armed)
-            else:
-                say("done", COUNTER.since_armed, repr(COUNTER.first_at), repr(COUNTER.reached_at))
+            else:  # the target was reached; what came after it (an overflow behind the backlog) is not counted
+                say("done", target, repr(COUNTER.first_at), repr(COUNTER.reached_at))
 
         reporting = loop.create_task(report())
         try:
