@@ -25,13 +25,12 @@ Results, next to the raw three-process ceiling of ``broker-events`` measured in 
 
 from __future__ import annotations
 
-from contextlib import ExitStack
-
 from benchmarks import Result
 from benchmarks.broker_events import CEILING, SENDERS
 from benchmarks.e2e import (
     Worker,
     WorkerError,
+    Workers,
     check_count,
     event_messages,
     ipc_directory,
@@ -61,11 +60,8 @@ def run(quick: bool) -> list[Result]:
     repetitions = 1 if quick else 3
     timeout = timeout_for(backlog)
     size = wire_size(event_messages(1)[0])
-    with ipc_directory() as directory, ExitStack() as stack:
-
-        def start(worker: Worker) -> Worker:
-            stack.callback(worker.close)
-            return worker
+    with ipc_directory() as directory, Workers() as workers:
+        start = workers.start
 
         endpoint = f"ipc://{directory}/broker"
         raw_in, raw_out = f"ipc://{directory}/raw-in", f"ipc://{directory}/raw-out"

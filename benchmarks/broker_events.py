@@ -24,12 +24,12 @@ reason on stderr, when no NATS server answers at ``NATS_URL``.
 from __future__ import annotations
 
 import sys
-from contextlib import ExitStack
 
 from benchmarks import Result
 from benchmarks.e2e import (
     NATS_URL,
     Worker,
+    Workers,
     check_count,
     event_messages,
     ipc_directory,
@@ -75,13 +75,10 @@ def _run(quick: bool, scenario: str, path: str, nats_endpoint: str | None) -> li
     repetitions = 1 if quick else 3
     warmup = 200 if quick else 2_000
     size = wire_size(event_messages(1)[0])
-    with ipc_directory() as directory, ExitStack() as stack:
+    with ipc_directory() as directory, Workers() as workers:
         endpoint = nats_endpoint or f"ipc://{directory}/broker"
         raw_in, raw_out = f"ipc://{directory}/raw-in", f"ipc://{directory}/raw-out"
-
-        def start(worker: Worker) -> Worker:
-            stack.callback(worker.close)  # reaped whatever happens, the last started first
-            return worker
+        start = workers.start
 
         # The binding sides first, so that nobody connects to a socket file that is not there yet.
         broker = start(start_broker(endpoint)) if nats_endpoint is None else None

@@ -23,13 +23,13 @@ Two ratios, measured in this run, repetitions interleaved:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import ExitStack
 
 from benchmarks import Result
 from benchmarks.broker_events import CEILING, SENDERS
 from benchmarks.e2e import (
     Worker,
     WorkerError,
+    Workers,
     check_count,
     event_messages,
     ipc_directory,
@@ -100,11 +100,8 @@ def run(quick: bool) -> list[Result]:
     repetitions = 1 if quick else 3
     warmup = 200 if quick else 2_000
     size = wire_size(event_messages(1)[0])
-    with ipc_directory() as directory, ExitStack() as stack:
-
-        def start(worker: Worker) -> Worker:
-            stack.callback(worker.close)
-            return worker
+    with ipc_directory() as directory, Workers() as workers:
+        start = workers.start
 
         shared_endpoint, solo_endpoint = f"ipc://{directory}/shared", f"ipc://{directory}/solo"
         raw_in, raw_out = f"ipc://{directory}/raw-in", f"ipc://{directory}/raw-out"

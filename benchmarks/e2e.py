@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,6 +43,7 @@ __all__ = [
     "HandledCounter",
     "Worker",
     "WorkerError",
+    "Workers",
     "broker_config",
     "check_count",
     "command_messages",
@@ -429,6 +430,15 @@ class Worker:
 PROFILE_ENV = "BENCH_CPROFILE"
 """Set to a directory, it runs every Python worker under cProfile, writing ``DIR/NAME-N.prof`` at its exit."""
 _profiles = itertools.count(1)
+
+
+class Workers(ExitStack):
+    """The worker processes of a scenario: each one ``start``-ed is reaped at exit, the last started first."""
+
+    def start(self, worker: Worker) -> Worker:
+        """Reap ``worker`` when the stack closes, whatever happens; return it."""
+        self.callback(worker.close)
+        return worker
 
 
 def _profiled(name: str, argv: Sequence[str]) -> Sequence[str]:

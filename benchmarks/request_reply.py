@@ -30,7 +30,6 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from contextlib import ExitStack
 from typing import Any
 
 import msgpack
@@ -41,6 +40,7 @@ from benchmarks.e2e import (
     NATS_URL,
     Worker,
     WorkerError,
+    Workers,
     broker_config,
     check_count,
     command_messages,
@@ -241,13 +241,10 @@ def _run(quick: bool, scenario: str, path_name: str, nats_endpoint: str | None) 
         (f"{path_name}, 1 in flight", 1, 300 if quick else 2_000),
         (f"{path_name}, 100 in flight", 100, 2_000 if quick else 20_000),
     ]
-    with ipc_directory() as directory, ExitStack() as stack:
+    with ipc_directory() as directory, Workers() as workers:
         endpoint = nats_endpoint or f"ipc://{directory}/broker"
         front, back = f"ipc://{directory}/raw-front", f"ipc://{directory}/raw-back"
-
-        def start(worker: Worker) -> Worker:
-            stack.callback(worker.close)  # reaped whatever happens, the last started first
-            return worker
+        start = workers.start
 
         broker = start(start_broker(endpoint)) if nats_endpoint is None else None
         queue = start(Worker("raw-queue", worker_argv("raw-queue", front, back), ready="ready", stdin=False))

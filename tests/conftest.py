@@ -1,6 +1,9 @@
 """Fixtures for the whole suite."""
 
 import os
+import queue
+import signal
+import subprocess
 import sys
 import textwrap
 import threading
@@ -92,6 +95,19 @@ def postgres_dsn() -> str:
     return POSTGRES_DSN
 
 
+async def query_postgres(dsn: str, schema: str, sql: str) -> list[tuple]:
+    """Run ``sql`` in ``schema`` (created when missing) of the test database and return its rows as tuples."""
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await connection.execute(f'SET search_path TO "{schema}"')
+        return [tuple(row) for row in await connection.fetch(sql)]
+    finally:
+        await connection.close()
+
+
 @pytest.fixture
 def postgres_schema(postgres_dsn: str) -> Iterator[str]:
     """A fresh schema in the test database, dropped with everything in it after the test."""
@@ -181,3 +197,72 @@ async def nats_settings(nats_server_url):
         pass  # the test never opened a connection
     finally:
         await client.close()
+
+
+# minos-networks commands in real processes ---------------------------------------------------------------
+
+
+class CliProcess:
+    """``minos-networks ARGS`` running, its stdout lines queued by a reader thread so every wait has a deadline.
+
+    Args:
+        args: The command's arguments (``run CONFIG``, ``broker --bind ...``).
+        env: Its environment.
+        stderr_path: Where its stderr goes (read for diagnostics).
+        stop_timeout: Seconds it gets to exit after a signal, and to be reaped.
+    """
+
+    def __init__(self, args, *, env, stderr_path, stop_timeout=15.0):
+        self.stderr_path = stderr_path
+        self.stop_timeout = stop_timeout
+        with stderr_path.open("w") as stderr:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "minos.networks", *map(str, args)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                env=env,
+            )
+        self.lines = queue.Queue()
+        self.seen = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.popen.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)  # end of output
+
+    def wait_line(self, prefix, timeout, *, where=lambda line: True):
+        """The next line starting with ``prefix`` (and passing ``where``); fails after ``timeout`` s or at the end."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {prefix!r} line within {timeout} s: {self.diagnostics()}") from None
+            if line is None:
+                raise AssertionError(f"the output ended without a {prefix!r} line: {self.diagnostics()}")
+            self.seen.append(line)
+            if line.startswith(prefix) and where(line):
+                return line
+
+    def stop(self, signum=signal.SIGTERM):
+        """Send ``signum`` and return the exit code (bounded)."""
+        self.popen.send_signal(signum)
+        return self.popen.wait(self.stop_timeout)
+
+    def stderr(self):
+        return self.stderr_path.read_text()
+
+    def diagnostics(self):
+        return f"stdout {self.seen[-5:]!r}, stderr {self.stderr()[-2000:]!r}"
+
+    def reap(self):
+        """Kill the process if it still runs, and collect it."""
+        if self.popen.poll() is None:
+            self.popen.kill()
+        self.popen.wait(self.stop_timeout)
+        self._reader.join(self.stop_timeout)
+        self.popen.stdout.close()

@@ -6,14 +6,11 @@ Every wait is bounded and rests on a handshake: a line the process prints, a rep
 import asyncio
 import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import aiohttp
@@ -23,6 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from minos.common import Config
 from minos.networks import BrokerMessageV1, BrokerMessageV1Payload, BrokerPublisher
 from minos.networks import __main__ as cli
+
+from .conftest import CliProcess
 
 START_TIMEOUT = 20.0  # seconds for a process to print its ready line
 LINE_TIMEOUT = 10.0  # seconds for an expected line once ready
@@ -84,61 +83,19 @@ def environment(workdir):
     return env
 
 
-class Process:
-    """``minos-networks ARGS`` running, its stdout lines queued by a reader thread so every wait has a deadline."""
+class Process(CliProcess):
+    """``minos-networks ARGS`` run in ``workdir``; a line is waited for ``LINE_TIMEOUT`` unless told otherwise."""
 
     def __init__(self, workdir, *args):
-        self.stderr_path = workdir / f"{args[0]}.stderr"
-        with self.stderr_path.open("w") as stderr:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "minos.networks", *map(str, args)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                env=environment(workdir),
-            )
-        self.lines = queue.Queue()
-        self.seen = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.popen.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
+        super().__init__(
+            args,
+            env=environment(workdir),
+            stderr_path=workdir / f"{args[0]}.stderr",
+            stop_timeout=STOP_TIMEOUT,
+        )
 
     def wait_line(self, prefix, timeout=LINE_TIMEOUT, *, where=lambda line: True):
-        """The next line starting with ``prefix`` (and passing ``where``) within ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no {prefix!r} line within {timeout} s: {self.diagnostics()}") from None
-            if line is None:
-                raise AssertionError(f"the output ended without a {prefix!r} line: {self.diagnostics()}")
-            self.seen.append(line)
-            if line.startswith(prefix) and where(line):
-                return line
-
-    def stop(self, signum=signal.SIGTERM):
-        """Send ``signum`` and return the exit code (bounded)."""
-        self.popen.send_signal(signum)
-        return self.popen.wait(STOP_TIMEOUT)
-
-    def stderr(self):
-        return self.stderr_path.read_text()
-
-    def diagnostics(self):
-        return f"stdout {self.seen[-5:]!r}, stderr {self.stderr()[-2000:]!r}"
-
-    def reap(self):
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait(STOP_TIMEOUT)
-        self._reader.join(STOP_TIMEOUT)
-        self.popen.stdout.close()
+        return super().wait_line(prefix, timeout, where=where)
 
 
 @pytest.fixture

@@ -6,20 +6,20 @@ Every wait is bounded and rests on a handshake: a process's ready line, or its e
 import asyncio
 import json
 import os
-import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from importlib.metadata import version
 from pathlib import Path
 
 import aiohttp
 import pytest
+
+from .conftest import CliProcess
 
 START_TIMEOUT = 20.0  # seconds for `run` to print its ready line
 STOP_TIMEOUT = 15.0  # seconds for `run` to exit after SIGTERM (its stop bound here is 8 s)
@@ -120,54 +120,16 @@ def command(workdir, *args, **overrides):
     )
 
 
-class Running:
-    """A `run` process whose stdout lines a reader thread queues, so every wait has a deadline."""
+class Running(CliProcess):
+    """A `run` process on ``config``, in ``workdir``."""
 
     def __init__(self, workdir, config):
-        self.stderr_path = workdir / "run.stderr"
-        with self.stderr_path.open("w") as stderr:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "minos.networks", "run", str(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                env=environment(workdir),
-            )
-        self.lines = queue.Queue()
-        self.seen = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.popen.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)  # end of output
-
-    def wait_line(self, prefix, timeout):
-        """The next line starting with ``prefix``; fails after ``timeout`` s or when the output ends."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no {prefix!r} line within {timeout} s: {self.diagnostics()}") from None
-            if line is None:
-                raise AssertionError(f"the output ended without a {prefix!r} line: {self.diagnostics()}")
-            self.seen.append(line)
-            if line.startswith(prefix):
-                return line
-
-    def diagnostics(self):
-        return f"stdout {self.seen[-5:]!r}, stderr {self.stderr_path.read_text()[-2000:]!r}"
-
-    def reap(self):
-        """Kill the process if it still runs, and collect it."""
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait(STOP_TIMEOUT)
-        self._reader.join(STOP_TIMEOUT)
-        self.popen.stdout.close()
+        super().__init__(
+            ["run", config],
+            env=environment(workdir),
+            stderr_path=workdir / "run.stderr",
+            stop_timeout=STOP_TIMEOUT,
+        )
 
 
 @pytest.fixture

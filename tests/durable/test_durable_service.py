@@ -9,7 +9,6 @@ import sqlite3
 import time
 from uuid import uuid4
 
-import asyncpg
 import pytest
 
 from minos.common import Config, ConfigError
@@ -24,6 +23,8 @@ from minos.networks import (
 )
 from minos.networks.brokers import broker_settings
 from minos.networks.durable import OUTBOX_HEADER, NoInboxTransactionError, inbox_execute
+
+from ..conftest import query_postgres
 
 CALLS: dict[str, list[int]] = {}  # service name -> the content of every message its handler ran on
 
@@ -59,13 +60,7 @@ class Database:
         if self.kind == "sqlite":
             with sqlite3.connect(self.target) as db:
                 return db.execute(sql).fetchall()
-        connection = await asyncpg.connect(self.target, timeout=5)
-        try:
-            await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            await connection.execute(f'SET search_path TO "{self.schema}"')
-            return [tuple(row) for row in await connection.fetch(sql)]
-        finally:
-            await connection.close()
+        return await query_postgres(self.target, self.schema, sql)
 
     async def count(self, table: str) -> int:
         return (await self.execute(f"SELECT count(*) FROM {table}"))[0][0]

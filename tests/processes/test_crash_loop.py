@@ -21,9 +21,9 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import asyncpg
 import pytest
 
+from ..conftest import query_postgres
 from .conftest import HEARTBEAT, START_TIMEOUT, Process, Processes
 
 SCRIPT = Path(__file__).with_name("durable_service.py")
@@ -50,17 +50,7 @@ class Store:
         if self.kind == "sqlite":
             with sqlite3.connect(self.directory / "worker.sqlite") as db:
                 return db.execute(sql).fetchall()
-
-        async def run() -> list[tuple]:
-            connection = await asyncpg.connect(self.dsn, timeout=5)
-            try:
-                await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                await connection.execute(f'SET search_path TO "{self.schema}"')
-                return [tuple(row) for row in await connection.fetch(sql)]
-            finally:
-                await connection.close()
-
-        return asyncio.run(run())
+        return asyncio.run(query_postgres(self.dsn, self.schema, sql))
 
 
 class ZmqBroker:

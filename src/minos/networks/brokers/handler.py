@@ -30,7 +30,7 @@ from .config import DEAD_LETTER_SUFFIX, RetryPolicy, broker_settings
 from .deadletters import DeadLetter
 from .duplicates import DuplicateFilter
 from .peer import PeerHandle
-from .stats import DispatchStats
+from .stats import DispatchStats, TopicStats
 from .subscriber import BrokerSubscriber, decode_delivery, publish_receipt
 
 __all__ = ["BrokerHandler", "DispatchSink"]
@@ -41,14 +41,16 @@ _SYSTEM_ERROR = BrokerMessageV1Status.SYSTEM_ERROR
 
 
 class _Job:
-    """A delivery being handled: the message, its tag, its frame body (for a dead letter) and its tries."""
+    """A delivery being handled: the message, its tag, its frame body (for a dead letter), its tries, and
+    the counters of its topic (looked up once per message)."""
 
-    __slots__ = ("attempts", "body", "message", "tag")
+    __slots__ = ("attempts", "body", "counts", "message", "tag")
 
-    def __init__(self, message: BrokerMessageV1, tag: int, body: bytes) -> None:
+    def __init__(self, message: BrokerMessageV1, tag: int, body: bytes, counts: TopicStats) -> None:
         self.message = message
         self.tag = tag
         self.body = body
+        self.counts = counts
         self.attempts = 0
 
 
@@ -146,7 +148,7 @@ class DispatchSink:
         counts = self.stats.topic(message.topic)
         counts.received += 1
         counts.redelivered += incoming.redelivered
-        self._submit(_Job(message, incoming.tag, incoming.body))
+        self._submit(_Job(message, incoming.tag, incoming.body, counts))
 
     def _submit(self, job: _Job) -> None:
         if self._draining or len(self._running) >= self._concurrency:
@@ -185,7 +187,7 @@ class DispatchSink:
             self._start(self._waiting.popleft())
 
     async def _handle_one(self, job: _Job) -> None:
-        counts = self.stats.topic(job.message.topic)
+        counts = job.counts
         started = time.perf_counter()
         if self._inbox is None:
             payload = await self._dispatcher.dispatch(job.message)
@@ -208,7 +210,7 @@ class DispatchSink:
         """Attempt ``job.attempts`` failed: retry after a backoff, or dead-letter, or give up and answer."""
         if job.attempts < self._retries.max_attempts:
             self.retried += 1
-            self.stats.topic(job.message.topic).retried += 1
+            job.counts.retried += 1
             delay = self._retries.delay(job.attempts)
             self._timers[job] = asyncio.get_running_loop().call_later(delay, self._retry, job)
             return
@@ -224,7 +226,7 @@ class DispatchSink:
         if self._inbox is None:
             if not dead_lettered:
                 self.handled += 1
-                self.stats.topic(job.message.topic).handled += 1
+                job.counts.handled += 1
             self._answer(job, payload)
             return
         marked = self._track()
@@ -253,7 +255,7 @@ class DispatchSink:
             isinstance(error, EffectError) and not dead_lettered
         ):  # the handler's effects failed: an attempt failed
             logger.warning("%s: %s", self._handle.name, error, extra=message_log_fields(job.message))
-            self.stats.topic(job.message.topic).failed += 1
+            job.counts.failed += 1
             self._failed(job, BrokerMessageV1Payload(str(error), status=_SYSTEM_ERROR))
             return
         if error is not None:
@@ -263,7 +265,7 @@ class DispatchSink:
             self.duplicates_marked += 1
         elif not dead_lettered:
             self.handled += 1
-            self.stats.topic(job.message.topic).handled += 1
+            job.counts.handled += 1
         self._answer(job, payload)
 
     def _retry(self, job: _Job) -> None:
@@ -310,7 +312,7 @@ class DispatchSink:
             )
             return
         self.dead_lettered += 1
-        self.stats.topic(job.message.topic).dead_lettered += 1
+        job.counts.dead_lettered += 1
         logger.error(
             "%s: message %s on %r failed %d times and went to the dead letters: %s",
             self._handle.name,

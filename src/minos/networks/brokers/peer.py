@@ -95,19 +95,13 @@ class PeerHandle:
 
     def publish(self, topic: str, body: bytes, strategy: int, settle: Settle) -> None:
         """Queue a publish; ``settle`` is called in the actor's loop once the broker accepted or refused it."""
-        connection = self._connection
-        if (  # on the actor's own loop, with nothing queued ahead: hand it to the connection directly
-            connection is not None
-            and not self._publishes
-            and threading.get_ident() == self._loop_thread
-            and connection.writable
-        ):
-            try:
-                accepted = connection.publish_nowait(topic, body, strategy)
-            except Exception as error:
-                settle(error)
-            else:
-                accepted.add_done_callback(_settler(settle))
+        try:  # on the actor's own loop, with nothing queued ahead: straight to the connection
+            accepted = self.publish_in_loop(topic, body, strategy)
+        except Exception as error:
+            settle(error)
+            return
+        if accepted is not None:
+            accepted.add_done_callback(_settler(settle))
             return
         self._publishes.append(_Publish(topic, body, strategy, settle))
         self._wake()

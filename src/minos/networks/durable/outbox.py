@@ -25,12 +25,12 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
 from ..actors.handoff import LoopHandoff, resolve
+from ..transports import RoomWaiters
 from .store import DurableStore, OutboxDelete, OutboxPut, OutboxRow, StoreClosedError
 
 __all__ = ["Outbox"]
@@ -82,7 +82,7 @@ class Outbox:
         self._pending: dict[UUID, _Pending] = {}
         self._lock = threading.Lock()  # _pending: the caller's loop adds, the receipts' loop removes
         self._handoff: LoopHandoff | None = None
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._room = RoomWaiters()
         self._empty_waiters: list[asyncio.Future[None]] = []
         self._send: Send | None = None
         self._resender: asyncio.Task[None] | None = None
@@ -130,9 +130,9 @@ class Outbox:
             self._resender.cancel()
             await asyncio.gather(self._resender, return_exceptions=True)
             self._resender = None
-        for waiter in [*self._waiters, *self._empty_waiters]:
+        self._room.fail(RuntimeError("the outbox stopped"))
+        for waiter in self._empty_waiters:
             resolve(waiter, error=RuntimeError("the outbox stopped"))
-        self._waiters.clear()
         self._empty_waiters.clear()
 
     async def put(self, row: OutboxRow) -> None:
@@ -141,10 +141,7 @@ class Outbox:
         Raises:
             StoreError: when the commit failed; the message was not stored and not sent.
         """
-        while len(self._pending) >= self.max_pending:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
+        await self._room.wait(lambda: len(self._pending) >= self.max_pending, lambda: None)
         handoff, send = self._handoff, self._send
         if handoff is None or send is None:
             raise RuntimeError(f"{self!r} is not started")
@@ -186,11 +183,8 @@ class Outbox:
             logger.warning("%s: could not delete confirmed rows: %s", self, error)
 
     def _wake_waiters(self) -> None:
-        room = self.max_pending - len(self._pending)
-        while room > 0 and self._waiters:
-            resolve(self._waiters.popleft())
-            room -= 1
-        if room == self.max_pending and self._empty_waiters:
+        self._room.wake(self.max_pending - len(self._pending))
+        if not self._pending and self._empty_waiters:
             for waiter in self._empty_waiters:
                 resolve(waiter)
             self._empty_waiters.clear()

@@ -8,6 +8,7 @@ from .connection import (
     ConnectionClosedError,
     DeliveryHandler,
     Incoming,
+    RoomWaiters,
     Strategy,
 )
 from .memory import MemoryBroker, MemoryConnection
@@ -49,6 +50,7 @@ __all__ = [
     "NatsConnection",
     "NatsSettings",
     "PartitionedConnection",
+    "RoomWaiters",
     "RoutingStats",
     "RoutingTable",
     "Strategy",

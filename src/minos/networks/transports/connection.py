@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -16,7 +17,9 @@ __all__ = [
     "ConnectionClosedError",
     "DeliveryHandler",
     "Incoming",
+    "RoomWaiters",
     "Strategy",
+    "check_open",
 ]
 
 Strategy = int
@@ -65,6 +68,54 @@ def check_message(topic: str, strategy: Strategy) -> bytes:
             f"{topic!r} and {strategy!r}"
         )
     return encoded
+
+
+def check_open(connection: Connection, state: str, what: str) -> None:
+    """Refuse ``what`` unless ``connection`` is in the ``open`` state; for the transports.
+
+    Raises:
+        ConnectionClosedError: naming the state, and what to do (open it, or make a new one).
+    """
+    if state != "open":
+        hint = "await open() first" if state == "new" else "make a new connection"
+        raise ConnectionClosedError(f"cannot {what} on {connection!r}: it is {state}; {hint}")
+
+
+class RoomWaiters:
+    """Publishers waiting for room among a bounded number of pending publishes, woken in arrival order.
+
+    Used in one event loop (the connection's): ``wait`` until the caller's ``full`` turns false, ``wake``
+    as many as there is room for, ``fail`` them all at close.
+    """
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def wait(self, full: Callable[[], bool], check: Callable[[], None]) -> None:
+        """Return once ``full()`` is false; ``check`` runs after each wake-up and raises to stop waiting."""
+        while full():
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+            check()
+
+    def wake(self, room: int) -> None:
+        """Wake up to ``room`` waiters, the longest waiting first."""
+        waiters = self._waiters
+        while room > 0 and waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                room -= 1
+
+    def fail(self, error: BaseException) -> None:
+        """Fail every waiter with ``error``."""
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+        self._waiters.clear()
 
 
 def check_subscription(connection: Connection, group: str, topics: Sequence[str]) -> None:

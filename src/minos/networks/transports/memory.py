@@ -17,8 +17,10 @@ from .connection import (
     ConnectionClosedError,
     DeliveryHandler,
     Incoming,
+    RoomWaiters,
     Strategy,
     check_message,
+    check_open,
     check_subscription,
 )
 from .routing import Delivery, RoutingStats, RoutingTable
@@ -173,7 +175,7 @@ class MemoryConnection(Connection):
         self._peer = b""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: deque[_Publish] = deque()  # refused for lack of room, retried in order
-        self._room_waiters: deque[asyncio.Future[None]] = deque()
+        self._room = RoomWaiters()
         self._drained: asyncio.Future[None] | None = None
         self._closed = asyncio.Event()
 
@@ -225,12 +227,9 @@ class MemoryConnection(Connection):
 
     async def wait_writable(self) -> None:
         self._check_open("publish")
-        assert self._loop is not None
-        while len(self._pending) >= self.max_in_flight:
-            waiter = self._loop.create_future()
-            self._room_waiters.append(waiter)
-            await waiter
-            self._check_open("publish")
+        await self._room.wait(
+            lambda: len(self._pending) >= self.max_in_flight, lambda: self._check_open("publish")
+        )
 
     def ack(self, tags: Iterable[int]) -> None:
         if self._state != "open" and self._state != "closing":
@@ -267,9 +266,7 @@ class MemoryConnection(Connection):
     # Internals ------------------------------------------------------------------------------------------
 
     def _check_open(self, what: str) -> None:
-        if self._state != "open":
-            hint = "await open() first" if self._state == "new" else "make a new connection"
-            raise ConnectionClosedError(f"cannot {what} on {self!r}: it is {self._state}; {hint}")
+        check_open(self, self._state, what)
 
     def _finish(self) -> None:
         if self._state == "closed":
@@ -286,10 +283,7 @@ class MemoryConnection(Connection):
                     )
                 )
         self._pending.clear()
-        for waiter in self._room_waiters:
-            if not waiter.done():
-                waiter.set_exception(ConnectionClosedError(f"{self!r} closed; make a new connection"))
-        self._room_waiters.clear()
+        self._room.fail(ConnectionClosedError(f"{self!r} closed; make a new connection"))
 
     def _schedule(self, callback: Callable[..., None], *args: object) -> bool:
         """Run ``callback(*args)`` in this connection's loop, soon; False when that loop is closed."""
@@ -328,11 +322,6 @@ class MemoryConnection(Connection):
         if self._state == "closed" or not self._pending:
             return
         self.broker._publish(self._peer, self._pending)
-        room = self.max_in_flight - len(self._pending)
-        while room > 0 and self._room_waiters:
-            waiter = self._room_waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                room -= 1
+        self._room.wake(self.max_in_flight - len(self._pending))
         if not self._pending and self._drained is not None and not self._drained.done():
             self._drained.set_result(None)

@@ -65,8 +65,10 @@ from .connection import (
     ConnectionClosedError,
     DeliveryHandler,
     Incoming,
+    RoomWaiters,
     Strategy,
     check_message,
+    check_open,
     check_subscription,
 )
 from .subjects import (
@@ -192,7 +194,7 @@ class NatsConnection(Connection):
         self._refused: list[int] = []
         self._retry_delay = _RETRY_FIRST
         self._retry_at: float | None = None
-        self._room_waiters: deque[asyncio.Future[None]] = deque()
+        self._room = RoomWaiters()
         self._puback_prefix = ""
         self._consumers: dict[str, _Consumer] = {}
         self._dead_letter_ready = False
@@ -311,12 +313,9 @@ class NatsConnection(Connection):
 
     async def wait_writable(self) -> None:
         self._check_open("publish")
-        assert self._loop is not None
-        while len(self._publishes) >= self.max_in_flight:
-            waiter = self._loop.create_future()
-            self._room_waiters.append(waiter)
-            await waiter
-            self._check_open("publish")
+        await self._room.wait(
+            lambda: len(self._publishes) >= self.max_in_flight, lambda: self._check_open("publish")
+        )
 
     def ack(self, tags: Iterable[int]) -> None:
         if self._state != "open" and self._state != "closing":
@@ -366,9 +365,7 @@ class NatsConnection(Connection):
     # The API side's bookkeeping -------------------------------------------------------------------------
 
     def _check_open(self, what: str) -> None:
-        if self._state != "open":
-            hint = "await open() first" if self._state == "new" else "make a new connection"
-            raise ConnectionClosedError(f"cannot {what} on {self!r}: it is {self._state}; {hint}")
+        check_open(self, self._state, what)
 
     def _check_size(self, topic: str, body: bytes) -> None:
         nc = self._nc
@@ -606,13 +603,7 @@ class NatsConnection(Connection):
         self._kick()
 
     def _wake_room(self) -> None:
-        room = self.max_in_flight - len(self._publishes)
-        waiters = self._room_waiters
-        while room > 0 and waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                room -= 1
+        self._room.wake(self.max_in_flight - len(self._publishes))
 
     def _bury(self, tag: int, topic: bytes, body: bytes, delivered: int) -> None:
         """Publish a message delivered too often to the dead-letter topic, then terminate it in JetStream."""
@@ -874,9 +865,6 @@ class NatsConnection(Connection):
         self._publishes.clear()
         self._outbox.unsent.clear()
         self._refused.clear()
-        for waiter in self._room_waiters:
-            if not waiter.done():
-                waiter.set_exception(ConnectionClosedError(f"{self!r} closed; make a new connection"))
-        self._room_waiters.clear()
+        self._room.fail(ConnectionClosedError(f"{self!r} closed; make a new connection"))
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from .connection import RoomWaiters
 from .wire import RECORD_HEAD
 
 __all__ = ["PublishWindow"]
@@ -50,7 +51,7 @@ class PublishWindow:
         self._refused: list[int] = []
         self._retry_at: float | None = None
         self._retry_delay = _RETRY_FIRST
-        self._room_waiters: deque[asyncio.Future[None]] = deque()
+        self._room = RoomWaiters()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -74,11 +75,7 @@ class PublishWindow:
 
     async def wait_room(self, check: Callable[[], None]) -> None:
         """Return once ``has_room``; ``check`` runs after each wake-up and raises to stop waiting."""
-        while len(self._pending) >= self.size:
-            waiter = asyncio.get_running_loop().create_future()
-            self._room_waiters.append(waiter)
-            await waiter
-            check()
+        await self._room.wait(lambda: len(self._pending) >= self.size, check)
 
     def fail(self, error: Callable[[str], BaseException]) -> None:
         """Fail every unaccepted publish with ``error(topic)`` and every room waiter with ``error("")``."""
@@ -88,10 +85,7 @@ class PublishWindow:
         self._pending.clear()
         self._unsent.clear()
         self._refused.clear()
-        for waiter in self._room_waiters:
-            if not waiter.done():
-                waiter.set_exception(error(""))
-        self._room_waiters.clear()
+        self._room.fail(error(""))
 
     # The socket side ------------------------------------------------------------------------------------
 
@@ -132,13 +126,7 @@ class PublishWindow:
             publish = pending.pop(sequence, None)
             if publish is not None and not publish.future.done():
                 publish.future.set_result(None)
-        room = self.size - len(pending)
-        waiters = self._room_waiters
-        while room > 0 and waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                room -= 1
+        self._room.wake(self.size - len(pending))
 
     def refused(self, sequences: Sequence[int], now: float) -> None:
         """The broker had no room for these: send them again after a backoff."""

@@ -27,6 +27,7 @@ from .connection import (
     Incoming,
     Strategy,
     check_message,
+    check_open,
     check_subscription,
 )
 from .security import CurveClient, apply_client_keys
@@ -317,9 +318,7 @@ class ZmqConnection(Connection):
     # Bookkeeping on the API side ------------------------------------------------------------------------
 
     def _check_open(self, what: str) -> None:
-        if self._state != "open":
-            hint = "await open() first" if self._state == "new" else "make a new connection"
-            raise ConnectionClosedError(f"cannot {what} on {self!r}: it is {self._state}; {hint}")
+        check_open(self, self._state, what)
 
     def _check_size(self, topic: str, body: bytes) -> None:
         if len(body) > self.max_frame_size:
