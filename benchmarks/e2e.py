@@ -30,6 +30,7 @@ import msgpack
 
 from benchmarks.codec import typical_message
 from minos.networks import BrokerMessageV1, Request, Response, enroute
+from minos.networks.actors import run_main
 from minos.networks.protocol import FrameCodec
 
 __all__ = [
@@ -257,7 +258,6 @@ def nats_stream() -> Iterator[str | None]:
 
     The stream is created by the scenario's first connection (file storage, as a service would have it).
     """
-    import asyncio
     import socket
     from urllib.parse import urlsplit
 
@@ -284,7 +284,7 @@ def nats_stream() -> Iterator[str | None]:
             finally:
                 await client.close()
 
-        asyncio.run(delete())
+        run_main(delete())
 
 
 # Worker processes -------------------------------------------------------------------------------------

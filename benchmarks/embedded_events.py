@@ -41,6 +41,7 @@ from benchmarks.e2e import (
 )
 from minos.common import Config
 from minos.networks import BrokerMessageV1, BrokerPublisher
+from minos.networks.actors import run_main
 from minos.networks.brokers import BrokerPort
 
 __all__ = ["SENDERS", "run"]
@@ -235,4 +236,4 @@ def run(quick: bool) -> list[Result]:
     messages = 2_000 if quick else 50_000
     repetitions = 1 if quick else 3
     warmup = 200 if quick else 2_000
-    return [asyncio.run(_run(messages, repetitions, warmup))]
+    return [run_main(_run(messages, repetitions, warmup))]

@@ -37,6 +37,7 @@ from aiohttp import web
 from benchmarks import Result
 from benchmarks.e2e import Worker, WorkerError
 from minos.networks import Request, Response, enroute
+from minos.networks.actors import run_main
 
 __all__ = ["PingService", "run"]
 
@@ -177,7 +178,7 @@ def run(quick: bool) -> list[Result]:
             stack.callback(server.close)
             server.wait_ready(STARTUP)
             servers[kind] = server
-        measured = asyncio.run(_measure(servers, count, repetitions))
+        measured = run_main(_measure(servers, count, repetitions))
     (ours_s, ours_cpu), (bare_s, bare_cpu) = measured["ours"], measured["bare"]
     results = []
     for key, ours, bare in (("rps", ours_s, bare_s), ("cpu", ours_cpu, bare_cpu)):
@@ -200,4 +201,4 @@ def run(quick: bool) -> list[Result]:
 if __name__ == "__main__":
     if sys.argv[1:2] != ["serve"] or sys.argv[2:] not in (["ours"], ["bare"]):
         sys.exit("usage: python -m benchmarks.http_rest serve ours|bare")
-    asyncio.run(_serve_ours() if sys.argv[2] == "ours" else _serve_bare())
+    run_main(_serve_ours() if sys.argv[2] == "ours" else _serve_bare())

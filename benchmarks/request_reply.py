@@ -56,6 +56,7 @@ from benchmarks.e2e import (
 )
 from minos.common import Config
 from minos.networks import BrokerClient, BrokerMessageV1
+from minos.networks.actors import run_main
 
 __all__ = ["run", "run_nats"]
 
@@ -256,7 +257,7 @@ def _run(quick: bool, scenario: str, path_name: str, nats_endpoint: str | None) 
         handler.wait_ready(STARTUP)
         echo.wait_ready(STARTUP)
 
-        measured = asyncio.run(_measure(endpoint, front, plans, repetitions, warmup))
+        measured = run_main(_measure(endpoint, front, plans, repetitions, warmup))
         depths = {depth for _, depth, _ in plans}  # each warmed up once
         sent = len(depths) * warmup + repetitions * sum(count for _, _, count in plans)
         check_count(f"{scenario}: requests handled (all repetitions)", received_total(handler), sent)

@@ -42,6 +42,8 @@ from typing import Any
 import msgpack
 import zmq
 
+from minos.networks.actors import run_main
+
 __all__ = ["main"]
 
 
@@ -290,9 +292,9 @@ def raw_echo(back: str) -> None:
 
 
 ROLES: dict[str, Callable[[list[str]], None]] = {
-    "handler": lambda args: asyncio.run(handler(args[0], *args[1:2])),
-    "drain": lambda args: asyncio.run(drain(args[0], int(args[1]), float(args[2]))),
-    "publisher": lambda args: asyncio.run(publisher(args[0], int(args[1]), *args[2:3])),
+    "handler": lambda args: run_main(handler(args[0], *args[1:2])),
+    "drain": lambda args: run_main(drain(args[0], int(args[1]), float(args[2]))),
+    "publisher": lambda args: run_main(publisher(args[0], int(args[1]), *args[2:3])),
     "raw-relay": lambda args: raw_relay(args[0], args[1]),
     "raw-push": lambda args: raw_push(args[0], int(args[1])),
     "raw-pull": lambda args: raw_pull(args[0]),

@@ -66,6 +66,7 @@ def _broker(
         max_frame_size=max_frame_size or DEFAULT_MAX_FRAME_SIZE,
     )
 
+    from .actors import run_main
     from .system.collector import tune_gc
 
     tune_gc()  # a broker allocates a few objects per message and may hold a million of them
@@ -93,7 +94,7 @@ def _broker(
             await asyncio.gather(view, return_exceptions=True)
 
     try:
-        asyncio.run(serve())
+        run_main(serve())
     except BrokerBindError as error:
         print(f"minos-networks broker: {error}", file=sys.stderr)
         return EXIT_FAILURE
@@ -163,6 +164,7 @@ def _dead_letters(action: str, config_path: str, identifiers: list[UUID] | None,
     """List or replay the dead letters of the service CONFIG describes; 0 ok, 1 failure."""
     from minos.common import Config, ConfigError
 
+    from .actors import run_main
     from .brokers import DeadLetterQueue, broker_settings
     from .exceptions import MinosNetworkException
 
@@ -200,7 +202,7 @@ def _dead_letters(action: str, config_path: str, identifiers: list[UUID] | None,
         return EXIT_OK
 
     try:
-        return asyncio.run(run())
+        return run_main(run())
     except (MinosNetworkException, OSError) as error:
         print(f"{prefix}: {error}", file=sys.stderr)
         return EXIT_FAILURE

@@ -20,6 +20,7 @@ import aiohttp
 
 from minos.common import Config
 
+from .actors import run_main
 from .brokers import BrokerClientPool
 from .enroute import enroute
 from .protocol import BrokerMessageV1, BrokerMessageV1Payload, BrokerMessageV1Strategy, Request, Response
@@ -235,4 +236,4 @@ def run() -> int:
     from .system.collector import tune_gc
 
     tune_gc()  # as ``minos-networks run`` does for a service
-    return 0 if asyncio.run(main()) else 1
+    return 0 if run_main(main()) else 1

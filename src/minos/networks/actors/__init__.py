@@ -16,6 +16,7 @@ from .actor import (
 )
 from .bridge import ActorTimeoutError, ReplyFuture, ask, await_future, call
 from .deadletters import PROCESS_DEAD_LETTERS, DeadLetter, DeadLetters, tell
+from .eventloop import LOOP_VARIABLE, loop_kind, new_event_loop, run_main
 from .loop import BorrowedLoop, LoopActor, LoopClosedError
 from .service import ActorService, StartStop
 from .supervisor import (
@@ -36,6 +37,7 @@ from .system import ActorSystem, threads
 
 __all__ = [
     "DEFAULT_RESTART_POLICY",
+    "LOOP_VARIABLE",
     "PROCESS_DEAD_LETTERS",
     "THREAD_PREFIX",
     "Actor",
@@ -66,6 +68,9 @@ __all__ = [
     "await_future",
     "await_stopped",
     "call",
+    "loop_kind",
+    "new_event_loop",
+    "run_main",
     "stop_actor",
     "tell",
     "threads",

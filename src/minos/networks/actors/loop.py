@@ -14,6 +14,7 @@ from typing import Any, TypeVar, TypeVarTuple
 from ..exceptions import MinosNetworkException
 from .actor import THREAD_PREFIX, Actor, ActorContext
 from .bridge import ActorTimeoutError
+from .eventloop import new_event_loop
 
 __all__ = ["BorrowedLoop", "LoopActor", "LoopClosedError"]
 
@@ -247,7 +248,7 @@ class LoopActor(Actor):
             with self._gate:
                 self._accepting = True
             return
-        loop = asyncio.new_event_loop()
+        loop = new_event_loop()
         running = threading.Event()
         thread = threading.Thread(
             target=self._run_loop,

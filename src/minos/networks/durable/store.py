@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from ..actors.eventloop import new_event_loop
 from ..exceptions import MinosNetworkException
 
 __all__ = [
@@ -419,7 +420,7 @@ class PostgresStore(DurableStore):
                 "the PostgreSQL store needs asyncpg: pip install 'minos-networks[postgresql]'"
             ) from error
 
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
 
         async def connect() -> Any:
             connection = await asyncpg.connect(self.dsn, timeout=self.connect_timeout)

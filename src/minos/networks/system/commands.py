@@ -16,6 +16,7 @@ import yaml
 
 from minos.common import Config, ConfigError
 
+from ..actors import run_main
 from .collector import tune_gc
 from .logs import configure_logging, log_settings
 from .runner import ServiceRunner, check_config
@@ -124,7 +125,7 @@ def run_command(path: str, *, log_level: str | None = None, log_format: str | No
         return EXIT_FAILURE
     signals.bound = runner.stop_bound + EXIT_GRACE
     tune_gc()  # the service is built: what is alive now stays, and messages come next
-    code = asyncio.run(_serve(runner, signals, prefix))
+    code = run_main(_serve(runner, signals, prefix))
     sys.stdout.flush()
     sys.stderr.flush()
     if code != EXIT_OK:
@@ -237,7 +238,7 @@ def publish_command(path: str, topic: str, content: object, *, wait_reply: bool,
         )
         return EXIT_CONFIG
     try:
-        return asyncio.run(
+        return run_main(
             _publish(config, topic, content, wait_reply=wait_reply, timeout=timeout, prefix=prefix)
         )
     except Exception as error:
