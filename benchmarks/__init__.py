@@ -40,6 +40,10 @@ class Result:
         publisher_rss_before_mib: The publisher process's resident memory once connected, before sending.
         publisher_peak_rss_mib: Its peak resident memory (VmHWM) over the whole scenario, while the
             broker was full included.
+        cpu_us: CPU time (user + system) per message of every process of the path, in microseconds,
+            over all timed repetitions: steadier than rates on a shared machine, where a process waiting
+            for a core spends no CPU.
+        ceiling_cpu_us: The same for the ceiling's processes.
     """
 
     scenario: str
@@ -59,6 +63,8 @@ class Result:
     broker_bytes_per_message: float | None = None
     publisher_rss_before_mib: float | None = None
     publisher_peak_rss_mib: float | None = None
+    cpu_us: float | None = None
+    ceiling_cpu_us: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as a plain dict, for JSON."""

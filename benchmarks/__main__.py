@@ -22,6 +22,8 @@ COLUMNS = [
     ("p99_us", "{:.1f}"),
 ]
 OPTIONAL_COLUMNS = [  # shown only when a result has them: most scenarios do not measure these
+    ("cpu_us", "{:.1f}"),
+    ("ceiling_cpu_us", "{:.1f}"),
     ("per_subscriber", "{}"),
     ("broker_rss_before_mib", "{:.1f}"),
     ("broker_rss_mib", "{:.1f}"),

@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import IO, Any
 
@@ -478,17 +478,22 @@ def timeout_for(messages: int) -> float:
     return 10.0 + messages / 2000
 
 
-def measure_events(producer: Worker, consumer: Worker, messages: int) -> float:
+def measure_events(
+    producer: Worker, consumer: Worker, messages: int, meter: AbstractContextManager[object] | None = None
+) -> float:
     """Have ``producer`` send ``messages`` to ``consumer``; seconds from the first send to the last received.
 
     The consumer is armed first and counts what it receives: fewer than sent fails loudly here, more
-    shows in ``received_total``.
+    shows in ``received_total``. The producer builds the messages first; ``meter`` (a
+    ``probes.CpuMeter``, say) is entered only around the sending and receiving.
     """
     timeout = timeout_for(messages)
     consumer.ask(f"expect {messages} {timeout}", "armed", timeout)
-    producer.send(f"send {messages}")
-    start, _ = map(float, producer.expect("sent", timeout + 5).split())
-    answer = consumer.readline(timeout + 5)
+    producer.ask(f"prepare {messages}", "prepared", timeout)
+    with meter if meter is not None else nullcontext():
+        producer.send(f"send {messages}")
+        start, _ = map(float, producer.expect("sent", timeout + 5).split())
+        answer = consumer.readline(timeout + 5)
     if not answer.startswith("done"):
         raise WorkerError(
             f"{consumer.name} answered {answer!r} for {messages} messages sent by {producer.name}"

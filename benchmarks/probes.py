@@ -1,4 +1,9 @@
-"""What the scenarios read from outside a worker process: its memory in /proc, and a broker's ``--stats`` lines.
+"""What the scenarios read from outside a worker process: its CPU time and memory in /proc, and a broker's ``--stats`` lines.
+
+CPU: the time a whole process ran on a core (every thread, ZeroMQ's I/O threads included) from
+``/proc/PID/task/*/schedstat``, Linux only. ``CpuMeter`` adds up what a set of processes spent while it was running:
+CPU seconds per message move much less on a shared machine than messages per second do, since time
+spent waiting for a core is not counted.
 
 Memory: ``VmRSS`` (resident now) and ``VmHWM`` (the peak of ``VmRSS`` since the process started) from
 ``/proc/PID/status``, Linux only. The kernel keeps the peak, so nothing has to sample at the right moment.
@@ -19,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.e2e import Worker, WorkerError
 
-__all__ = ["MIB", "Memory", "StatsFeed", "read_memory"]
+__all__ = ["MIB", "CpuMeter", "Memory", "StatsFeed", "cpu_seconds", "pids", "read_memory"]
 
 MIB = 1024 * 1024
 
@@ -63,6 +68,60 @@ def read_memory(pid: int) -> Memory:
     if len(fields) != 2:
         raise WorkerError(f"/proc/{pid}/status has no VmRSS and VmHWM; backlog-memory needs Linux")
     return Memory(rss=fields["VmRSS"], peak=fields["VmHWM"])
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds process ``pid`` has run so far, user and system, summed over its live threads.
+
+    Read from ``/proc/PID/task/TID/schedstat`` (nanoseconds; the ``/proc/PID/stat`` tick counters count
+    in hundredths of a second, too coarse for a quick run).
+
+    Raises:
+        WorkerError: The process is gone, or there is no ``/proc`` (not Linux).
+    """
+    total = 0
+    try:
+        for task in os.scandir(f"/proc/{pid}/task"):
+            try:
+                total += int(Path(task.path, "schedstat").read_text().split()[0])
+            except FileNotFoundError:  # the thread ended meanwhile
+                continue
+    except OSError as error:
+        raise WorkerError(f"cannot read the CPU time of process {pid}: {error}") from error
+    return total / 1e9
+
+
+def pids(*workers: Worker) -> list[int]:
+    """The process ids of ``workers``, for a ``CpuMeter``."""
+    return [worker.process.pid for worker in workers]
+
+
+class CpuMeter:
+    """Adds up the CPU time a set of processes spends inside ``with meter:`` blocks (several allowed).
+
+    Args:
+        pids: The processes to watch; ``os.getpid()`` for this one.
+    """
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = list(pids)
+        self.seconds = 0.0
+        """CPU seconds spent by all of ``pids`` inside the blocks so far."""
+        self._start = 0.0
+
+    def _now(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.pids)
+
+    def __enter__(self) -> CpuMeter:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.seconds += self._now() - self._start
+
+    def per_message_us(self, messages: int) -> float:
+        """Microseconds of CPU per message, for ``messages`` handled inside the blocks in all."""
+        return self.seconds / messages * 1e6
 
 
 class StatsFeed:

@@ -26,6 +26,7 @@ skipped, with the reason on stderr, when no NATS server answers at ``NATS_URL``.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -54,6 +55,7 @@ from benchmarks.e2e import (
     wire_size,
     worker_argv,
 )
+from benchmarks.probes import CpuMeter, pids
 from minos.common import Config
 from minos.networks import BrokerClient, BrokerMessageV1
 from minos.networks.actors import run_main
@@ -136,8 +138,10 @@ async def _in_flight(client: BrokerClient, requests: Sequence[BrokerMessageV1], 
     return seconds, latencies
 
 
-async def _path(client: BrokerClient, count: int, depth: int, timeout: float) -> Measurement:
-    requests = command_messages(count)
+async def _path(
+    client: BrokerClient, requests: Sequence[BrokerMessageV1], depth: int, timeout: float
+) -> Measurement:
+    count = len(requests)
     try:
         async with asyncio.timeout(timeout):
             if depth == 1:
@@ -189,8 +193,17 @@ def _ceiling(socket: zmq.Socket[bytes], payloads: Sequence[dict[str, Any]], dept
 
 
 async def _measure(
-    endpoint: str, front: str, plans: list[tuple[str, int, int]], repetitions: int, warmup: int
-) -> list[tuple[str, int, Measurement, Measurement]]:
+    endpoint: str,
+    front: str,
+    plans: list[tuple[str, int, int]],
+    repetitions: int,
+    warmup: int,
+    meters: tuple[list[int], list[int]],
+) -> list[tuple[str, int, Measurement, Measurement, CpuMeter, CpuMeter]]:
+    """Each plan's best repetition of the path and of the ceiling, and the CPU meters of both.
+
+    ``meters`` names the processes of the path and of the ceiling other than this one, which both use.
+    """
     name = f"bench-client-{uuid.uuid4().hex[:8]}"
     config = Config({"name": name, "interfaces": {"broker": broker_config(endpoint)}})
     context: zmq.Context[Any] = zmq.Context()
@@ -205,15 +218,21 @@ async def _measure(
         for depth in sorted({depth for _, depth, _ in plans}):
             socket.setsockopt(zmq.RCVTIMEO, round(1000 * timeout_for(warmup)))
             _ceiling(socket, plain_messages(warmup, size), depth)
-            await _path(client, warmup, depth, timeout_for(warmup))
+            await _path(client, command_messages(warmup), depth, timeout_for(warmup))
         for path, depth, count in plans:
             socket.setsockopt(zmq.RCVTIMEO, round(1000 * timeout_for(count)))
             best: Measurement = (float("inf"), [])
             ceiling_best: Measurement = (float("inf"), [])
+            cpu = CpuMeter([os.getpid(), *meters[0]])
+            ceiling_cpu = CpuMeter([os.getpid(), *meters[1]])
             for _ in range(repetitions):  # interleaved, so that a noisy neighbour hurts both alike
-                ceiling_best = min(ceiling_best, _ceiling(socket, plain_messages(count, size), depth))
-                best = min(best, await _path(client, count, depth, timeout_for(count)))
-            results.append((path, count, best, ceiling_best))
+                payloads = plain_messages(count, size)
+                with ceiling_cpu:
+                    ceiling_best = min(ceiling_best, _ceiling(socket, payloads, depth))
+                requests = command_messages(count)
+                with cpu:
+                    best = min(best, await _path(client, requests, depth, timeout_for(count)))
+            results.append((path, count, best, ceiling_best, cpu, ceiling_cpu))
     finally:
         await client.stop()
         socket.close()
@@ -257,13 +276,14 @@ def _run(quick: bool, scenario: str, path_name: str, nats_endpoint: str | None) 
         handler.wait_ready(STARTUP)
         echo.wait_ready(STARTUP)
 
-        measured = run_main(_measure(endpoint, front, plans, repetitions, warmup))
+        ours = pids(handler) if broker is None else pids(broker, handler)
+        measured = run_main(_measure(endpoint, front, plans, repetitions, warmup, (ours, pids(queue, echo))))
         depths = {depth for _, depth, _ in plans}  # each warmed up once
         sent = len(depths) * warmup + repetitions * sum(count for _, _, count in plans)
         check_count(f"{scenario}: requests handled (all repetitions)", received_total(handler), sent)
 
     results = []
-    for path, count, (seconds, latencies), (ceiling_seconds, ceiling_latencies) in measured:
+    for path, count, (seconds, latencies), (ceiling_seconds, ceiling_latencies), cpu, ceiling_cpu in measured:
         check_count(f"{path}: replies", len(latencies), count)
         check_count(f"{path} ceiling: replies", len(ceiling_latencies), count)
         p50, p99 = percentiles(latencies)
@@ -281,6 +301,9 @@ def _run(quick: bool, scenario: str, path_name: str, nats_endpoint: str | None) 
                 ceiling=f"{CEILING}; its p50 {ceiling_p50:.1f} us, p99 {ceiling_p99:.1f} us",
                 p50_us=p50,
                 p99_us=p99,
+                # With NATS the server's CPU is not ours to read: the path's figure would leave it out.
+                cpu_us=cpu.per_message_us(repetitions * count) if nats_endpoint is None else None,
+                ceiling_cpu_us=ceiling_cpu.per_message_us(repetitions * count),
             )
         )
     return results

@@ -18,13 +18,16 @@ minos.networks roles (the measured paths; ENDPOINT is the broker's, e.g. ``ipc:/
   handled (or ``timeout HANDLED``); ``total`` as for ``handler``.
 - ``publisher ENDPOINT SENDERS [DURABLE_PATH]``: a BrokerPublisher. ``send N`` builds N events, sends
   them from SENDERS concurrent coroutines, each awaiting the broker's acceptance (durable: the commit
-  to its outbox in the SQLite file DURABLE_PATH), and answers ``sent T0 T1``. ``stream N`` does the same
-  but makes each event as a sender takes it, so that the process holds only what is in flight.
+  to its outbox in the SQLite file DURABLE_PATH), and answers ``sent T0 T1``. ``prepare N`` builds N
+  events and answers ``prepared``; the next ``send N`` sends those (so that a CPU measurement around the
+  send leaves the building out). ``stream N`` does the same as ``send`` but makes each event as a sender
+  takes it, so that the process holds only what is in flight.
 
 Raw pyzmq + msgpack roles (the ceilings):
 
 - ``raw-relay IN OUT``: PULL bound at IN -> PUSH bound at OUT, one recv and one send per message.
-- ``raw-push IN SIZE``: PUSH connected to IN; ``send N`` packs and sends N dicts of SIZE bytes.
+- ``raw-push IN SIZE``: PUSH connected to IN; ``send N`` packs and sends N dicts of SIZE bytes;
+  ``prepare N`` as for ``publisher``.
 - ``raw-pull OUT``: PULL connected to OUT; ``expect N TIMEOUT`` and ``total`` as for ``handler``.
 - ``raw-queue FRONT BACK``: ROUTER bound at FRONT <-> DEALER bound at BACK, draining both sides.
 - ``raw-echo BACK``: DEALER connected to BACK; unpacks each request, packs and sends a reply.
@@ -155,15 +158,21 @@ async def publisher(endpoint: str, senders: int, durable_path: str | None = None
 
     async with BrokerPublisher.from_config(_config("bench-publisher", endpoint, durable_path)) as sender:
         say("ready")
+        prepared: list[Any] = []
         async for words in _commands():
-            if words[0] not in ("send", "stream"):
+            if words[0] not in ("prepare", "send", "stream"):
                 say("error unknown command", words[0])
                 continue
             count = int(words[1])
+            if words[0] == "prepare":
+                prepared = event_messages(count)
+                say("prepared")
+                continue
             # send: every event made before the clock starts; stream: made as the senders take them.
             shares: list[Iterable[Any]]
             if words[0] == "send":
-                messages = event_messages(count)
+                messages = prepared if len(prepared) == count else event_messages(count)
+                prepared = []
                 shares = [messages[i::senders] for i in range(senders)]
             else:
                 shared = event_stream(count)  # one generator: each sender takes the next event from it
@@ -208,8 +217,15 @@ def raw_push(inbound: str, size: int) -> None:
     socket.connect(inbound)
     say("ready")
     send, packb = socket.send, msgpack.packb
+    prepared: list[dict[str, Any]] = []
     for line in sys.stdin:
-        messages = plain_messages(int(line.split()[1]), size)
+        command, count = line.split()[0], int(line.split()[1])
+        if command == "prepare":
+            prepared = plain_messages(count, size)
+            say("prepared")
+            continue
+        messages = prepared if len(prepared) == count else plain_messages(count, size)
+        prepared = []
         start = time.monotonic()
         for message in messages:
             send(packb(message))

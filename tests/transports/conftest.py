@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import zmq
+import zmq.asyncio
 
 from minos.networks.transports import BrokerServer, ZmqConnection
 
@@ -140,3 +141,20 @@ async def connect(zmq_context):
     yield open_one
     for connection in opened:
         await connection.close(timeout=1.0)
+
+
+@pytest.fixture
+def async_sockets(zmq_context):
+    """Make zmq.asyncio sockets on the test's context (``make(kind)``), all closed at teardown."""
+    context = zmq.asyncio.Context.shadow(zmq_context.underlying)
+    made = []
+
+    def make(kind):
+        socket = context.socket(kind)
+        socket.setsockopt(zmq.LINGER, 0)
+        made.append(socket)
+        return socket
+
+    yield make
+    for socket in reversed(made):
+        socket.close(linger=0)

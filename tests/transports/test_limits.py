@@ -18,23 +18,6 @@ HELLO_EVERY = 50  # the fuzzer says HELLO again this often, so that it is parsed
 BIG_FRAME = 64 * 1024 * 1024
 
 
-@pytest.fixture
-def async_sockets(zmq_context):
-    """Make zmq.asyncio sockets on the test's context (``make(kind)``), all closed at teardown."""
-    context = zmq.asyncio.Context.shadow(zmq_context.underlying)
-    made = []
-
-    def make(kind):
-        socket = context.socket(kind)
-        socket.setsockopt(zmq.LINGER, 0)
-        made.append(socket)
-        return socket
-
-    yield make
-    for socket in reversed(made):
-        socket.close(linger=0)
-
-
 async def wait_until(condition, ping) -> None:
     """Await ``ping()`` (a round trip to the broker) until ``condition()`` holds, for at most TIMEOUT."""
     async with asyncio.timeout(TIMEOUT):

@@ -68,6 +68,7 @@ __all__ = [
     "BATCH",
     "BYE",
     "CLIENT_COMMANDS",
+    "FLUSH_EVERY",
     "HB",
     "HELLO",
     "HELLO_HEAD",
@@ -130,6 +131,17 @@ LOST_AFTER: Final = 3
 
 BATCH: Final = 10_000
 """At most this many frames are drained, or deliveries taken, before the loop yields."""
+
+FLUSH_EVERY: Final = 32
+"""A connection sends what piled up (replies and other publishes made by its handlers, acknowledgements)
+after every this many deliveries it handles in a row, instead of once the whole burst is handled. The
+broker and the processes after it then work on the start of a burst while the rest is still being
+handled here, rather than the burst moving through the processes as one clump with one process busy at a
+time. Measured (request-reply, 100 in flight, 3 x 20,000): 17.5k -> 21.6k requests/s, the three processes
+busy 1.1 -> 1.6 cores; broker-events (3 x 50,000): 56k -> 71-75k events/s at the same CPU per event.
+Every 8 cost more CPU per message than it gained; 128 was too many to split 100-message bursts. Doing
+the same for a burst of publishes (flushing every N unsent) made broker-events slower at 32 and 256:
+the broker then pays for many small frames. An idle connection still sends each message at once."""
 
 MALFORMED_CUTOFF: Final = 100
 MALFORMED_WINDOW: Final = 10.0

@@ -36,6 +36,7 @@ from .wire import (
     ACK,
     BATCH,
     BYE,
+    FLUSH_EVERY,
     HB,
     HELLO,
     HELLO_HEAD,
@@ -174,6 +175,7 @@ class ZmqConnection(Connection):
         self._control: deque[list[bytes]] = deque()  # sent before publishes and acknowledgements
         self._subscriptions: dict[int, _Subscription] = {}
         self._acks: list[int] = []
+        self._unflushed = 0  # deliveries handled since the last flush (see wire.FLUSH_EVERY)
 
     def __repr__(self) -> str:
         return f"<ZmqConnection {self.endpoint!r} {self._state}>"
@@ -468,11 +470,17 @@ class ZmqConnection(Connection):
             logger.error("%r got deliveries but has no on_delivery handler; they wait for redelivery", self)
             return
         base = self._session << _SESSION_SHIFT
+        socket = self._socket
         for tag, redelivered, topic, body in iter_records(records):
             try:
                 deliver(Incoming(base + tag, topic, body, redelivered == 1))
             except Exception:
                 logger.exception("on_delivery of %r failed on a message to %r", self, topic)
+            self._unflushed += 1
+            if self._unflushed >= FLUSH_EVERY and socket is not None:
+                # The replies and acknowledgements of the first part of a burst go now, so the broker
+                # works on them while this loop handles the rest (see wire.FLUSH_EVERY).
+                self._flush(socket, time.monotonic())
 
     def _welcomed(self, frames: list[bytes]) -> None:
         version, interval_ms = WELCOME_HEAD.unpack(frames[1])
@@ -502,6 +510,7 @@ class ZmqConnection(Connection):
             self._control.append([HB])
 
     def _flush(self, socket: zmq.Socket[bytes], now: float) -> None:
+        self._unflushed = 0
         sent = False
         try:
             control = self._control
