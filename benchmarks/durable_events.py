@@ -29,6 +29,7 @@ from benchmarks.e2e import (
     wire_size,
     worker_argv,
 )
+from benchmarks.probes import CpuMeter, pids
 
 __all__ = ["run"]
 
@@ -82,16 +83,20 @@ def run(quick: bool) -> list[Result]:
         measure_events(push, pull, warmup)
         measure_events(plain_publisher, plain_handler, warmup)
         measure_events(publisher, handler, warmup)
+        cpu = CpuMeter(pids(publisher, brokers[0], handler))
+        plain_cpu = CpuMeter(pids(plain_publisher, brokers[1], plain_handler))
+        ceiling_cpu = CpuMeter(pids(push, relay, pull))
         best = plain_best = ceiling_best = float("inf")
         for _ in range(repetitions):
-            ceiling_best = min(ceiling_best, measure_events(push, pull, messages))
-            plain_best = min(plain_best, measure_events(plain_publisher, plain_handler, messages))
-            best = min(best, measure_events(publisher, handler, messages))
+            ceiling_best = min(ceiling_best, measure_events(push, pull, messages, ceiling_cpu))
+            plain_best = min(plain_best, measure_events(plain_publisher, plain_handler, messages, plain_cpu))
+            best = min(best, measure_events(publisher, handler, messages, cpu))
         sent = warmup + repetitions * messages
         check_count(f"{SCENARIO} (all repetitions)", received_total(handler), sent)
         check_count(f"{SCENARIO} plain (all repetitions)", received_total(plain_handler), sent)
         check_count(f"{SCENARIO} ceiling (all repetitions)", received_total(pull), sent)
     rate, plain_rate, ceiling_rate = messages / best, messages / plain_best, messages / ceiling_best
+    total = repetitions * messages
     return [
         Result(
             scenario=SCENARIO,
@@ -102,6 +107,8 @@ def run(quick: bool) -> list[Result]:
             ceiling_msgs_per_s=ceiling_rate,
             ratio=rate / ceiling_rate,
             ceiling=CEILING,
+            cpu_us=cpu.per_message_us(total),
+            ceiling_cpu_us=ceiling_cpu.per_message_us(total),
         ),
         Result(
             scenario=f"{SCENARIO}:broker-events",
@@ -112,5 +119,7 @@ def run(quick: bool) -> list[Result]:
             ceiling_msgs_per_s=plain_rate,
             ratio=rate / plain_rate,
             ceiling="broker-events (the same three processes without durability), measured in this run",
+            cpu_us=cpu.per_message_us(total),
+            ceiling_cpu_us=plain_cpu.per_message_us(total),
         ),
     ]

@@ -217,6 +217,33 @@ def test_the_topic_frame_is_the_topic_in_utf8_and_nothing_else():
     assert topic == "pedidos.creación".encode()
 
 
+def test_given_headers_are_written_instead_of_the_messages_own_and_the_message_is_untouched():
+    message = BrokerMessageV1(
+        "order.created",
+        BrokerMessageV1Payload({"id": 1}, {"user": "ada"}, BrokerMessageV1Status.ERROR),
+        strategy=BrokerMessageV1Strategy.MULTICAST,
+        reply_topic="orders.reply",
+    )
+    codec = FrameCodec()
+
+    frames = codec.encode(message, headers={"user": "ada", "stamp": "outbox"})
+
+    copy = BrokerMessageV1(
+        message.topic,
+        BrokerMessageV1Payload({"id": 1}, {"user": "ada", "stamp": "outbox"}, BrokerMessageV1Status.ERROR),
+        identifier=message.identifier,
+        strategy=message.strategy,
+        reply_topic=message.reply_topic,
+    )
+    assert frames == codec.encode(copy)  # byte for byte the frames of the copy
+    assert message.payload.headers == {"user": "ada"}
+
+
+def test_given_headers_are_checked_like_the_messages_own():
+    with pytest.raises(FrameEncodeError, match="must map str to str"):
+        FrameCodec().encode(BrokerMessageV1("order.created"), headers={"attempt": 2})  # type: ignore[dict-item]
+
+
 # --- round trips ---------------------------------------------------------------------------------
 
 fixed_offsets = st.integers(-(24 * 3600 * 10**6) + 1, 24 * 3600 * 10**6 - 1).map(

@@ -15,8 +15,6 @@ from ..durable import OUTBOX_HEADER, Outbox, OutboxRow, decode_receipt, receipt_
 from ..exceptions import FrameDecodeError
 from ..protocol import (
     BrokerMessage,
-    BrokerMessageV1,
-    BrokerMessageV1Payload,
     BrokerMessageV1Strategy,
     FrameCodec,
 )
@@ -189,19 +187,9 @@ class BrokerPublisher(StartStop):
         await self._hand_over(message, frames[1])
 
     async def _store(self, outbox: Outbox, message: BrokerMessage) -> None:
-        payload = message.payload
-        stamped = BrokerMessageV1(
-            message.topic,
-            BrokerMessageV1Payload(
-                payload.content,
-                {**payload.headers, OUTBOX_HEADER: receipt_topic(outbox.origin)},
-                payload.status,
-            ),
-            identifier=message.identifier,
-            strategy=message.strategy,
-            reply_topic=message.reply_topic,
-        )
-        body = self._codec.encode(stamped)[1]
+        # The stored copy names the outbox's receipt topic in a header; encoded with it, not rebuilt.
+        headers = {**message.payload.headers, OUTBOX_HEADER: receipt_topic(outbox.origin)}
+        body = self._codec.encode(message, headers=headers)[1]
         await outbox.put(OutboxRow(message.identifier, message.topic, strategy_code(message), body))
 
     def _send_row(self, row: OutboxRow) -> None:

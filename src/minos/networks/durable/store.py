@@ -247,6 +247,12 @@ class DurableStore(ABC):
         """
 
 
+_SQLITE_OUTBOX_PUT = "INSERT OR REPLACE INTO minos_outbox (origin, id, topic, strategy, body, created) VALUES (?, ?, ?, ?, ?, ?)"
+_SQLITE_INBOX_MARK = (
+    "INSERT INTO minos_inbox (grp, topic, id, handled) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+
+
 class SqliteStore(DurableStore):
     """The embedded store: one SQLite file in WAL mode, flushed to disk at every commit.
 
@@ -326,8 +332,19 @@ class SqliteStore(DurableStore):
         with self._io_lock:
             db.execute("BEGIN IMMEDIATE")
             try:
+                puts: list[tuple[Any, ...]] = []  # a run of outbox rows goes in one executemany
                 for operation in operations:
+                    if isinstance(operation, OutboxPut):
+                        row = operation.row
+                        puts.append((operation.origin, row.id.bytes, row.topic, row.strategy, row.body, now))
+                        results.append(None)
+                        continue
+                    if puts:
+                        db.executemany(_SQLITE_OUTBOX_PUT, puts)
+                        puts = []
                     results.append(self._apply_one(db, operation, now))
+                if puts:
+                    db.executemany(_SQLITE_OUTBOX_PUT, puts)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -335,27 +352,25 @@ class SqliteStore(DurableStore):
         return results
 
     @staticmethod
-    def _apply_one(db: sqlite3.Connection, operation: Operation, now: float) -> Any:
-        if isinstance(operation, OutboxPut):
-            row = operation.row
-            db.execute(
-                "INSERT OR REPLACE INTO minos_outbox (origin, id, topic, strategy, body, created) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (operation.origin, row.id.bytes, row.topic, row.strategy, row.body, now),
-            )
-            return None
+    def _apply_one(db: sqlite3.Connection, operation: OutboxDelete | InboxMark, now: float) -> Any:
+        """Apply a delete or a mark (``_apply`` writes the outbox rows itself, a run at a time)."""
         if isinstance(operation, OutboxDelete):
             db.executemany(
                 "DELETE FROM minos_outbox WHERE origin = ? AND id = ?",
                 [(operation.origin, id_.bytes) for id_ in operation.ids],
             )
             return None
+        mark = (operation.group, operation.topic, operation.id.bytes, now)
+        if not operation.effects:
+            # One statement: a savepoint only matters when effects must go back with the mark. A failed
+            # statement leaves the rest of the transaction as it was.
+            try:
+                return db.execute(_SQLITE_INBOX_MARK, mark).rowcount == 1
+            except sqlite3.Error as error:
+                return EffectError(f"the mark of message {operation.id} failed, nothing was stored: {error}")
         db.execute("SAVEPOINT minos_mark")
         try:
-            inserted = db.execute(
-                "INSERT INTO minos_inbox (grp, topic, id, handled) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (operation.group, operation.topic, operation.id.bytes, now),
-            ).rowcount
+            inserted = db.execute(_SQLITE_INBOX_MARK, mark).rowcount
             if inserted != 1:
                 db.execute("ROLLBACK TO minos_mark")
                 return False

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import reprlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Context, Decimal, InvalidOperation
 from struct import Struct
@@ -165,8 +165,13 @@ class FrameCodec:
         """The largest message accepted either way, in bytes."""
         return self._max_frame_size
 
-    def encode(self, message: BrokerMessage) -> list[bytes]:
+    def encode(self, message: BrokerMessage, *, headers: Mapping[str, str] | None = None) -> list[bytes]:
         """Return the two frames of ``message``: its topic and its body.
+
+        Args:
+            message: The message.
+            headers: Written instead of the message's own headers, when given: the frames of a copy that
+                differs only in them, without building the copy (an outbox stamps every message).
 
         Raises:
             FrameEncodeError: when the content holds a type the wire cannot carry, a header is not
@@ -180,7 +185,8 @@ class FrameCodec:
         else:
             raise FrameEncodeError(f"strategy {strategy!r} has no wire code; known: UNICAST, MULTICAST")
         payload = message.payload
-        headers = payload.headers
+        if headers is None:
+            headers = payload.headers
         for key, value in headers.items():
             # Checked by the payload's constructor, but the dict stays mutable (handlers add headers to
             # their replies): a wrong one here would reach the receiver only to be refused there.
