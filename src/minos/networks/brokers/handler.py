@@ -19,7 +19,7 @@ from typing import Any, Self
 
 from minos.common import Config
 
-from ..actors.handoff import LoopHandoff
+from ..actors.handoff import LoopHandoff, resolve
 from ..durable import EffectError, Inbox, ReceiptSender
 from ..durable.inbox import Effects
 from ..enroute import BrokerDispatcher, message_log_fields
@@ -127,7 +127,8 @@ class DispatchSink:
         self._codec = FrameCodec()
         self._waiting: deque[_Job] = deque()
         self._running: set[asyncio.Task[None]] = set()  # handlers that suspended, as Tasks
-        self._publishing: set[asyncio.Future[None]] = set()  # replies and dead letters not accepted yet
+        self._unsettled = 0  # inbox marks, replies and dead letters whose outcome is not known yet
+        self._all_settled: asyncio.Future[None] | None = None  # set by drain() while it waits for them
         self._timers: dict[_Job, asyncio.TimerHandle] = {}  # failed messages waiting for their retry
         self._draining = False
         self.handled = 0
@@ -229,28 +230,27 @@ class DispatchSink:
                 job.counts.handled += 1
             self._answer(job, payload)
             return
-        marked = self._track()
+        self._track()
         try:
             self._inbox.mark(
                 job.message,
                 effects,
                 lambda result, error: self._handoff.call(
-                    self._marked, job, payload, dead_lettered, marked, result, error
+                    self._marked, job, payload, dead_lettered, result, error
                 ),
             )
         except Exception as error:  # the store is closed: stopping
-            self._marked(job, payload, dead_lettered, marked, None, error)
+            self._marked(job, payload, dead_lettered, None, error)
 
     def _marked(
         self,
         job: _Job,
         payload: BrokerMessageV1Payload,
         dead_lettered: bool,
-        marked: asyncio.Future[None],
         new: bool | None,
         error: BaseException | None,
     ) -> None:
-        self._settled(marked)
+        self._settled()
         if (
             isinstance(error, EffectError) and not dead_lettered
         ):  # the handler's effects failed: an attempt failed
@@ -295,17 +295,16 @@ class DispatchSink:
             )
             self._duplicates.forget(job.message.topic, job.message.identifier)
             return
-        accepted = self._track()
-        self._handle.publish(topic, body, UNICAST, partial(self._dead_lettered, job, payload, accepted))
+        self._track()
+        self._handle.publish(topic, body, UNICAST, partial(self._dead_lettered, job, payload))
 
     def _dead_lettered(
         self,
         job: _Job,
         payload: BrokerMessageV1Payload,
-        accepted: asyncio.Future[None],
         error: BaseException | None,
     ) -> None:
-        self._settled(accepted)
+        self._settled()
         if error is not None:
             self._keep_unacknowledged(
                 job, logging.WARNING, f"had its dead letter refused by the broker: {error}"
@@ -346,27 +345,24 @@ class DispatchSink:
             self._ack(job)
             return
         reply = BrokerMessageV1(message.reply_topic, payload, identifier=message.identifier)
-        accepted = self._track()
-        self._handle.publish(
-            reply.topic, self._codec.encode(reply)[1], UNICAST, partial(self._replied, job, accepted)
-        )
+        self._track()
+        self._handle.publish(reply.topic, self._codec.encode(reply)[1], UNICAST, partial(self._replied, job))
 
     def _ack(self, job: _Job) -> None:
         self._handle.ack(job.tag)
         self._receipts.add(job.message)
 
-    def _track(self) -> asyncio.Future[None]:
-        accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._publishing.add(accepted)
-        return accepted
+    def _track(self) -> None:
+        """One more outcome to wait for (an inbox mark, a reply, a dead letter); ``_settled`` once it is known."""
+        self._unsettled += 1
 
-    def _settled(self, accepted: asyncio.Future[None]) -> None:
-        self._publishing.discard(accepted)
-        if not accepted.done():
-            accepted.set_result(None)
+    def _settled(self) -> None:
+        self._unsettled -= 1
+        if not self._unsettled and self._all_settled is not None:
+            resolve(self._all_settled)
 
-    def _replied(self, job: _Job, accepted: asyncio.Future[None], error: BaseException | None) -> None:
-        self._settled(accepted)
+    def _replied(self, job: _Job, error: BaseException | None) -> None:
+        self._settled()
         if error is None:
             self._ack(job)
         else:  # not acknowledged: the broker delivers the request again
@@ -406,8 +402,9 @@ class DispatchSink:
                     timeout,
                 )
                 await asyncio.gather(*pending, return_exceptions=True)
-        if self._publishing:
-            await asyncio.wait(set(self._publishing), timeout=max(0.0, deadline - loop.time()))
+        if self._unsettled:
+            self._all_settled = loop.create_future()
+            await asyncio.wait({self._all_settled}, timeout=max(0.0, deadline - loop.time()))
 
 
 class _Resume:
