@@ -18,7 +18,8 @@ from ..protocol import (
     BrokerMessageV1Strategy,
     FrameCodec,
 )
-from ..transports import BrokerFullError, Incoming
+from ..transports import BrokerFullError, ConnectionClosedError, Incoming
+from ..transports.connection import RoomWaiters
 from ..transports.routing import MULTICAST, UNICAST
 from .config import broker_settings, connection_factory
 from .peer import ConnectionFactory, PeerHandle, Subscription
@@ -87,7 +88,8 @@ class BrokerPublisher(StartStop):
             )
         self.max_in_flight = max_in_flight
         self._codec = FrameCodec()
-        self._slots: asyncio.Semaphore | None = None
+        self._in_flight = 0  # sends awaiting the broker's acceptance
+        self._room = RoomWaiters()  # sends waiting for one of them to end
         self._handoff: LoopHandoff | None = None
 
     @classmethod
@@ -119,8 +121,7 @@ class BrokerPublisher(StartStop):
         Raises:
             StoreError: The outbox's store cannot be opened.
         """
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.max_in_flight)
+        if self._handoff is None:
             self._handoff = LoopHandoff(asyncio.get_running_loop())
         await self.service.start()
         if self.outbox is not None:
@@ -134,6 +135,9 @@ class BrokerPublisher(StartStop):
         if self.outbox is not None:
             await self.outbox.stop()
         await self.service.stop(timeout)
+        self._room.fail(
+            ConnectionClosedError(f"{self.service.name} stopped before the message could be sent")
+        )
         if self.outbox is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.outbox.store.close)
 
@@ -150,15 +154,32 @@ class BrokerPublisher(StartStop):
             ConnectionClosedError: The publisher stopped before the broker accepted the message.
             StoreError: With an outbox, the message could not be stored; nothing was sent.
         """
-        if self._slots is None or not self.service.running:
+        if self._handoff is None or not self.service.running:
             await self.start()
-        assert self._slots is not None
         if self.outbox is not None:
             await self._store(self.outbox, message)
             return
-        frames = self._codec.encode(message)
-        await self._slots.acquire()
-        await self._hand_over(message, frames[1])
+        body = self._codec.encode(message)[1]
+        if self._in_flight >= self.max_in_flight:
+            await self._room.wait(self._full, self._check_running)
+        # One coroutine per send, no semaphore: a counter bounds what is in flight, and in the caller's
+        # loop the message goes straight to the connection (see PeerHandle.publish_in_loop).
+        self._in_flight += 1
+        try:
+            topic, code = message.topic, strategy_code(message)
+            accepted = self.service.handle.publish_in_loop(topic, body, code)
+            if accepted is None:  # another thread's loop, or work queued ahead: through the handle's queue
+                assert self._handoff is not None
+                handoff = self._handoff
+                queued: asyncio.Future[None] = handoff.loop.create_future()
+                self.service.handle.publish(
+                    topic, body, code, lambda error: handoff.call(resolve, queued, None, error)
+                )
+                accepted = queued
+            await accepted
+        finally:
+            self._in_flight -= 1
+            self._room.wake(self.max_in_flight - self._in_flight)
 
     async def send_nowait(self, message: BrokerMessage) -> None:
         """Like ``send``, but refuse at once when ``max_in_flight`` messages are already in flight.
@@ -167,24 +188,27 @@ class BrokerPublisher(StartStop):
             BrokerFullError: Too many messages are in flight (or, with an outbox, wait for their
                 receipt); nothing was sent. Retry later.
         """
-        if self._slots is None or not self.service.running:
+        if self._handoff is None or not self.service.running:
             await self.start()
-        assert self._slots is not None
         if self.outbox is not None:
             if self.outbox.pending >= self.outbox.max_pending:
                 raise BrokerFullError(
                     f"{self.outbox.max_pending} messages already wait in the outbox for their receipt; "
                     "await send() to wait for room"
                 )
-            await self._store(self.outbox, message)
-            return
-        frames = self._codec.encode(message)
-        if self._slots.locked():
+        elif self._in_flight >= self.max_in_flight:
+            self._codec.encode(message)  # content the wire cannot carry is refused as such first
             raise BrokerFullError(
                 f"{self.max_in_flight} messages already await the broker; await send() to wait for room"
             )
-        await self._slots.acquire()
-        await self._hand_over(message, frames[1])
+        await self.send(message)
+
+    def _full(self) -> bool:
+        return self._in_flight >= self.max_in_flight
+
+    def _check_running(self) -> None:
+        if not self.service.running:
+            raise ConnectionClosedError(f"{self.service.name} stopped before the message could be sent")
 
     async def _store(self, outbox: Outbox, message: BrokerMessage) -> None:
         # The stored copy names the outbox's receipt topic in a header; encoded with it, not rebuilt.
@@ -194,25 +218,6 @@ class BrokerPublisher(StartStop):
 
     def _send_row(self, row: OutboxRow) -> None:
         self.service.handle.publish(row.topic, row.body, row.strategy, _log_refusal)
-
-    async def _hand_over(self, message: BrokerMessage, body: bytes) -> None:
-        assert self._slots is not None
-        assert self._handoff is not None
-        handoff, handle = self._handoff, self.service.handle
-        try:
-            accepted = handle.publish_in_loop(message.topic, body, strategy_code(message))
-            if accepted is None:  # another thread's loop, or work queued ahead: through the handle's queue
-                queued: asyncio.Future[None] = handoff.loop.create_future()
-                handle.publish(
-                    message.topic,
-                    body,
-                    strategy_code(message),
-                    lambda error: handoff.call(resolve, queued, None, error),
-                )
-                accepted = queued
-            await accepted
-        finally:
-            self._slots.release()
 
 
 def _log_refusal(error: BaseException | None) -> None:

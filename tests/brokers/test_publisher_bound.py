@@ -1,0 +1,118 @@
+"""BrokerPublisher lets at most ``max_in_flight`` sends await the broker's acceptance at once.
+
+Played against a fake broker (a ROUTER socket of the test's own) that accepts publishes only when the
+test says so, so the sends in flight stay in flight for as long as the test needs.
+"""
+
+import asyncio
+import struct
+from functools import partial
+
+import pytest
+import zmq
+import zmq.asyncio
+
+from minos.networks import BrokerMessageV1, BrokerMessageV1Payload, BrokerPublisher
+from minos.networks.transports import BrokerFullError, ConnectionClosedError, ZmqConnection
+from minos.networks.transports.wire import iter_records
+
+WAIT = 5.0
+
+
+class FakeBroker:
+    """Welcomes one client, records its publishes, and accepts them only on ``accept``."""
+
+    def __init__(self, context: zmq.asyncio.Context, endpoint: str) -> None:
+        self.socket = context.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.bind(endpoint)
+        self.peer = b""
+        self.published: list[tuple[int, bytes]] = []  # (sequence, body)
+
+    async def welcome(self) -> None:
+        while True:
+            peer, command, *_ = await self.socket.recv_multipart()
+            if command == b"HELLO":
+                self.peer = peer
+                await self.socket.send_multipart([peer, b"WELCOME", struct.pack(">HI", 1, 1000)])
+                return
+
+    async def published_count(self, count: int) -> None:
+        """Read frames until ``count`` publishes have arrived in all."""
+        while len(self.published) < count:
+            _, command, *rest = await self.socket.recv_multipart()
+            if command == b"PUB":
+                self.published += [(sequence, body) for sequence, _, _, body in iter_records(rest[0])]
+
+    async def accept(self, *sequences: int) -> None:
+        await self.socket.send_multipart(
+            [self.peer, b"PUBOK", struct.pack(f">{len(sequences)}Q", *sequences)]
+        )
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+
+@pytest.fixture
+def context():
+    """The connection's plain context; the fake broker's asyncio socket shares it (inproc needs one context)."""
+    context = zmq.Context()
+    yield context
+    context.term()
+
+
+@pytest.fixture
+async def fake_broker(context):
+    broker = FakeBroker(zmq.asyncio.Context.shadow(context.underlying), "inproc://publisher-bound")
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+async def publisher(context, fake_broker):
+    connect = partial(ZmqConnection, "inproc://publisher-bound", context=context, heartbeat_interval=1.0)
+    publisher = BrokerPublisher(connect, name="bounded", max_in_flight=2, close_timeout=0.2)
+    async with asyncio.timeout(WAIT):
+        await asyncio.gather(fake_broker.welcome(), publisher.start())
+    yield publisher
+    await publisher.stop(timeout=0.5)
+
+
+def event(number: int) -> BrokerMessageV1:
+    return BrokerMessageV1("order.created", BrokerMessageV1Payload(number))
+
+
+async def test_a_third_send_waits_until_one_of_two_in_flight_is_accepted(fake_broker, publisher):
+    first = asyncio.create_task(publisher.send(event(1)))
+    second = asyncio.create_task(publisher.send(event(2)))
+    async with asyncio.timeout(WAIT):
+        await fake_broker.published_count(2)
+    third = asyncio.create_task(publisher.send(event(3)))
+    await asyncio.sleep(0)  # sync-ok: one loop turn, so the third send reaches its wait
+    assert not third.done()
+    assert await fake_broker.socket.poll(timeout=100) == 0  # and nothing more reached the broker
+
+    with pytest.raises(BrokerFullError, match="2 messages already await the broker"):
+        await publisher.send_nowait(event(4))
+
+    async with asyncio.timeout(WAIT):
+        await fake_broker.accept(1)
+        await first
+        await fake_broker.published_count(3)  # the third went out once the first was accepted
+        await fake_broker.accept(2, 3)
+        await asyncio.gather(second, third)
+    assert [sequence for sequence, _ in fake_broker.published] == [1, 2, 3]
+
+
+async def test_stopping_fails_the_sends_still_waiting_for_room(fake_broker, publisher):
+    in_flight = [asyncio.create_task(publisher.send(event(number))) for number in (1, 2)]
+    async with asyncio.timeout(WAIT):
+        await fake_broker.published_count(2)
+    waiting = asyncio.create_task(publisher.send(event(3)))
+    await asyncio.sleep(0)  # sync-ok: one loop turn, so the third send reaches its wait
+    assert not waiting.done()
+
+    await publisher.stop(timeout=0.1)
+
+    outcomes = await asyncio.gather(*in_flight, waiting, return_exceptions=True)
+    assert all(isinstance(outcome, ConnectionClosedError) for outcome in outcomes), outcomes
