@@ -35,6 +35,25 @@ def test_a_pair_is_forgotten_after_the_ttl():
     assert not duplicates.check_and_remember("t", identifier)
 
 
+def test_expired_pairs_leave_memory_as_new_ones_arrive_and_younger_ones_stay():
+    clock = FakeClock()
+    duplicates = DuplicateFilter(ttl=10, clock=clock)
+    old = [uuid4() for _ in range(3)]
+    for identifier in old:
+        duplicates.check_and_remember("t", identifier)
+    clock.now += 5
+    younger = uuid4()
+    duplicates.check_and_remember("t", younger)
+    clock.now += 5.5  # the first three expired, the younger one has 4.5 s left
+
+    assert not duplicates.check_and_remember("t", uuid4())
+    assert len(duplicates) == 2  # the younger pair and the new one
+    assert duplicates.check_and_remember("t", younger)
+    clock.now += 10
+    assert not duplicates.check_and_remember("t", uuid4())
+    assert len(duplicates) == 1
+
+
 def test_memory_stays_bounded_by_forgetting_the_oldest_first():
     duplicates = DuplicateFilter(max_entries=3, clock=FakeClock())
     identifiers = [uuid4() for _ in range(5)]

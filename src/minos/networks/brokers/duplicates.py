@@ -40,6 +40,8 @@ class DuplicateFilter:
         self._clock = clock
         # (topic, identifier.int) -> expiry, oldest first; the int hashes in C, a UUID in Python.
         self._seen: OrderedDict[tuple[str, int], float] = OrderedDict()
+        # No pair expires before this (the oldest's expiry, or earlier): until then nothing is looked at.
+        self._next_expiry = float("inf")
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -47,26 +49,34 @@ class DuplicateFilter:
 
     def check_and_remember(self, topic: str, identifier: UUID) -> bool:
         """Remember the pair and return whether it had been seen (and not yet forgotten) before."""
+        key = (topic, identifier.int)
         with self._lock:
-            return self._check_and_remember(topic, identifier)
+            now = self._clock()
+            seen = self._seen
+            if now >= self._next_expiry:
+                self._expire(now)
+            if key in seen:
+                return True
+            expiry = seen[key] = now + self.ttl
+            if expiry < self._next_expiry:  # the only pair now
+                self._next_expiry = expiry
+            if len(seen) > self.max_entries:
+                seen.popitem(last=False)  # the next expiry only moves later: _next_expiry stays safe
+            return False
 
     def forget(self, topic: str, identifier: UUID) -> None:
         """Forget the pair, so its next copy is handled (a message given back, or replayed)."""
         with self._lock:
             self._seen.pop((topic, identifier.int), None)
 
-    def _check_and_remember(self, topic: str, identifier: UUID) -> bool:
-        now = self._clock()
+    def _expire(self, now: float) -> None:
+        """Drop the pairs expired at ``now``, oldest first (insertion order is expiry order)."""
         seen = self._seen
-        while seen:  # expire from the oldest end; entries are in insertion order, so expiry order too
+        while seen:
             oldest_key = next(iter(seen))
-            if seen[oldest_key] > now:
-                break
+            expiry = seen[oldest_key]
+            if expiry > now:
+                self._next_expiry = expiry
+                return
             del seen[oldest_key]
-        key = (topic, identifier.int)
-        if key in seen:
-            return True
-        seen[key] = now + self.ttl
-        if len(seen) > self.max_entries:
-            seen.popitem(last=False)
-        return False
+        self._next_expiry = float("inf")

@@ -72,7 +72,11 @@ def normalize_status(status: int) -> int:
 
 
 def _all_str(headers: dict[str, str]) -> bool:
-    return all(not (not isinstance(key, str) or not isinstance(value, str)) for key, value in headers.items())
+    # A plain loop: a generator and all() cost more than the check itself on the usual one or two headers.
+    for key, value in headers.items():  # noqa: SIM110
+        if not isinstance(key, str) or not isinstance(value, str):
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
