@@ -119,6 +119,40 @@ def test_a_failing_effect_rolls_back_its_own_message_only(store_factory):
     assert results.wait(4)[3] == (True, None)
 
 
+def test_in_one_transaction_each_mark_says_whether_it_is_new_duplicates_of_the_same_batch_included(
+    store_factory,
+):
+    """Marks without effects go in one statement when all are new, one by one when some are not."""
+    store = store_factory()
+    store.open()
+    first, second, third = uuid4(), uuid4(), uuid4()
+    outbox_row = row()
+
+    # Applied directly, as the writer thread applies one batch (so the batch is exactly this one).
+    assert store._apply(
+        [
+            InboxMark("group", "orders", first),
+            InboxMark("group", "orders", second),
+            OutboxPut("publisher", outbox_row),
+            InboxMark("group", "orders", first),  # a copy within the same batch
+            InboxMark("other-group", "orders", first),  # another group's mark of the same message
+        ]
+    ) == [True, True, None, False, True]
+    assert store._apply([InboxMark("group", "orders", third), InboxMark("group", "orders", second)]) == [
+        True,
+        False,
+    ]
+    assert store._apply([InboxMark("group", "orders", uuid4()), InboxMark("group", "invoices", first)]) == [
+        True,
+        True,
+    ]
+    marked = run_sql(store, "SELECT grp, topic FROM minos_inbox")
+    assert sorted(map(tuple, marked)) == sorted(
+        [("group", "orders")] * 4 + [("other-group", "orders"), ("group", "invoices")]
+    )
+    assert store.load_outbox("publisher") == [outbox_row]
+
+
 def test_a_burst_is_committed_in_far_fewer_transactions_than_operations(store_factory):
     store = store_factory()
     store.open()

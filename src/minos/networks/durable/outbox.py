@@ -141,7 +141,8 @@ class Outbox:
         Raises:
             StoreError: when the commit failed; the message was not stored and not sent.
         """
-        await self._room.wait(lambda: len(self._pending) >= self.max_pending, lambda: None)
+        if len(self._pending) >= self.max_pending:  # only then: a coroutine per put costs more than the check
+            await self._room.wait(lambda: len(self._pending) >= self.max_pending, lambda: None)
         handoff, send = self._handoff, self._send
         if handoff is None or send is None:
             raise RuntimeError(f"{self!r} is not started")

@@ -327,29 +327,70 @@ class SqliteStore(DurableStore):
     def _apply(self, operations: list[Operation]) -> list[Any]:
         db = self._db
         assert db is not None
-        results: list[Any] = []
+        results: list[Any] = [None] * len(operations)
         now = time.time()
         with self._io_lock:
             db.execute("BEGIN IMMEDIATE")
             try:
-                puts: list[tuple[Any, ...]] = []  # a run of outbox rows goes in one executemany
-                for operation in operations:
+                # Runs of outbox rows, and runs of marks without effects, go in one executemany each.
+                puts: list[tuple[Any, ...]] = []
+                marks: list[tuple[int, InboxMark]] = []
+                for index, operation in enumerate(operations):
                     if isinstance(operation, OutboxPut):
+                        if marks:
+                            self._apply_marks(db, marks, results, now)
+                            marks = []
                         row = operation.row
                         puts.append((operation.origin, row.id.bytes, row.topic, row.strategy, row.body, now))
-                        results.append(None)
                         continue
                     if puts:
                         db.executemany(_SQLITE_OUTBOX_PUT, puts)
                         puts = []
-                    results.append(self._apply_one(db, operation, now))
+                    if isinstance(operation, InboxMark) and not operation.effects:
+                        marks.append((index, operation))
+                        continue
+                    if marks:
+                        self._apply_marks(db, marks, results, now)
+                        marks = []
+                    results[index] = self._apply_one(db, operation, now)
                 if puts:
                     db.executemany(_SQLITE_OUTBOX_PUT, puts)
+                if marks:
+                    self._apply_marks(db, marks, results, now)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
         return results
+
+    @classmethod
+    def _apply_marks(
+        cls, db: sqlite3.Connection, marks: list[tuple[int, InboxMark]], results: list[Any], now: float
+    ) -> None:
+        """Apply a run of marks without effects, putting each one's result at its index in ``results``.
+
+        All in one executemany when every mark is new (the usual case, told by the count of rows it
+        inserted); when some were marked before (or it fails), that is undone and the marks go one by
+        one, which tells which is which.
+        """
+        if len(marks) > 1:
+            db.execute("SAVEPOINT minos_marks")
+            try:
+                before = db.total_changes
+                db.executemany(
+                    _SQLITE_INBOX_MARK, [(mark.group, mark.topic, mark.id.bytes, now) for _, mark in marks]
+                )
+                if db.total_changes - before == len(marks):
+                    db.execute("RELEASE minos_marks")
+                    for index, _ in marks:
+                        results[index] = True
+                    return
+            except sqlite3.Error:
+                pass
+            db.execute("ROLLBACK TO minos_marks")
+            db.execute("RELEASE minos_marks")
+        for index, mark in marks:
+            results[index] = cls._apply_one(db, mark, now)
 
     @staticmethod
     def _apply_one(db: sqlite3.Connection, operation: OutboxDelete | InboxMark, now: float) -> Any:
