@@ -238,9 +238,11 @@ class ZmqConnection(Connection):
         await self.publish_nowait(topic, body, strategy)
 
     def publish_nowait(self, topic: str, body: bytes, strategy: Strategy) -> asyncio.Future[None]:
-        self._check_open("publish")
+        if self._state != "open":  # the checks' own calls only when one fails: this runs per message
+            self._check_open("publish")
         encoded = check_message(topic, strategy)
-        self._check_size(topic, body)
+        if len(body) > self.max_frame_size:
+            self._check_size(topic, body)
         if not self._publishes.has_room:
             raise BrokerFullError(
                 f"{len(self._publishes)} publishes to {self.endpoint!r} await the broker's acceptance, the "
