@@ -52,6 +52,11 @@ class PublishWindow:
         self._retry_at: float | None = None
         self._retry_delay = _RETRY_FIRST
         self._room = RoomWaiters()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Make the futures of ``add`` in ``loop`` (the connection's), without looking it up per publish."""
+        self._loop = loop
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -65,7 +70,9 @@ class PublishWindow:
 
     def add(self, topic: str, encoded_topic: bytes, body: bytes, strategy: int) -> asyncio.Future[None]:
         """Queue a publish (the caller checked ``has_room``); the future resolves once it is accepted."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # asyncio.get_running_loop() makes a getpid() system call on Python 3.11: not once per message.
+        loop = self._loop if self._loop is not None else asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._sequence += 1
         sequence = self._sequence
         record = RECORD_HEAD.pack(sequence, strategy, len(encoded_topic), len(body)) + encoded_topic + body

@@ -186,6 +186,7 @@ class ZmqConnection(Connection):
         if self._state != "new":
             raise ConnectionClosedError(f"{self!r} was opened before; make a new connection")
         loop = self._loop = asyncio.get_running_loop()
+        self._publishes.bind(loop)
         self._waker = Wakeup(loop)
         self._closed = asyncio.Event()
         try:
