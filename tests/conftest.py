@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import zmq
 
 # The prefix every thread started by minos.networks carries (minos.networks.actors.THREAD_PREFIX); spelled
 # out here so this check works even when the package fails to import.
@@ -266,3 +267,11 @@ class CliProcess:
         self.popen.wait(self.stop_timeout)
         self._reader.join(self.stop_timeout)
         self.popen.stdout.close()
+
+
+@pytest.fixture
+def zmq_context():
+    """A context of the test's own, terminated at teardown (every socket must be closed by then)."""
+    context = zmq.Context()
+    yield context
+    context.term()

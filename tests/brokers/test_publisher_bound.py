@@ -54,23 +54,16 @@ class FakeBroker:
 
 
 @pytest.fixture
-def context():
-    """The connection's plain context; the fake broker's asyncio socket shares it (inproc needs one context)."""
-    context = zmq.Context()
-    yield context
-    context.term()
-
-
-@pytest.fixture
-async def fake_broker(context):
-    broker = FakeBroker(zmq.asyncio.Context.shadow(context.underlying), "inproc://publisher-bound")
+async def fake_broker(zmq_context):
+    # inproc needs one context: the fake broker's asyncio socket shares the connection's plain one.
+    broker = FakeBroker(zmq.asyncio.Context.shadow(zmq_context.underlying), "inproc://publisher-bound")
     yield broker
     broker.close()
 
 
 @pytest.fixture
-async def publisher(context, fake_broker):
-    connect = partial(ZmqConnection, "inproc://publisher-bound", context=context, heartbeat_interval=1.0)
+async def publisher(zmq_context, fake_broker):
+    connect = partial(ZmqConnection, "inproc://publisher-bound", context=zmq_context, heartbeat_interval=1.0)
     publisher = BrokerPublisher(connect, name="bounded", max_in_flight=2, close_timeout=0.2)
     async with asyncio.timeout(WAIT):
         await asyncio.gather(fake_broker.welcome(), publisher.start())

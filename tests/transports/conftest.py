@@ -51,14 +51,6 @@ class BrokerThread:
 
 
 @pytest.fixture
-def zmq_context():
-    """A context of the test's own, terminated at teardown (every socket must be closed by then)."""
-    context = zmq.Context()
-    yield context
-    context.term()
-
-
-@pytest.fixture
 def short_dir(tmp_path):
     """A directory whose socket paths fit the ipc limit: tmp_path when short enough."""
     if len(str(tmp_path / "broker.sock")) <= IPC_PATH_LIMIT:
