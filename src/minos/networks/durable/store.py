@@ -247,7 +247,10 @@ class DurableStore(ABC):
         """
 
 
-_SQLITE_OUTBOX_PUT = "INSERT OR REPLACE INTO minos_outbox (origin, id, topic, strategy, body, created) VALUES (?, ?, ?, ?, ?, ?)"
+_SQLITE_OUTBOX_PUT = (
+    "INSERT OR REPLACE INTO minos_outbox (origin, id, topic, strategy, body, created) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
 _SQLITE_INBOX_MARK = (
     "INSERT INTO minos_inbox (grp, topic, id, handled) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
