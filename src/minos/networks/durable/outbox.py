@@ -79,7 +79,8 @@ class Outbox:
         self.max_pending = max_pending
         self.resend_after = resend_after
         self.max_resend_interval = max_resend_interval
-        self._pending: dict[UUID, _Pending] = {}
+        # By the identifier's int: it hashes in C, a UUID in Python (three lookups per message).
+        self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()  # _pending: the caller's loop adds, the receipts' loop removes
         self._handoff: LoopHandoff | None = None
         self._room = RoomWaiters()
@@ -115,7 +116,7 @@ class Outbox:
         now = time.monotonic()
         with self._lock:
             for row in rows:
-                self._pending[row.id] = _Pending(row, now + self.resend_after, self.resend_after)
+                self._pending[row.id.int] = _Pending(row, now + self.resend_after, self.resend_after)
         if rows:
             logger.info("%s: sending again %d messages stored before a restart", self, len(rows))
         for row in rows:
@@ -148,7 +149,7 @@ class Outbox:
             raise RuntimeError(f"{self!r} is not started")
         committed: asyncio.Future[None] = handoff.loop.create_future()
         with self._lock:  # reserved now, so concurrent puts see the room taken
-            self._pending[row.id] = _Pending(row, float("inf"), self.resend_after)
+            self._pending[row.id.int] = _Pending(row, float("inf"), self.resend_after)
         self.store.submit(
             OutboxPut(self.origin, row), lambda _result, error: handoff.call(resolve, committed, None, error)
         )
@@ -156,11 +157,11 @@ class Outbox:
             await committed
         except BaseException:
             with self._lock:
-                self._pending.pop(row.id, None)
+                self._pending.pop(row.id.int, None)
             self._wake_waiters()
             raise
         with self._lock:
-            entry = self._pending.get(row.id)
+            entry = self._pending.get(row.id.int)
             if entry is not None:
                 entry.due = time.monotonic() + self.resend_after
         send(row)
@@ -168,7 +169,7 @@ class Outbox:
     def confirm(self, identifiers: Iterable[UUID]) -> None:
         """Delete the rows a receipt confirms; callable from any thread. Unknown identifiers are ignored."""
         with self._lock:
-            gone = tuple(identifier for identifier in identifiers if self._pending.pop(identifier, None))
+            gone = tuple(identifier for identifier in identifiers if self._pending.pop(identifier.int, None))
         if not gone:
             return
         self.confirmed += len(gone)
