@@ -79,6 +79,11 @@ def test_the_quick_end_to_end_scenarios_measure_every_path_next_to_its_ceiling(t
             assert 0 < result["p50_us"] <= result["p99_us"]
         else:
             assert (result["p50_us"], result["p99_us"]) == (None, None)
+        if result["scenario"] == "embedded-events":  # one process: its CPU is both sides', not measured
+            assert (result["cpu_us"], result["ceiling_cpu_us"]) == (None, None)
+        else:  # the CPU of the processes of each side, per message
+            assert result["cpu_us"] > 0
+            assert result["ceiling_cpu_us"] > 0
     for scenario in END_TO_END:
         assert scenario in completed.stdout
 
@@ -120,6 +125,22 @@ def test_the_quick_durable_scenario_compares_itself_with_the_raw_ceiling_and_wit
     assert raw["msgs_per_s"] == plain["msgs_per_s"] > 0  # one durable measurement, two yardsticks
     for result in (raw, plain):
         assert result["ratio"] == result["msgs_per_s"] / result["ceiling_msgs_per_s"]
+    assert raw["cpu_us"] == plain["cpu_us"] > 0  # the durable path's CPU, next to each yardstick's
+    assert raw["ceiling_cpu_us"] > 0
+    assert plain["ceiling_cpu_us"] > 0
+
+
+def test_the_instruction_count_workload_runs_the_embedded_path_and_needs_valgrind(monkeypatch, capsys):
+    from benchmarks import instructions
+    from benchmarks.e2e import COUNTER
+
+    before = COUNTER.total
+    instructions.run_workload(50, durable=True)
+    assert COUNTER.total - before == instructions.WARMUP + 50  # every event handled, none twice
+
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: None)
+    assert instructions.main(["--messages", "10"]) == 2
+    assert "valgrind is not installed" in capsys.readouterr().err
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
