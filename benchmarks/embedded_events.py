@@ -44,7 +44,7 @@ from minos.networks import BrokerMessageV1, BrokerPublisher
 from minos.networks.actors import run_main
 from minos.networks.brokers import BrokerPort
 
-__all__ = ["SENDERS", "run"]
+__all__ = ["SENDERS", "embedded_config", "measure_path", "run"]
 
 SCENARIO = "embedded-events"
 PATH = "publisher -> inproc broker -> dispatcher -> handler"
@@ -159,8 +159,19 @@ class _RawPipeline:
         return self._finished_at - start
 
 
-async def _measure_path(publisher: BrokerPublisher, messages: list[BrokerMessageV1], timeout: float) -> float:
-    """Publish ``messages``; the seconds from the first send until the handler counted the last one."""
+def embedded_config(name: str, durable_path: str | None = None) -> Config:
+    """A service running BenchService behind an embedded broker at ``inproc://NAME``; durable with a path."""
+    broker: dict[str, Any] = {"endpoint": f"inproc://{name}", "embedded": True}
+    if durable_path is not None:
+        broker["durable"] = {"path": durable_path}
+    return Config({"name": name, "services": [BenchService], "interfaces": {"broker": broker}})
+
+
+async def measure_path(
+    publisher: BrokerPublisher, messages: list[BrokerMessageV1], timeout: float, senders: int = SENDERS
+) -> float:
+    """Publish ``messages`` from ``senders`` coroutines; the seconds from the first send until the handler
+    counted the last one."""
     loop = asyncio.get_running_loop()
     reached = asyncio.Event()
     COUNTER.arm(len(messages), lambda: loop.call_soon_threadsafe(reached.set))
@@ -173,7 +184,7 @@ async def _measure_path(publisher: BrokerPublisher, messages: list[BrokerMessage
     start = time.monotonic()
     try:
         async with asyncio.timeout(timeout):
-            await asyncio.gather(*(send_all(messages[i::SENDERS]) for i in range(SENDERS)))
+            await asyncio.gather(*(send_all(messages[i::senders]) for i in range(senders)))
             await reached.wait()
     except TimeoutError:
         raise WorkerError(
@@ -185,14 +196,7 @@ async def _measure_path(publisher: BrokerPublisher, messages: list[BrokerMessage
 
 
 async def _run(messages: int, repetitions: int, warmup: int) -> Result:
-    name = f"bench-embedded-{uuid.uuid4().hex[:8]}"
-    config = Config(
-        {
-            "name": name,
-            "services": [BenchService],
-            "interfaces": {"broker": {"endpoint": f"inproc://{name}", "embedded": True}},
-        }
-    )
+    config = embedded_config(f"bench-embedded-{uuid.uuid4().hex[:8]}")
     size = wire_size(event_messages(1)[0])
     sent = 0
     handled_before = COUNTER.total
@@ -204,12 +208,12 @@ async def _run(messages: int, repetitions: int, warmup: int) -> Result:
             await port.start()
             await publisher.start()
             ceiling.measure(plain_messages(warmup, size))
-            await _measure_path(publisher, event_messages(warmup), timeout_for(warmup))
+            await measure_path(publisher, event_messages(warmup), timeout_for(warmup))
             sent += warmup
             for _ in range(repetitions):  # interleaved, so that a noisy neighbour hurts both alike
                 ceiling_best = min(ceiling_best, ceiling.measure(plain_messages(messages, size)))
                 best = min(
-                    best, await _measure_path(publisher, event_messages(messages), timeout_for(messages))
+                    best, await measure_path(publisher, event_messages(messages), timeout_for(messages))
                 )
                 sent += messages
         finally:

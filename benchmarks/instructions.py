@@ -16,7 +16,6 @@ slower).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 import shutil
 import subprocess
@@ -24,10 +23,6 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Sequence
-from functools import partial
-from typing import Any
-
-from minos.common import Config
 
 WARMUP = 500
 SENDERS = 100
@@ -37,35 +32,21 @@ _COLLECTED = re.compile(r"Collected : (\d+)")
 
 
 async def _workload(messages: int, durable: bool) -> None:
-    from benchmarks.e2e import COUNTER, BenchService, event_messages
+    from benchmarks.e2e import event_messages, timeout_for
+    from benchmarks.embedded_events import embedded_config, measure_path
     from minos.networks import BrokerPublisher
     from minos.networks.brokers import BrokerPort
 
-    name = f"instructions-{uuid.uuid4().hex[:8]}"
-    broker: dict[str, Any] = {"endpoint": f"inproc://{name}", "embedded": True}
     with tempfile.TemporaryDirectory() as directory:
-        if durable:
-            broker["durable"] = {"path": f"{directory}/durable.sqlite"}
-        config = Config({"name": name, "services": [BenchService], "interfaces": {"broker": broker}})
+        name = f"instructions-{uuid.uuid4().hex[:8]}"
+        config = embedded_config(name, f"{directory}/durable.sqlite" if durable else None)
         port, publisher = BrokerPort.from_config(config), BrokerPublisher.from_config(config)
         await port.start()
         await publisher.start()
-        loop = asyncio.get_running_loop()
-
-        async def send_all(share: Sequence[Any]) -> None:
-            for event in share:
-                await publisher.send(event)
-
         try:
             for count in (WARMUP, messages):
-                if not count:
-                    continue
-                events = event_messages(count)
-                reached = asyncio.Event()
-                COUNTER.arm(count, partial(loop.call_soon_threadsafe, reached.set))
-                async with asyncio.timeout(60 + count / 50):
-                    await asyncio.gather(*(send_all(events[i::SENDERS]) for i in range(SENDERS)))
-                    await reached.wait()
+                if count:
+                    await measure_path(publisher, event_messages(count), timeout_for(count), SENDERS)
         finally:
             await publisher.stop()
             await port.stop()

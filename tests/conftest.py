@@ -275,3 +275,14 @@ def zmq_context():
     context = zmq.Context()
     yield context
     context.term()
+
+
+async def welcome_peer(router) -> bytes:
+    """Play a broker on ``router`` (a zmq.asyncio ROUTER socket): answer a client's HELLO, its first frame,
+    with WELCOME (heartbeats every second); return the client's routing id."""
+    from minos.networks.transports.wire import PROTOCOL_VERSION, WELCOME_HEAD
+
+    peer, command, _ = await router.recv_multipart()
+    assert command == b"HELLO"
+    await router.send_multipart([peer, b"WELCOME", WELCOME_HEAD.pack(PROTOCOL_VERSION, 1000)])
+    return peer

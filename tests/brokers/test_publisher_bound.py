@@ -16,6 +16,8 @@ from minos.networks import BrokerMessageV1, BrokerMessageV1Payload, BrokerPublis
 from minos.networks.transports import BrokerFullError, ConnectionClosedError, ZmqConnection
 from minos.networks.transports.wire import iter_records
 
+from ..conftest import welcome_peer
+
 WAIT = 5.0
 
 
@@ -30,12 +32,7 @@ class FakeBroker:
         self.published: list[tuple[int, bytes]] = []  # (sequence, body)
 
     async def welcome(self) -> None:
-        while True:
-            peer, command, *_ = await self.socket.recv_multipart()
-            if command == b"HELLO":
-                self.peer = peer
-                await self.socket.send_multipart([peer, b"WELCOME", struct.pack(">HI", 1, 1000)])
-                return
+        self.peer = await welcome_peer(self.socket)
 
     async def published_count(self, count: int) -> None:
         """Read frames until ``count`` publishes have arrived in all."""

@@ -12,6 +12,8 @@ import zmq.asyncio
 from minos.networks.exceptions import FrameEncodeError
 from minos.networks.transports.wire import MALFORMED_CUTOFF, RECORD_HEAD, iter_records
 
+from ..conftest import welcome_peer
+
 TIMEOUT = 4.0
 FUZZ_FRAMES = 10_000
 HELLO_EVERY = 50  # the fuzzer says HELLO again this often, so that it is parsed as a known peer again
@@ -211,14 +213,10 @@ async def test_fuzzed_frames_sent_to_a_service_are_counted_and_ignored_and_it_re
     endpoint = fake_broker.getsockopt_string(zmq.LAST_ENDPOINT)
     inbox = make_inbox()
 
-    async def welcome() -> bytes:
-        peer, command, _ = await fake_broker.recv_multipart()
-        assert command == b"HELLO"
-        await fake_broker.send_multipart([peer, b"WELCOME", struct.pack(">HI", 1, 1000)])
-        return peer
-
     async with asyncio.timeout(TIMEOUT):
-        peer, connection = await asyncio.gather(welcome(), connect(endpoint, inbox, heartbeat_interval=1.0))
+        peer, connection = await asyncio.gather(
+            welcome_peer(fake_broker), connect(endpoint, inbox, heartbeat_interval=1.0)
+        )
     record = RECORD_HEAD.pack(1, 0, 13, 5) + b"order.createdhello"
     templates = [
         [b"MSG", record + record],

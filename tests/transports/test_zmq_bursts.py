@@ -13,6 +13,8 @@ import zmq
 from minos.networks.transports import ConnectionClosedError
 from minos.networks.transports.wire import FLUSH_EVERY, RECORD_HEAD, iter_records
 
+from ..conftest import welcome_peer
+
 TIMEOUT = 4.0
 BURST = 2 * FLUSH_EVERY + FLUSH_EVERY // 2
 
@@ -31,16 +33,10 @@ async def test_a_burst_in_one_frame_is_acknowledged_in_parts_as_it_is_handled(as
             self.connection.ack([incoming.tag])
             replies.append(self.connection.publish_nowait("reply", incoming.body, 0))
 
-    async def welcome() -> bytes:
-        peer, command, _ = await fake_broker.recv_multipart()
-        assert command == b"HELLO"
-        await fake_broker.send_multipart([peer, b"WELCOME", struct.pack(">HI", 1, 1000)])
-        return peer
-
     replier = Replier()
     async with asyncio.timeout(TIMEOUT):
         peer, connection = await asyncio.gather(
-            welcome(), connect("inproc://bursts", replier, heartbeat_interval=1.0)
+            welcome_peer(fake_broker), connect("inproc://bursts", replier, heartbeat_interval=1.0)
         )
         records = b"".join(
             RECORD_HEAD.pack(tag, 0, 5, 2) + b"event" + tag.to_bytes(2) for tag in range(1, BURST + 1)

@@ -217,28 +217,12 @@ class BrokerPublisher(StartStop):
         await outbox.put(OutboxRow(message.identifier, message.topic, strategy_code(message), body))
 
     def _send_row(self, row: OutboxRow) -> None:
-        handle = self.service.handle
-        try:  # in the caller's loop: straight to the connection, its acceptance future only logged
-            accepted = handle.publish_in_loop(row.topic, row.body, row.strategy)
-        except Exception as error:
-            _log_refusal(error)
-            return
-        if accepted is None:
-            handle.publish(row.topic, row.body, row.strategy, _log_refusal)
-        else:
-            accepted.add_done_callback(_log_refused_future)
+        self.service.handle.publish(row.topic, row.body, row.strategy, _log_refusal)
 
 
 def _log_refusal(error: BaseException | None) -> None:
     if error is not None:  # the outbox sends it again later
         logger.debug("an outbox message was not accepted by the broker: %s", error)
-
-
-def _log_refused_future(accepted: asyncio.Future[None]) -> None:
-    if accepted.cancelled():
-        _log_refusal(ConnectionClosedError("the connection closed before the broker accepted it"))
-    else:
-        _log_refusal(accepted.exception())
 
 
 class _ReceiptSink:
