@@ -5,20 +5,21 @@ import dataclasses
 import re
 import shutil
 import socket
-import subprocess
-import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from minos.common import Config, ConfigError
-from minos.networks import BrokerMessageV1, BrokerMessageV1Payload
+from minos.networks import BrokerMessageV1, BrokerMessageV1Payload, Request, Response, enroute
 from minos.networks.brokers import DeadLetter
 from minos.networks.brokers.config import broker_settings, connection_factory
 from minos.networks.protocol import FrameCodec
+from minos.networks.system import ServiceRunner
 from minos.networks.transports import BrokerUnavailableError, NatsConnection, NatsSettings
 from minos.networks.transports.subjects import consumer_name, decode_topic, encode_topic, subject_of
+
+from .nats_servers import PrivateServer
 
 WAIT = 5.0  # seconds any single wait may take
 _TOKEN = re.compile(r"[^.\s*>]+")
@@ -214,52 +215,6 @@ async def test_a_message_its_holders_never_acknowledge_goes_to_the_dead_letters_
 # Reconnection, against a server of the test's own ------------------------------------------------------
 
 
-class PrivateServer:
-    """A nats-server with JetStream on a free port and a store of its own; stopped and started by the test."""
-
-    def __init__(self, store) -> None:
-        self.store = store
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["nats-server", "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = WAIT
-        while True:  # the server listens once it is ready: connect until it accepts, within WAIT
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=deadline).close()
-                return
-            except ConnectionRefusedError:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"nats-server exited: {self.process.stderr.read()!r}") from None
-                deadline -= 0.05
-                if deadline <= 0:
-                    raise
-                time.sleep(0.05)  # sync-ok: a child process's port has no event to wait on
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(WAIT)
-        if self.process is not None and self.process.stderr is not None:
-            self.process.stderr.close()
-        self.process = None
-
-
 @pytest.fixture
 def private_server(tmp_path, nats_server_url):
     # nats_server_url: the same rule as every NATS test, skip (or fail under CI) on a machine without NATS
@@ -309,3 +264,22 @@ async def test_the_connection_reconnects_resumes_its_consumers_and_resends_what_
     await publisher.publish("order.created", b"after", 0)
     await inbox.arrived(3)
     assert [incoming.body for incoming in inbox.received] == [b"before", b"during", b"after"]
+
+
+class _Orders:
+    @enroute.broker.command("order.create")
+    async def create(self, request: Request) -> Response:
+        return Response(await request.content())
+
+
+def test_a_nats_service_says_it_is_ready_on_the_nats_servers():
+    config = Config(
+        {
+            "name": "orders",
+            "interfaces": {
+                "broker": {"transport": "nats", "nats": {"servers": ["nats://a:4222", "nats://b:4222"]}}
+            },
+            "services": [_Orders],
+        }
+    )
+    assert "broker=nats://a:4222,nats://b:4222" in ServiceRunner.from_config(config).describe()

@@ -148,7 +148,12 @@ class ServiceRunner(StartStop):
         endpoints: tuple[str, ...] = ()
         if _broker_routes(config) or (config.has_interface("broker") and _embeds(settings)):
             broker = BrokerPort.from_config(config)
-            endpoints = (settings.endpoint, *settings.bind) if _embeds(settings) else (settings.endpoint,)
+            if settings.nats is not None:  # the NATS servers are the broker
+                endpoints = settings.nats.servers
+            elif _embeds(settings):
+                endpoints = (settings.endpoint, *settings.bind)
+            else:
+                endpoints = settings.partitions or (settings.endpoint,)
         periodic = _periodic_port(config)
         http = _http_port(config) if config.has_interface("http") else None
         if http is not None:

@@ -34,9 +34,10 @@ import reprlib
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Final
 
 import nats
@@ -185,6 +186,7 @@ class NatsConnection(Connection):
         self._ready = False  # connected, and the stream and consumers checked since
         self._tasks: list[asyncio.Task[None]] = []
         self._resuming: asyncio.Task[None] | None = None
+        self._resume_again = False  # a resume was asked for while one ran: it goes round once more
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
         self._drained: asyncio.Future[None] | None = None
@@ -232,12 +234,14 @@ class NatsConnection(Connection):
                 self.settings.connect_timeout,
             )
             self._js = nc.jetstream(timeout=self.settings.connect_timeout)
-            await self._ensure_stream()
+            await self._while_electing("check the stream", self._ensure_stream)
             self._puback_prefix = nc.new_inbox()
             await nc.subscribe(f"{self._puback_prefix}.*", cb=self._on_puback)
         except BaseException as error:
             await self._terminate()
-            if isinstance(error, TimeoutError | OSError | nats.errors.Error):
+            if not isinstance(error, BrokerUnavailableError) and isinstance(
+                error, TimeoutError | OSError | nats.errors.Error
+            ):
                 raise BrokerUnavailableError(
                     f"no NATS JetStream server answered at {', '.join(self.settings.servers)} within "
                     f"{self.settings.connect_timeout} s ({error!r}); start one with JetStream enabled "
@@ -250,6 +254,13 @@ class NatsConnection(Connection):
             loop.create_task(self._pump(), name=f"minos-nats-pump {self.settings.stream}"),
             loop.create_task(self._tick(), name=f"minos-nats-ticker {self.settings.stream}"),
         ]
+
+    @property
+    def open_timeout(self) -> float:
+        """The longest ``open`` takes before it fails: ``connect_timeout`` to reach a server, then up to twice
+        that for JetStream to answer (a cluster electing its leaders). Each JetStream consumer ``subscribe``
+        creates may take up to twice ``connect_timeout`` more."""
+        return 3 * self.settings.connect_timeout
 
     async def subscribe(self, group: str, topics: Sequence[str], *, transient: bool = False) -> None:
         self._check_open("subscribe")
@@ -264,7 +275,9 @@ class NatsConnection(Connection):
                 transient=False,
                 description=consumer_description(UNICAST_TOKEN, "", topic),
             )
-            await self._ensure_consumer(keeper)
+            await self._while_electing(
+                f"create the consumer {keeper.name}", partial(self._ensure_consumer, keeper)
+            )
             self._dead_letter_ready = True
         for topic in topics:
             for token, owner in ((UNICAST_TOKEN, ""), (MULTICAST_TOKEN, group)):
@@ -278,7 +291,9 @@ class NatsConnection(Connection):
                     transient,
                     consumer_description(token, owner, topic),
                 )
-                await self._ensure_consumer(consumer)
+                await self._while_electing(
+                    f"create the consumer {name}", partial(self._ensure_consumer, consumer)
+                )
                 await self._listen(consumer)
                 self._consumers[name] = consumer
         self._refill_due = True
@@ -444,7 +459,10 @@ class NatsConnection(Connection):
             while unsent:
                 sequence = unsent[0]
                 publish = publishes.get(sequence)
-                if publish is not None:
+                if publish is not None and publish.future.cancelled():
+                    del publishes[sequence]  # its sender gave up waiting (a send timeout) before it went out
+                    self._wake_room()
+                elif publish is not None:
                     await nc.publish(
                         publish.subject, publish.body, reply=f"{prefix}.{sequence}", headers=publish.headers
                     )
@@ -568,6 +586,7 @@ class NatsConnection(Connection):
                 )
             )
         self._wake_room()
+        self._maybe_retry()
 
     def _accept(self, sequence: int) -> None:
         publish = self._publishes.pop(sequence)
@@ -667,10 +686,17 @@ class NatsConnection(Connection):
                 if p.awaiting and now - p.sent_at > 2 * settings.connect_timeout
             ]
             if lost:
-                logger.warning("%r got no PubAck for %d publishes; sending them again", self, len(lost))
+                logger.warning(
+                    "%r got no PubAck for %d publishes within %.1f s (the stream may be electing a leader); "
+                    "sending them again",
+                    self,
+                    len(lost),
+                    2 * settings.connect_timeout,
+                )
                 self._restart_publishes()
-            if control or self._refill_due:
-                self._kick()
+            self._maybe_retry()  # a backoff whose last answer came by another path (a hard error, a loss)
+            if control or self._refill_due or (self._outbox.unsent and not self._refused):
+                self._kick()  # whatever a send could not finish (a full client buffer ...) goes again
 
     # Reconnection ---------------------------------------------------------------------------------------
 
@@ -692,29 +718,33 @@ class NatsConnection(Connection):
         self._start_resume()
 
     def _start_resume(self) -> None:
-        if self._state != "open" or (self._resuming is not None and not self._resuming.done()):
+        if self._state != "open":
+            return
+        self._ready = False
+        self._resume_again = True  # a resume under way checks everything once more before it ends
+        if self._resuming is not None and not self._resuming.done():
             return
         assert self._loop is not None
-        self._ready = False
         self._resuming = self._loop.create_task(
             self._resume(), name=f"minos-nats-resume {self.settings.stream}"
         )
 
     async def _resume(self) -> None:
         attempt = 0
-        while self._state == "open":
+        while self._state == "open" and self._resume_again:
+            self._resume_again = False
             try:
                 await self._ensure_stream()
                 for consumer in self._consumers.values():
                     await self._ensure_consumer(consumer)
                     consumer.outstanding = 0
-                break
             except (nats.errors.Error, OSError, TimeoutError, BrokerUnavailableError) as error:
                 delay = min(self.settings.reconnect_max_wait, _RECONNECT_FIRST * 2 ** min(attempt, 16))
                 attempt += 1
                 logger.warning(
                     "%r could not resume its consumers (%r); trying again in %.2f s", self, error, delay
                 )
+                self._resume_again = True
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # sync-ok: backoff between attempts
         self._restart_publishes()
         self._ready = True
@@ -722,14 +752,50 @@ class NatsConnection(Connection):
         self._kick()
 
     def _restart_publishes(self) -> None:
-        """Every publish not accepted yet goes again, in order, with its Nats-Msg-Id."""
+        """Every publish not accepted yet goes again, in order, with its Nats-Msg-Id; the writer is woken."""
+        for sequence in [s for s, p in self._publishes.items() if p.future.cancelled()]:
+            del self._publishes[sequence]  # its sender gave up waiting (a send timeout): withdrawn
         for publish in self._publishes.values():
             publish.awaiting = False
         self._outbox.unsent = deque(self._publishes)
         self._refused.clear()
         self._retry_at = None
+        self._wake_room()
+        self._kick()
 
     # JetStream objects ----------------------------------------------------------------------------------
+
+    async def _while_electing(self, what: str, call: Callable[[], Awaitable[None]]) -> None:
+        """Run a JetStream API ``call``, again while the cluster cannot answer it, for 2 x connect_timeout.
+
+        A cluster electing its meta or stream leader, or one without a quorum, answers 503 or not at all.
+
+        Raises:
+            BrokerUnavailableError: JetStream did not answer in time; the message names servers and stream.
+        """
+        assert self._loop is not None
+        window = 2 * self.settings.connect_timeout
+        deadline = self._loop.time() + window
+        delay = _RECONNECT_FIRST
+        while True:
+            try:
+                await call()
+                return
+            except (
+                TimeoutError,
+                nats.errors.NoRespondersError,
+                nats.js.errors.ServiceUnavailableError,
+            ) as error:
+                if self._loop.time() + delay >= deadline:
+                    raise BrokerUnavailableError(
+                        f"NATS at {', '.join(self.settings.servers)} did not let {self!r} {what} in stream "
+                        f"{self.settings.stream!r} within {window} s ({error!r}): a JetStream cluster electing "
+                        "its leaders or without a quorum of its nodes, or a server without JetStream (-js); "
+                        "check the cluster's nodes, or raise interfaces.broker.nats.connect_timeout"
+                    ) from error
+                logger.info("%r could not %s yet (%r); trying again in %.2f s", self, what, error, delay)
+                await asyncio.sleep(delay)  # sync-ok: backoff while the cluster elects a leader
+                delay = min(0.5, 2 * delay)
 
     async def _ensure_stream(self) -> None:
         js, settings = self._js, self.settings
