@@ -12,8 +12,14 @@ import pytest
 import zmq
 import zmq.asyncio
 
+from minos.common import Config, ConfigError
 from minos.networks import BrokerMessageV1, BrokerMessageV1Payload, BrokerPublisher
-from minos.networks.transports import BrokerFullError, ConnectionClosedError, ZmqConnection
+from minos.networks.transports import (
+    BrokerFullError,
+    BrokerUnavailableError,
+    ConnectionClosedError,
+    ZmqConnection,
+)
 from minos.networks.transports.wire import iter_records
 
 from ..conftest import welcome_peer
@@ -106,3 +112,46 @@ async def test_stopping_fails_the_sends_still_waiting_for_room(fake_broker, publ
 
     outcomes = await asyncio.gather(*in_flight, waiting, return_exceptions=True)
     assert all(isinstance(outcome, ConnectionClosedError) for outcome in outcomes), outcomes
+
+
+async def test_a_send_not_accepted_within_send_timeout_fails_naming_the_broker(zmq_context, fake_broker):
+    connect = partial(ZmqConnection, "inproc://publisher-bound", context=zmq_context, heartbeat_interval=1.0)
+    publisher = BrokerPublisher(connect, name="impatient", send_timeout=0.3, close_timeout=0.2)
+    async with asyncio.timeout(WAIT):
+        await asyncio.gather(fake_broker.welcome(), publisher.start())
+    try:
+        with pytest.raises(
+            BrokerUnavailableError,
+            match=r"'inproc://publisher-bound'.*'order\.created' within the send_timeout",
+        ):
+            await publisher.send(event(1))  # the fake broker never accepts it
+        sending = asyncio.create_task(publisher.send(event(2)))
+        async with asyncio.timeout(WAIT):
+            await fake_broker.published_count(2)
+            await fake_broker.accept(fake_broker.published[1][0])
+            await sending  # an accepted send still returns: the timeout bounds the wait, not the publisher
+    finally:
+        await publisher.stop(timeout=0.5)
+
+
+def test_send_timeout_must_be_positive():
+    with pytest.raises(ValueError, match="send_timeout must be a positive number of seconds or None"):
+        BrokerPublisher(partial(ZmqConnection, "inproc://unused"), send_timeout=0)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, None), (2.5, 2.5), (3, 3.0)])
+def test_send_timeout_comes_from_interfaces_broker(value, expected):
+    broker = (
+        {"endpoint": "inproc://unused"}
+        if value is None
+        else {"endpoint": "inproc://unused", "send_timeout": value}
+    )
+    publisher = BrokerPublisher.from_config(Config({"name": "orders", "interfaces": {"broker": broker}}))
+    assert publisher.send_timeout == expected
+
+
+@pytest.mark.parametrize("value", [0, -1, "soon"])
+def test_a_wrong_send_timeout_is_refused_naming_the_key(value):
+    config = Config({"name": "orders", "interfaces": {"broker": {"send_timeout": value}}})
+    with pytest.raises(ConfigError, match=r"interfaces\.broker\.send_timeout"):
+        BrokerPublisher.from_config(config)

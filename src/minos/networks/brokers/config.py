@@ -91,6 +91,8 @@ class BrokerSettings:
             broker, ``curve.{client_secret_key,server_public_key}`` to reach a CURVE broker over tcp);
             None for plain links. Keys are loaded, and secret key files checked, at start-up.
         close_timeout: Seconds in-flight work gets to finish at stop.
+        send_timeout: Seconds a publisher's ``send`` waits for the broker's acceptance before it fails with
+            BrokerUnavailableError; None (the default) waits as long as it takes, sending again meanwhile.
         duplicate_ttl: Seconds a handled message's identifier is remembered to filter duplicates.
         duplicate_entries: How many identifiers are remembered at most.
         retries: How a failing handler is retried (``retries.{max_attempts,initial_delay,max_delay}``).
@@ -123,6 +125,7 @@ class BrokerSettings:
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     curve: CurveSettings | None = None
     close_timeout: float = 5.0
+    send_timeout: float | None = None
     duplicate_ttl: float = 600.0
     duplicate_entries: int = 100_000
     retries: RetryPolicy = field(default_factory=RetryPolicy)
@@ -133,7 +136,11 @@ class BrokerSettings:
 
     def publisher(self) -> dict[str, Any]:
         """Keyword arguments for a BrokerPublisher."""
-        return {"max_in_flight": self.max_in_flight, "close_timeout": self.close_timeout}
+        return {
+            "max_in_flight": self.max_in_flight,
+            "close_timeout": self.close_timeout,
+            "send_timeout": self.send_timeout,
+        }
 
 
 def broker_settings(config: Config) -> BrokerSettings:
@@ -219,6 +226,7 @@ def broker_settings(config: Config) -> BrokerSettings:
         max_frame_size=config.get_int(f"{key}.max_frame_size", DEFAULT_MAX_FRAME_SIZE),
         curve=_curve_settings(config, f"{key}.curve"),
         close_timeout=config.get_float(f"{key}.close_timeout", 5.0),
+        send_timeout=_send_timeout(config, f"{key}.send_timeout"),
         duplicate_ttl=config.get_float(f"{key}.duplicates.ttl", 600.0),
         duplicate_entries=config.get_int(f"{key}.duplicates.max_entries", 100_000),
         retries=retries,
@@ -254,6 +262,21 @@ def broker_settings(config: Config) -> BrokerSettings:
                 source=config.source,
             )
     return settings
+
+
+def _send_timeout(config: Config, key: str) -> float | None:
+    """``send_timeout``: a positive number of seconds, or absent / null for no bound."""
+    if config.get(key, None) is None:
+        return None
+    value = config.get_float(key)
+    if not value > 0:
+        raise ConfigError(
+            f"Config key '{key}' in {config.source} must be a positive number of seconds (or absent to wait "
+            f"as long as it takes), got {value!r}",
+            key=key,
+            source=config.source,
+        )
+    return value
 
 
 def _nats_settings(config: Config, key: str, max_messages: int) -> NatsSettings:

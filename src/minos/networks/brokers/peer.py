@@ -88,6 +88,11 @@ class PeerHandle:
         connection = self._connection
         return connection is not None and connection.connected
 
+    def describe(self) -> str:
+        """The broker this handle's connection reaches (its repr: servers, stream, state), for messages."""
+        connection = self._connection
+        return repr(connection) if connection is not None else f"the broker of {self.name!r} (not connected)"
+
     @property
     def queued(self) -> tuple[int, int]:
         """Publishes and acknowledgements queued for the actor's loop, not handed to the connection yet."""

@@ -18,7 +18,7 @@ from ..protocol import (
     BrokerMessageV1Strategy,
     FrameCodec,
 )
-from ..transports import BrokerFullError, ConnectionClosedError, Incoming
+from ..transports import BrokerFullError, BrokerUnavailableError, ConnectionClosedError, Incoming
 from ..transports.connection import RoomWaiters
 from ..transports.routing import MULTICAST, UNICAST
 from .config import broker_settings, connection_factory
@@ -57,6 +57,8 @@ class BrokerPublisher(StartStop):
         name: Names the actor and its threads.
         max_in_flight: How many messages may await the broker's acceptance at once.
         close_timeout: Seconds queued messages get to reach the broker at stop.
+        send_timeout: Seconds ``send`` waits for the broker's acceptance (or, with an outbox, for room in
+            it) before it fails with BrokerUnavailableError; None waits as long as it takes.
         outbox: Makes the publisher durable; its store is opened at start and closed at stop.
         in_caller_loop: Run the actor's I/O in the caller's loop (default) rather than a thread of its own.
     """
@@ -68,10 +70,16 @@ class BrokerPublisher(StartStop):
         name: str = "publisher",
         max_in_flight: int = 10_000,
         close_timeout: float = 5.0,
+        send_timeout: float | None = None,
         outbox: Outbox | None = None,
         in_caller_loop: bool = True,
     ) -> None:
+        if send_timeout is not None and not send_timeout > 0:
+            raise ValueError(
+                f"send_timeout must be a positive number of seconds or None, got {send_timeout!r}"
+            )
         self.outbox = outbox
+        self.send_timeout = send_timeout
         if outbox is None:
             self.service = PeerService(
                 name, connect=connect, close_timeout=close_timeout, in_caller_loop=in_caller_loop
@@ -145,15 +153,34 @@ class BrokerPublisher(StartStop):
         """Send ``message`` and return once the broker has accepted it, waiting while too many are in flight.
 
         The publisher starts on first use if it was not started. While the broker is unreachable the
-        connection keeps reconnecting and ``send`` keeps waiting (bound it with ``asyncio.wait_for``);
-        ``stop`` fails what is still waiting with ConnectionClosedError. With an outbox, ``send``
-        returns once the message is committed to it, and waits only while the outbox is full.
+        connection keeps reconnecting and sending again, and ``send`` keeps waiting, for ``send_timeout``
+        seconds at most when one is set; ``stop`` fails what is still waiting with ConnectionClosedError.
+        With an outbox, ``send`` returns once the message is committed to it, and waits only while the
+        outbox is full.
 
         Raises:
+            BrokerUnavailableError: ``send_timeout`` passed without the broker's acceptance. A message not
+                sent yet is withdrawn (over NATS); one already sent may still be stored, so sending it
+                again is safe: receivers drop the copy by its identifier.
             FrameEncodeError: The content holds a type the wire cannot carry; nothing was sent.
             ConnectionClosedError: The publisher stopped before the broker accepted the message.
             StoreError: With an outbox, the message could not be stored; nothing was sent.
         """
+        if self.send_timeout is None:
+            await self._send(message)
+            return
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                await self._send(message)
+        except TimeoutError as error:
+            raise BrokerUnavailableError(
+                f"{self.service.name}: {self.service.handle.describe()} did not accept the message to "
+                f"{message.topic!r} within the send_timeout of {self.send_timeout} s; check that the broker "
+                "runs and is reachable, or raise interfaces.broker.send_timeout. Sending it again is safe: "
+                "receivers drop a copy by its identifier"
+            ) from error
+
+    async def _send(self, message: BrokerMessage) -> None:
         if self._handoff is None or not self.service.running:
             await self.start()
         if self.outbox is not None:
