@@ -279,3 +279,43 @@ async def test_request_and_reply_clients_and_non_durable_publishers_keep_no_outb
     assert client.publisher.outbox is None  # a request whose reply is awaited times out instead
     assert BrokerPublisher.from_config(config, durable=False).outbox is None
     assert BrokerPublisher.from_config(config).outbox is not None
+
+
+class PublicTableService:
+    """Writes its effects to a table in PostgreSQL's ``public`` schema, unqualified, as most services do."""
+
+    def __init__(self, config: Config) -> None:
+        self.table = config.get_str("test.table")
+
+    @enroute.broker.event("durable.public")
+    async def record(self, request: Request) -> None:
+        inbox_execute(f"INSERT INTO {self.table} (value) VALUES ($1)", (await request.content(),))
+
+
+async def test_inbox_execute_finds_a_table_in_public_after_the_stores_schema(postgres_dsn, postgres_schema):
+    table = f"effects_{uuid4().hex[:12]}"
+    await query_postgres(postgres_dsn, "public", f"CREATE TABLE public.{table} (value INTEGER NOT NULL)")
+    config = Config(
+        {
+            "name": f"public{uuid4().hex[:8]}",
+            "interfaces": {
+                "broker": {
+                    "endpoint": f"inproc://public-{table}",
+                    "durable": {"store": "postgresql", "dsn": postgres_dsn, "schema": postgres_schema},
+                }
+            },
+            "services": [PublicTableService],
+            "test": {"table": table},
+        }
+    )
+    try:
+        async with BrokerPort.from_config(config), BrokerPublisher.from_config(config) as publisher:
+            for value in range(3):
+                await publisher.send(BrokerMessageV1("durable.public", BrokerMessageV1Payload(value)))
+            await asyncio.wait_for(publisher.outbox.wait_empty(), 20)
+        rows = await query_postgres(
+            postgres_dsn, "public", f"SELECT value FROM public.{table} ORDER BY value"
+        )
+        assert rows == [(0,), (1,), (2,)]
+    finally:
+        await query_postgres(postgres_dsn, "public", f"DROP TABLE IF EXISTS public.{table}")

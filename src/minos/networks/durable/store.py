@@ -484,7 +484,9 @@ class PostgresStore(DurableStore):
         async def connect() -> Any:
             connection = await asyncpg.connect(self.dsn, timeout=self.connect_timeout)
             await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            await connection.execute(f'SET search_path TO "{self.schema}"')
+            # The store's own tables go to its schema; a handler's inbox_execute statements find their
+            # tables there first, then in public (where a service's tables usually are).
+            await connection.execute(f'SET search_path TO "{self.schema}", public')
             await connection.execute(
                 "CREATE TABLE IF NOT EXISTS minos_outbox (origin TEXT NOT NULL, id UUID NOT NULL, "
                 "topic TEXT NOT NULL, strategy SMALLINT NOT NULL, body BYTEA NOT NULL, "
