@@ -73,7 +73,9 @@ class Consumer:
     """A NatsConnection in group ``g`` on TOPIC that counts every message it gets by content."""
 
     def __init__(self, stream: str, servers: tuple[str, ...]) -> None:
-        self.connection = NatsConnection(NatsSettings(**settings_for(stream, servers)), on_delivery=self)
+        # The default connect_timeout: making a replicated stream on two busy cores may take over a second.
+        settings = NatsSettings(**{**settings_for(stream, servers), "connect_timeout": 5.0})
+        self.connection = NatsConnection(settings, on_delivery=self)
         self.received: Counter[int] = Counter()
         self._codec = FrameCodec()
         self._changed = asyncio.Event()

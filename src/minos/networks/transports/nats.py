@@ -94,6 +94,11 @@ _ACK: Final = b"+ACK"
 _NAK: Final = b"-NAK"
 _PROGRESS: Final = b"+WPI"
 _TERM: Final = b"+TERM"
+_NO_PEERS: Final = 10005  # JetStream: no suitable peers for placement (the cluster does not see enough nodes)
+
+
+class _ClusterNotReady(Exception):
+    """JetStream cannot place a replicated stream or consumer yet: too few of its nodes are known or alive."""
 
 
 @dataclass(slots=True)
@@ -738,7 +743,13 @@ class NatsConnection(Connection):
                 for consumer in self._consumers.values():
                     await self._ensure_consumer(consumer)
                     consumer.outstanding = 0
-            except (nats.errors.Error, OSError, TimeoutError, BrokerUnavailableError) as error:
+            except (
+                nats.errors.Error,
+                OSError,
+                TimeoutError,
+                BrokerUnavailableError,
+                _ClusterNotReady,
+            ) as error:
                 delay = min(self.settings.reconnect_max_wait, _RECONNECT_FIRST * 2 ** min(attempt, 16))
                 attempt += 1
                 logger.warning(
@@ -785,6 +796,7 @@ class NatsConnection(Connection):
                 TimeoutError,
                 nats.errors.NoRespondersError,
                 nats.js.errors.ServiceUnavailableError,
+                _ClusterNotReady,
             ) as error:
                 if self._loop.time() + delay >= deadline:
                     raise BrokerUnavailableError(
@@ -816,7 +828,9 @@ class NatsConnection(Connection):
             )
             try:
                 await js.add_stream(config)
-            except nats.js.errors.BadRequestError:
+            except nats.js.errors.BadRequestError as error:
+                if error.err_code == _NO_PEERS:
+                    raise _ClusterNotReady(error.description or "no suitable peers for placement") from error
                 await js.stream_info(settings.stream)  # made by another peer meanwhile: fine if it is there
             return
         subjects = info.config.subjects or []
@@ -844,6 +858,8 @@ class NatsConnection(Connection):
         try:
             await js.add_consumer(settings.stream, config)
         except nats.js.errors.BadRequestError as error:
+            if error.err_code == _NO_PEERS:
+                raise _ClusterNotReady(error.description or "no suitable peers for placement") from error
             info = await js.consumer_info(settings.stream, consumer.name)  # it exists, set up otherwise
             if info.config.filter_subject != consumer.subject:
                 raise BrokerUnavailableError(
