@@ -22,6 +22,9 @@ How the contract of ``Connection`` maps onto JetStream (see ``subjects`` for the
   back, it checks the stream and its consumers (creating what the server lost), renews its pull
   requests and sends again every publish not accepted yet (the same ``Nats-Msg-Id``, so JetStream
   drops the duplicates). Acknowledgements queued meanwhile go out then.
+
+The stream and consumers themselves are made and checked in ``jetstream``, which also retries those API
+calls while a cluster elects its leaders.
 """
 
 from __future__ import annotations
@@ -45,17 +48,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import (
-    AckPolicy,
-    ConsumerConfig,
-    DeliverPolicy,
-    DiscardPolicy,
-    RetentionPolicy,
-    StorageType,
-    StreamConfig,
-)
 
 from ..exceptions import FrameDecodeError, FrameEncodeError
 from ..protocol import DEFAULT_MAX_FRAME_SIZE, BrokerMessageV1, BrokerMessageV1Payload, FrameCodec
@@ -72,6 +65,7 @@ from .connection import (
     check_open,
     check_subscription,
 )
+from .jetstream import ClusterNotReadyError, Consumer, ensure_consumer, ensure_stream, while_electing
 from .subjects import (
     MULTICAST_TOKEN,
     UNICAST_TOKEN,
@@ -94,11 +88,6 @@ _ACK: Final = b"+ACK"
 _NAK: Final = b"-NAK"
 _PROGRESS: Final = b"+WPI"
 _TERM: Final = b"+TERM"
-_NO_PEERS: Final = 10005  # JetStream: no suitable peers for placement (the cluster does not see enough nodes)
-
-
-class _ClusterNotReady(Exception):
-    """JetStream cannot place a replicated stream or consumer yet: too few of its nodes are known or alive."""
 
 
 @dataclass(slots=True)
@@ -110,19 +99,6 @@ class _Publish:
     future: asyncio.Future[None]
     awaiting: bool = False  # sent on the current link, no answer yet
     sent_at: float = 0.0
-
-
-@dataclass(slots=True)
-class _Consumer:
-    name: str
-    subject: str
-    topic: bytes
-    transient: bool
-    description: str = ""
-    inbox: str = ""
-    subscription: Subscription | None = None
-    outstanding: int = 0  # deliveries asked for by pull requests and not received yet
-    expires_at: float = 0.0  # when the last pull request expires at the server
 
 
 @dataclass(slots=True)
@@ -203,7 +179,7 @@ class NatsConnection(Connection):
         self._retry_at: float | None = None
         self._room = RoomWaiters()
         self._puback_prefix = ""
-        self._consumers: dict[str, _Consumer] = {}
+        self._consumers: dict[str, Consumer] = {}
         self._dead_letter_ready = False
         self._held: dict[int, _Held] = {}
         self._pulls_over: asyncio.Future[None] | None = None  # closing: no pull request waits any more
@@ -273,7 +249,7 @@ class NatsConnection(Connection):
         if self.dead_letter_topic and not self._dead_letter_ready:
             # Interest retention drops messages no consumer wants: make the dead-letter topic wanted now.
             topic = self.dead_letter_topic
-            keeper = _Consumer(
+            keeper = Consumer(
                 consumer_name(UNICAST_TOKEN, "", topic),
                 subject_of(self.settings.subject_prefix, UNICAST_TOKEN, topic),
                 topic.encode(),
@@ -289,7 +265,7 @@ class NatsConnection(Connection):
                 name = consumer_name(token, owner, topic)
                 if name in self._consumers:
                     continue
-                consumer = _Consumer(
+                consumer = Consumer(
                     name,
                     subject_of(self.settings.subject_prefix, token, topic),
                     topic.encode(),
@@ -500,7 +476,7 @@ class NatsConnection(Connection):
 
     # What arrives ---------------------------------------------------------------------------------------
 
-    async def _listen(self, consumer: _Consumer) -> None:
+    async def _listen(self, consumer: Consumer) -> None:
         nc = self._nc
         assert nc is not None
 
@@ -510,7 +486,7 @@ class NatsConnection(Connection):
         consumer.inbox = nc.new_inbox()
         consumer.subscription = await nc.subscribe(consumer.inbox, cb=deliver)
 
-    def _on_message(self, consumer: _Consumer, msg: Msg) -> None:
+    def _on_message(self, consumer: Consumer, msg: Msg) -> None:
         if not msg.reply:  # a status: the pull request expired (408), or was refused (409) ...
             self._on_status(consumer, msg)
             return
@@ -541,7 +517,7 @@ class NatsConnection(Connection):
         except Exception:
             logger.exception("on_delivery of %r failed on a message to %r", self, consumer.topic)
 
-    def _on_status(self, consumer: _Consumer, msg: Msg) -> None:
+    def _on_status(self, consumer: Consumer, msg: Msg) -> None:
         headers = msg.headers or {}
         status = headers.get("Status", "")
         pending = headers.get("Nats-Pending-Messages")
@@ -748,7 +724,7 @@ class NatsConnection(Connection):
                 OSError,
                 TimeoutError,
                 BrokerUnavailableError,
-                _ClusterNotReady,
+                ClusterNotReadyError,
             ) as error:
                 delay = min(self.settings.reconnect_max_wait, _RECONNECT_FIRST * 2 ** min(attempt, 16))
                 attempt += 1
@@ -777,95 +753,15 @@ class NatsConnection(Connection):
     # JetStream objects ----------------------------------------------------------------------------------
 
     async def _while_electing(self, what: str, call: Callable[[], Awaitable[None]]) -> None:
-        """Run a JetStream API ``call``, again while the cluster cannot answer it, for 2 x connect_timeout.
-
-        A cluster electing its meta or stream leader, or one without a quorum, answers 503 or not at all.
-
-        Raises:
-            BrokerUnavailableError: JetStream did not answer in time; the message names servers and stream.
-        """
-        assert self._loop is not None
-        window = 2 * self.settings.connect_timeout
-        deadline = self._loop.time() + window
-        delay = _RECONNECT_FIRST
-        while True:
-            try:
-                await call()
-                return
-            except (
-                TimeoutError,
-                nats.errors.NoRespondersError,
-                nats.js.errors.ServiceUnavailableError,
-                _ClusterNotReady,
-            ) as error:
-                if self._loop.time() + delay >= deadline:
-                    raise BrokerUnavailableError(
-                        f"NATS at {', '.join(self.settings.servers)} did not let {self!r} {what} in stream "
-                        f"{self.settings.stream!r} within {window} s ({error!r}): a JetStream cluster electing "
-                        "its leaders or without a quorum of its nodes, or a server without JetStream (-js); "
-                        "check the cluster's nodes, or raise interfaces.broker.nats.connect_timeout"
-                    ) from error
-                logger.info("%r could not %s yet (%r); trying again in %.2f s", self, what, error, delay)
-                await asyncio.sleep(delay)  # sync-ok: backoff while the cluster elects a leader
-                delay = min(0.5, 2 * delay)
+        await while_electing(what, call, self.settings, repr(self))
 
     async def _ensure_stream(self) -> None:
-        js, settings = self._js, self.settings
-        assert js is not None
-        try:
-            info = await js.stream_info(settings.stream)
-        except nats.js.errors.NotFoundError:
-            config = StreamConfig(
-                name=settings.stream,
-                description="minos.networks messages",
-                subjects=settings.stream_subjects,
-                retention=RetentionPolicy.INTEREST,
-                discard=DiscardPolicy.NEW,
-                max_msgs=settings.max_messages,
-                storage=StorageType.FILE if settings.storage == "file" else StorageType.MEMORY,
-                num_replicas=settings.replicas,
-                duplicate_window=120.0,
-            )
-            try:
-                await js.add_stream(config)
-            except nats.js.errors.BadRequestError as error:
-                if error.err_code == _NO_PEERS:
-                    raise _ClusterNotReady(error.description or "no suitable peers for placement") from error
-                await js.stream_info(settings.stream)  # made by another peer meanwhile: fine if it is there
-            return
-        subjects = info.config.subjects or []
-        if not set(settings.stream_subjects) <= set(subjects):
-            raise BrokerUnavailableError(
-                f"the JetStream stream {settings.stream!r} takes {subjects!r}, not {settings.stream_subjects!r}; "
-                "give interfaces.broker.nats another stream or subject_prefix"
-            )
+        assert self._js is not None
+        await ensure_stream(self._js, self.settings)
 
-    async def _ensure_consumer(self, consumer: _Consumer) -> None:
-        js, settings = self._js, self.settings
-        assert js is not None
-        config = ConsumerConfig(
-            durable_name=consumer.name,
-            description=consumer.description,
-            filter_subject=consumer.subject,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=settings.ack_wait,
-            max_deliver=-1,  # the connection counts deliveries itself and dead-letters
-            max_ack_pending=-1,  # each member's window bounds what it holds
-            inactive_threshold=settings.transient_ttl if consumer.transient else None,
-            mem_storage=True if consumer.transient else None,
-        )
-        try:
-            await js.add_consumer(settings.stream, config)
-        except nats.js.errors.BadRequestError as error:
-            if error.err_code == _NO_PEERS:
-                raise _ClusterNotReady(error.description or "no suitable peers for placement") from error
-            info = await js.consumer_info(settings.stream, consumer.name)  # it exists, set up otherwise
-            if info.config.filter_subject != consumer.subject:
-                raise BrokerUnavailableError(
-                    f"the JetStream consumer {consumer.name!r} filters {info.config.filter_subject!r}, not "
-                    f"{consumer.subject!r}; delete it (nats consumer rm) and subscribe again"
-                ) from error
+    async def _ensure_consumer(self, consumer: Consumer) -> None:
+        assert self._js is not None
+        await ensure_consumer(self._js, self.settings, consumer)
 
     async def _give_back(self, timeout: float) -> None:
         """Stop receiving, send -NAK for what this peer holds, and remove its transient consumers.

@@ -1,0 +1,163 @@
+"""The JetStream objects a NatsConnection stands on: its stream and pull consumers, made or checked, and
+the API calls behind them retried while a cluster elects its leaders."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+import nats.errors
+import nats.js.errors
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from .connection import BrokerUnavailableError
+from .subjects import NatsSettings
+
+__all__ = ["ClusterNotReadyError", "Consumer", "ensure_consumer", "ensure_stream", "while_electing"]
+
+logger = logging.getLogger(__name__)
+
+_NO_PEERS: Final = 10005  # JetStream: no suitable peers for placement (the cluster does not see enough nodes)
+_FIRST_DELAY: Final = 0.05  # seconds before an API call goes again; doubles up to _MAX_DELAY
+_MAX_DELAY: Final = 0.5
+
+
+class ClusterNotReadyError(Exception):
+    """JetStream cannot place a replicated stream or consumer yet: too few of its nodes are known or alive."""
+
+
+@dataclass(slots=True)
+class Consumer:
+    """One durable pull consumer a connection reads from, and what its pull requests asked for."""
+
+    name: str
+    subject: str
+    topic: bytes
+    transient: bool
+    description: str = ""
+    inbox: str = ""
+    subscription: Subscription | None = None
+    outstanding: int = 0  # deliveries asked for by pull requests and not received yet
+    expires_at: float = 0.0  # when the last pull request expires at the server
+
+
+async def while_electing(
+    what: str, call: Callable[[], Awaitable[None]], settings: NatsSettings, owner: str
+) -> None:
+    """Run a JetStream API ``call``, again while the cluster cannot answer it, for 2 x connect_timeout.
+
+    A cluster electing its meta or stream leader, or one without a quorum, answers 503, "no suitable peers"
+    or not at all.
+
+    Args:
+        what: What the call does, for the messages ("check the stream").
+        call: The API call.
+        settings: The connection's settings (servers, stream, connect_timeout).
+        owner: Who calls, for the messages (the connection's repr).
+
+    Raises:
+        BrokerUnavailableError: JetStream did not answer in time; the message names servers and stream.
+    """
+    loop = asyncio.get_running_loop()
+    window = 2 * settings.connect_timeout
+    deadline = loop.time() + window
+    delay = _FIRST_DELAY
+    while True:
+        try:
+            await call()
+            return
+        except (
+            TimeoutError,
+            nats.errors.NoRespondersError,
+            nats.js.errors.ServiceUnavailableError,
+            ClusterNotReadyError,
+        ) as error:
+            if loop.time() + delay >= deadline:
+                raise BrokerUnavailableError(
+                    f"NATS at {', '.join(settings.servers)} did not let {owner} {what} in stream "
+                    f"{settings.stream!r} within {window} s ({error!r}): a JetStream cluster electing "
+                    "its leaders or without a quorum of its nodes, or a server without JetStream (-js); "
+                    "check the cluster's nodes, or raise interfaces.broker.nats.connect_timeout"
+                ) from error
+            logger.info("%s could not %s yet (%r); trying again in %.2f s", owner, what, error, delay)
+            await asyncio.sleep(delay)  # sync-ok: backoff while the cluster elects a leader
+            delay = min(_MAX_DELAY, 2 * delay)
+
+
+async def ensure_stream(js: JetStreamContext, settings: NatsSettings) -> None:
+    """Create the stream the settings describe, or check that the one there takes their subjects.
+
+    Raises:
+        BrokerUnavailableError: A stream of that name takes other subjects.
+    """
+    try:
+        info = await js.stream_info(settings.stream)
+    except nats.js.errors.NotFoundError:
+        config = StreamConfig(
+            name=settings.stream,
+            description="minos.networks messages",
+            subjects=settings.stream_subjects,
+            retention=RetentionPolicy.INTEREST,
+            discard=DiscardPolicy.NEW,
+            max_msgs=settings.max_messages,
+            storage=StorageType.FILE if settings.storage == "file" else StorageType.MEMORY,
+            num_replicas=settings.replicas,
+            duplicate_window=120.0,
+        )
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError as error:
+            if error.err_code == _NO_PEERS:
+                raise ClusterNotReadyError(error.description or "no suitable peers for placement") from error
+            await js.stream_info(settings.stream)  # made by another peer meanwhile: fine if it is there
+        return
+    subjects = info.config.subjects or []
+    if not set(settings.stream_subjects) <= set(subjects):
+        raise BrokerUnavailableError(
+            f"the JetStream stream {settings.stream!r} takes {subjects!r}, not {settings.stream_subjects!r}; "
+            "give interfaces.broker.nats another stream or subject_prefix"
+        )
+
+
+async def ensure_consumer(js: JetStreamContext, settings: NatsSettings, consumer: Consumer) -> None:
+    """Create ``consumer`` in the stream, or check that the one there filters its subject.
+
+    Raises:
+        BrokerUnavailableError: A consumer of that name filters another subject.
+    """
+    config = ConsumerConfig(
+        durable_name=consumer.name,
+        description=consumer.description,
+        filter_subject=consumer.subject,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=settings.ack_wait,
+        max_deliver=-1,  # the connection counts deliveries itself and dead-letters
+        max_ack_pending=-1,  # each member's window bounds what it holds
+        inactive_threshold=settings.transient_ttl if consumer.transient else None,
+        mem_storage=True if consumer.transient else None,
+    )
+    try:
+        await js.add_consumer(settings.stream, config)
+    except nats.js.errors.BadRequestError as error:
+        if error.err_code == _NO_PEERS:
+            raise ClusterNotReadyError(error.description or "no suitable peers for placement") from error
+        info = await js.consumer_info(settings.stream, consumer.name)  # it exists, set up otherwise
+        if info.config.filter_subject != consumer.subject:
+            raise BrokerUnavailableError(
+                f"the JetStream consumer {consumer.name!r} filters {info.config.filter_subject!r}, not "
+                f"{consumer.subject!r}; delete it (nats consumer rm) and subscribe again"
+            ) from error
