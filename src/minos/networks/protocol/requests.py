@@ -214,18 +214,29 @@ async def _apply(action: Action | None, value: Any) -> Any:
 class Response:
     """What a handler returns: content and a status code.
 
+    Responses are values: equal when of the same class with equal content and status, and hashable (as
+    in minos 0.7) by their content and status, or their status alone when the content is not hashable.
+
     Args:
         data: The content; ``has_content`` is False when it is None.
         status: Any int status code; it reaches the caller exactly (a 404 stays 404).
+
+    Raises:
+        ValueError: ``status`` is not an int (as in minos 0.7).
     """
 
-    __slots__ = ("_data", "status")
+    __slots__ = ("_data", "_status")
 
     def __init__(self, data: Any = None, status: int = 200) -> None:
         if isinstance(status, bool) or not isinstance(status, int):
-            raise TypeError(f"a response status must be an int such as 200 or 404, got {status!r}")
+            raise ValueError(f"a response status must be an int such as 200 or 404, got {status!r}")
         self._data = data
-        self.status = status
+        self._status = status
+
+    @property
+    def status(self) -> int:
+        """The status code."""
+        return self._status
 
     @property
     def has_content(self) -> bool:
@@ -240,9 +251,15 @@ class Response:
         if type(self) is not type(other):
             return False
         assert isinstance(other, Response)
-        return (self._data, self.status) == (other._data, other.status)
+        return (self._data, self._status) == (other._data, other._status)
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:
+        try:
+            return hash((self._data, self._status))
+        except TypeError:  # content such as a dict: equal responses still hash alike by their status
+            return hash(self._status)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._data!r}, status={self.status!r})"
+        if self._status == 200:  # minos 0.7's form
+            return f"{type(self).__name__}({self._data!r})"
+        return f"{type(self).__name__}({self._data!r}, status={self._status!r})"
