@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -101,6 +102,10 @@ class Request(ABC):
 class InMemoryRequest(Request):
     """A request built in code, for tests and for calling handlers directly.
 
+    As in minos 0.7, a request built while ``REQUEST_USER_CONTEXT_VAR`` is set (inside a handler, or in a
+    test that sets it) takes its user from there; a ``user`` given as well is then ignored, with a
+    ``RuntimeWarning``.
+
     Args:
         content: The content; ``has_content`` is False when it is None.
         params: The parameters; ``has_params`` is False when they are None.
@@ -110,6 +115,16 @@ class InMemoryRequest(Request):
     def __init__(
         self, content: Any = None, params: dict[str, Any] | None = None, user: UUID | None = None
     ) -> None:
+        context_user = REQUEST_USER_CONTEXT_VAR.get()
+        if context_user is not None:
+            if user is not None and user != context_user:
+                warnings.warn(
+                    f"InMemoryRequest's user {user} is ignored in favour of REQUEST_USER_CONTEXT_VAR's "
+                    f"{context_user}, as in minos 0.7; reset the context variable to choose the user here",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            user = context_user
         self._content_value = content
         self._params_value = params
         self._user = user
