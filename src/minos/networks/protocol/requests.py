@@ -158,11 +158,8 @@ class InMemoryRequest(Request):
 
     __hash__ = None  # type: ignore[assignment]  # mutable content makes it unhashable
 
-    def __repr__(self) -> str:
-        return (
-            f"InMemoryRequest(content={self._content_value!r}, params={self._params_value!r}, "
-            f"user={self._user!r})"
-        )
+    def __repr__(self) -> str:  # minos 0.7's form: the three arguments, by position
+        return f"InMemoryRequest({self._content_value!r}, {self._params_value!r}, {self._user!r})"
 
 
 Action = Callable[[Any], Any | Awaitable[Any]]
