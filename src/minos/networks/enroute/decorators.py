@@ -192,7 +192,9 @@ class HttpEnrouteDecorator(EnrouteDecorator, ABC):
     ) -> None:
         if path is None and url is not None:
             warnings.warn(
-                f"enroute's 'url' argument is deprecated; write path={url!r} instead", DeprecationWarning, 2
+                f"enroute's 'url' argument is deprecated; write path={url!r} instead",
+                DeprecationWarning,
+                stacklevel=2,
             )
             path = url
         if path is None:
