@@ -241,7 +241,7 @@ async def test_the_in_memory_publisher_records_and_the_in_memory_subscriber_repl
     sent = message("t", {"a": 1})
     await publisher.send(sent)
     assert publisher.messages == [sent]
-    subscriber = InMemoryBrokerSubscriber([sent])
+    subscriber = InMemoryBrokerSubscriber(["t"], [sent])
     assert await subscriber.receive() == sent
 
 

@@ -91,7 +91,8 @@ def test_reboot_fires_once_straight_away():
     [
         ("61 * * * *", "out of range"),
         ("* * *", "it has 3 fields"),
-        ("0 0 * * * * 2030", "it has 7 fields"),  # minos 0.7 read a year here; we do not
+        ("0 0 * * * * * *", "it has 8 fields"),
+        ("0 0 * * * * 2020", "it never matches a date"),  # a year of the past
         ("", "it has 0 fields"),
         ("@often", "unknown alias"),
         ("every day", "it has 2 fields"),

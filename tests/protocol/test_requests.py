@@ -41,7 +41,7 @@ def test_in_memory_requests_compare_by_value():
     user = uuid4()
     assert InMemoryRequest("x", {"p": 1}, user) == InMemoryRequest("x", {"p": 1}, user)
     assert InMemoryRequest("x") != InMemoryRequest("y")
-    assert repr(InMemoryRequest("x")) == "InMemoryRequest(content='x', params=None, user=None)"
+    assert repr(InMemoryRequest("x")) == "InMemoryRequest('x', None, None)"  # as minos 0.7 wrote it
 
 
 async def test_a_wrapped_request_applies_sync_and_async_actions():
@@ -82,9 +82,9 @@ async def test_a_response_keeps_its_content_and_exact_status():
 
 
 def test_a_response_rejects_a_status_that_is_not_an_int():
-    with pytest.raises(TypeError, match=r"must be an int such as 200 or 404, got '200'"):
+    with pytest.raises(ValueError, match=r"must be an int such as 200 or 404, got '200'"):
         Response("x", status="200")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="got True"):
+    with pytest.raises(ValueError, match="got True"):
         Response("x", status=True)
 
 

@@ -1,4 +1,11 @@
-"""minos.networks: an actor-model message system for reactive microservices, with the Minos networks API."""
+"""minos.networks: an actor-model message system for reactive microservices, with the Minos networks API.
+
+Every public name of minos-microservice-networks 0.7 is here, except those of 0.7's queues, validators,
+builders and database operation factories, which have no place in this design: importing one raises an
+``ImportError`` that says what to use instead (see ``_REMOVED_IN_07``).
+"""
+
+from typing import NoReturn as _NoReturn
 
 from .brokers import (
     BrokerClient,
@@ -224,3 +231,67 @@ __all__ = [
     "get_host_name",
     "get_ip",
 ]
+
+_QUEUES = (
+    "messages wait in the broker, which acknowledges them after handling (at-least-once); for messages "
+    "that survive a crash, set interfaces.broker.durable (an outbox and an inbox in SQLite or PostgreSQL)"
+)
+_DUPLICATES = (
+    "every subscriber and dispatcher drops duplicates by (topic, identifier), in bounded memory with a TTL "
+    "(interfaces.broker.duplicates.{ttl,max_entries}), and durably with interfaces.broker.durable"
+)
+_BUILDERS = "there are no builders: build with the class itself or with X.from_config(config)"
+_DATABASE = (
+    "there are no database operation factories: the durable store is set under interfaces.broker.durable"
+)
+
+_REMOVED_IN_07: dict[str, tuple[str, str]] = {
+    "BrokerHandlerService": ("BrokerPort", "it was 0.7's deprecated name of BrokerPort"),
+    "BrokerPublisherBuilder": ("BrokerPublisher.from_config(config)", _BUILDERS),
+    "BrokerPublisherQueue": ("BrokerPublisher", _QUEUES),
+    "BrokerPublisherQueueDatabaseOperationFactory": ("BrokerPublisher", _DATABASE),
+    "BrokerQueue": ("BrokerPublisher and BrokerSubscriber", _QUEUES),
+    "BrokerQueueDatabaseOperationFactory": ("BrokerPublisher and BrokerSubscriber", _DATABASE),
+    "BrokerSubscriberBuilder": ("BrokerSubscriber.from_config(config, topics)", _BUILDERS),
+    "BrokerSubscriberDuplicateValidator": ("BrokerSubscriber", _DUPLICATES),
+    "BrokerSubscriberDuplicateValidatorDatabaseOperationFactory": ("BrokerSubscriber", _DATABASE),
+    "BrokerSubscriberQueue": ("BrokerSubscriber", _QUEUES),
+    "BrokerSubscriberQueueBuilder": ("BrokerSubscriber.from_config(config, topics)", _BUILDERS),
+    "BrokerSubscriberQueueDatabaseOperationFactory": ("BrokerSubscriber", _DATABASE),
+    "BrokerSubscriberValidator": ("BrokerSubscriber", _DUPLICATES),
+    "DatabaseBrokerPublisherQueue": ("BrokerPublisher with interfaces.broker.durable", _QUEUES),
+    "DatabaseBrokerQueue": ("BrokerPublisher and BrokerSubscriber with interfaces.broker.durable", _QUEUES),
+    "DatabaseBrokerQueueBuilder": ("interfaces.broker.durable", _BUILDERS),
+    "DatabaseBrokerSubscriberDuplicateValidator": (
+        "BrokerHandler with interfaces.broker.durable",
+        _DUPLICATES,
+    ),
+    "DatabaseBrokerSubscriberDuplicateValidatorBuilder": ("interfaces.broker.durable", _BUILDERS),
+    "DatabaseBrokerSubscriberQueue": ("BrokerSubscriber with interfaces.broker.durable", _QUEUES),
+    "DatabaseBrokerSubscriberQueueBuilder": ("interfaces.broker.durable", _BUILDERS),
+    "FilteredBrokerSubscriber": ("BrokerSubscriber", _DUPLICATES),
+    "InMemoryBrokerPublisherQueue": ("InMemoryBrokerPublisher", _QUEUES),
+    "InMemoryBrokerQueue": ("InMemoryBrokerPublisher and InMemoryBrokerSubscriber", _QUEUES),
+    "InMemoryBrokerSubscriberBuilder": ("InMemoryBrokerSubscriber(topics, messages)", _BUILDERS),
+    "InMemoryBrokerSubscriberDuplicateValidator": ("BrokerSubscriber", _DUPLICATES),
+    "InMemoryBrokerSubscriberQueue": ("InMemoryBrokerSubscriber", _QUEUES),
+    "InMemoryBrokerSubscriberQueueBuilder": ("InMemoryBrokerSubscriber(topics, messages)", _BUILDERS),
+    "PeriodicTaskSchedulerService": ("PeriodicPort", "it was 0.7's deprecated name of PeriodicPort"),
+    "QueuedBrokerPublisher": ("BrokerPublisher", _QUEUES),
+    "QueuedBrokerSubscriber": ("BrokerSubscriber", _QUEUES),
+    "QueuedBrokerSubscriberBuilder": ("BrokerSubscriber.from_config(config, topics)", _BUILDERS),
+    "RestService": ("HttpPort", "it was 0.7's deprecated name of HttpPort"),
+}
+"""The public names of minos.networks 0.7 that are not here: name -> (what to use instead, why)."""
+
+
+def __getattr__(name: str) -> _NoReturn:
+    # An ImportError, not an AttributeError: `from minos.networks import X` turns an AttributeError into
+    # "cannot import name 'X'" and drops its message, while an ImportError reaches the user as it is.
+    if name in _REMOVED_IN_07:
+        instead, why = _REMOVED_IN_07[name]
+        raise ImportError(
+            f"minos.networks has no {name} (a name of minos 0.7): {why}; use {instead} instead",
+            name=__name__,
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,7 +22,16 @@ _running: weakref.WeakSet[ActorService] = weakref.WeakSet()
 
 
 class StartStop:
-    """``async with`` for a component with ``start()`` and ``stop()``: started on entry, stopped on exit."""
+    """``async with`` for a component with ``start()`` and ``stop()``: started on entry, stopped on exit.
+
+    It also gives the component minos 0.7's life cycle (``SetupMixin``), for code written against it:
+    ``setup()`` starts it unless already set up, ``destroy()`` stops it (``stop()`` is idempotent), and
+    ``already_setup`` / ``already_destroyed`` tell whether ``setup()`` (or entering ``async with``) ran
+    more recently than ``destroy()`` (or leaving it). ``start()`` and ``stop()`` called directly do not
+    change them.
+    """
+
+    _already_setup = False  # a class default, so subclasses need not call an __init__ of ours
 
     async def start(self) -> None:
         raise NotImplementedError
@@ -30,14 +39,35 @@ class StartStop:
     async def stop(self) -> object:
         raise NotImplementedError
 
+    @property
+    def already_setup(self) -> bool:
+        """Whether ``setup()`` ran and ``destroy()`` has not run since (minos 0.7's ``SetupMixin``)."""
+        return self._already_setup
+
+    @property
+    def already_destroyed(self) -> bool:
+        """The opposite of ``already_setup``, as in minos 0.7."""
+        return not self._already_setup
+
+    async def setup(self) -> None:
+        """minos 0.7's name for :meth:`start`; does nothing when already set up."""
+        if not self._already_setup:
+            await self.start()
+            self._already_setup = True
+
+    async def destroy(self) -> None:
+        """minos 0.7's name for :meth:`stop`."""
+        await self.stop()
+        self._already_setup = False
+
     async def __aenter__(self) -> Self:
-        await self.start()
+        await self.setup()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.stop()
+        await self.destroy()
 
 
 class ActorService(StartStop):

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID, uuid4
 
@@ -127,7 +126,7 @@ class BrokerClient(StartStop):
             yield message
 
 
-class BrokerClientPool:
+class BrokerClientPool(StartStop):
     """Lends BrokerClients out, creating up to ``maxsize``; a client is reused once given back.
 
     Args:
@@ -149,13 +148,8 @@ class BrokerClientPool:
         """A pool of clients on the broker that ``interfaces.broker`` names."""
         return cls(config, maxsize=maxsize)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
+    async def start(self) -> None:
+        """Nothing to start: clients are created and started as they are first lent."""
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[BrokerClient]:

@@ -19,6 +19,7 @@ from typing import Any, Self
 
 from minos.common import Config
 
+from ..actors import StartStop
 from ..actors.handoff import LoopHandoff, resolve
 from ..durable import EffectError, Inbox, ReceiptSender
 from ..durable.inbox import Effects
@@ -437,7 +438,7 @@ async def _resume(coroutine: Coroutine[Any, Any, None], blocked_on: Any) -> None
     await _Resume(coroutine, blocked_on)
 
 
-class BrokerHandler:
+class BrokerHandler(StartStop):
     """Runs ``dispatcher`` on what ``subscriber`` receives, inside the subscriber's actor.
 
     Handlers run in the subscriber actor's event loop (not the caller's): at most ``concurrency`` at

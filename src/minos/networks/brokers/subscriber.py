@@ -248,10 +248,24 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 
 
 class InMemoryBrokerSubscriber(StartStop):
-    """A subscriber for tests that yields the messages it was given, then waits forever."""
+    """A subscriber for tests that yields the messages it was given, then waits forever.
 
-    def __init__(self, messages: Iterable[BrokerMessage] = (), topics: Iterable[str] = ()) -> None:
+    Args:
+        topics: The topics it stands for (it receives only what it is given, whatever the topic).
+        messages: The first messages to receive, in order.
+
+    Raises:
+        TypeError: ``topics`` holds something other than strings (minos 0.7's order is topics first).
+    """
+
+    def __init__(self, topics: Iterable[str] = (), messages: Iterable[BrokerMessage] = ()) -> None:
         self.topics = tuple(topics)
+        for topic in self.topics:
+            if not isinstance(topic, str):
+                raise TypeError(
+                    f"topics must be strings, got {topic!r}; the topics come first, then the messages: "
+                    "InMemoryBrokerSubscriber(topics, messages), as in minos 0.7"
+                )
         self._messages: asyncio.Queue[BrokerMessage] | None = None
         self._initial = list(messages)
 
@@ -262,9 +276,11 @@ class InMemoryBrokerSubscriber(StartStop):
                 self._messages.put_nowait(message)
         return self._messages
 
-    def add(self, message: BrokerMessage) -> None:
+    def add_message(self, message: BrokerMessage) -> None:
         """Make ``message`` the last one to be received."""
         self._queue().put_nowait(message)
+
+    add = add_message
 
     async def start(self) -> None:
         """Nothing to start."""

@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
-from types import TracebackType
 from typing import Any, Self
 
 from minos.common import Config
 
+from ..actors import StartStop
 from ..enroute import EnrouteCollector, RestEnrouteDecorator, import_object
 from ..exceptions import MinosDiscoveryConnectorException, MinosInvalidDiscoveryClient
 from ..periodic.cron import Sleep
@@ -53,7 +53,7 @@ class DiscoveryState(enum.Enum):
     FAILED = "failed"
 
 
-class DiscoveryConnector:
+class DiscoveryConnector(StartStop):
     """Registers the service's REST endpoints with discovery when it starts, and removes them when it stops.
 
     ``subscribe()`` returns as soon as discovery has the registration, or after ``startup_timeout`` at
@@ -112,6 +112,7 @@ class DiscoveryConnector:
         self._registered = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight = False
+        self._ever_subscribed = False
         self.attempts = 0
         self.last_error: BaseException | None = None
 
@@ -172,6 +173,7 @@ class DiscoveryConnector:
                 before ``startup_timeout``; the error is chained.
         """
         if self._task is None:
+            self._ever_subscribed = True
             self._health.register(self, name=HEALTH_NAME)
             self._registered.clear()
             self._task = asyncio.get_running_loop().create_task(
@@ -194,8 +196,25 @@ class DiscoveryConnector:
                 f"{self.name!r} could not register with discovery at {self.client.route}: {self.last_error}"
             ) from self.last_error
 
+    async def start(self) -> None:
+        """Registers the service: :meth:`subscribe`."""
+        await self.subscribe()
+
+    async def stop(self) -> None:
+        """Removes the registration that :meth:`subscribe` made, if any (idempotent).
+
+        Raises:
+            MinosDiscoveryConnectorException: Discovery could not be told within ``stop_timeout``.
+        """
+        if self._task is not None:
+            await self.unsubscribe()
+
     async def unsubscribe(self) -> None:
         """Removes the registration, waiting ``stop_timeout`` at most; stops retrying if still at it.
+
+        A connector that never subscribed asks discovery to remove the service all the same, as minos 0.7
+        did (a registration left by an earlier run goes); after its own registration was removed, it sends
+        nothing more.
 
         Raises:
             MinosDiscoveryConnectorException: Discovery could not be told within ``stop_timeout``; the error
@@ -203,6 +222,8 @@ class DiscoveryConnector:
         """
         task, self._task = self._task, None
         if task is None:
+            if not self._ever_subscribed:
+                await self._withdraw(registered=True)
             return
         self._health.unregister(self)
         task.cancel()
@@ -213,6 +234,9 @@ class DiscoveryConnector:
         self._registered.clear()
         if not (registered or maybe):
             return  # discovery never had it
+        await self._withdraw(registered=registered)
+
+    async def _withdraw(self, *, registered: bool) -> None:
         try:
             async with asyncio.timeout(self.stop_timeout):
                 await self.client.unsubscribe(self.name)
@@ -279,15 +303,6 @@ class DiscoveryConnector:
             self._state = DiscoveryState.RETRYING
             logger.warning("%r: attempt %d failed (%s); next in %.2f s", self, self.attempts, error, delay)
             await self._sleep(delay)
-
-    async def __aenter__(self) -> Self:
-        await self.subscribe()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.unsubscribe()
 
 
 def endpoints_from_config(config: Config) -> list[dict[str, Any]]:

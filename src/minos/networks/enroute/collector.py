@@ -212,6 +212,11 @@ class EnrouteFactory:
         self.middleware: tuple[Middleware, ...] = tuple(_resolve_middleware(item) for item in middleware)
         self.config = config
 
+    @property
+    def classes(self) -> tuple[object, ...]:
+        """The services, as minos 0.7 named them; the same as ``services``."""
+        return self.services
+
     def get_all(self) -> dict[EnrouteDecorator, Action]:
         """Returns every route of the services."""
         return self.build((EnrouteDecorator,))

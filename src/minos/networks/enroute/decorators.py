@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC
 from collections.abc import Hashable, Iterator, Mapping
 from types import MappingProxyType
@@ -40,8 +41,9 @@ class EnrouteDecorator(ABC):
 
     Applying a decorator records it on the function's ``HandlerMeta`` and returns the function itself,
     still directly callable with its name, docstring and signature; routers collect the routes later.
-    Decorators are values: two built from the same class and fields (keyword arguments included) are
-    equal and hash alike, so they serve as route keys.
+    Decorators are values: two of the same class (so of the same kind) with the same routing fields are
+    equal whatever their extra keyword arguments, and hash as the tuple of their fields (as in minos 0.7),
+    so they serve as route keys.
 
     Args:
         kwargs: Extra keyword arguments, kept as ``kwargs`` for specs and discovery.
@@ -49,17 +51,16 @@ class EnrouteDecorator(ABC):
 
     KIND: ClassVar[EnrouteDecoratorKind]
 
-    __slots__ = ("_fields", "_frozen", "_hash", "_kwargs")
+    __slots__ = ("_fields", "_hash", "_kwargs")
 
     def __init__(self, *fields: Hashable, **kwargs: Any) -> None:
-        if not hasattr(self, "KIND"):
+        if type(self) is EnrouteDecorator:
             raise TypeError(
-                f"{type(self).__name__} is abstract; use one of its kinds, e.g. enroute.broker.command(...)"
+                "EnrouteDecorator is abstract; use one of its kinds, e.g. enroute.broker.command(...)"
             )
         self._fields = fields
         self._kwargs: Mapping[str, Any] = MappingProxyType(dict(kwargs))
-        self._frozen = _freeze(kwargs)
-        self._hash = hash((type(self), fields, self._frozen))
+        self._hash = hash(fields)
 
     def __call__(self, func: _T) -> _T:
         """Records this decorator on ``func`` and returns ``func`` unchanged.
@@ -68,8 +69,14 @@ class EnrouteDecorator(ABC):
 
         Raises:
             MinosMultipleEnrouteDecoratorKindsException: ``func`` already carries a decorator of another kind.
-            TypeError: ``func`` is not something a handler can be made of.
+            TypeError: ``func`` is not something a handler can be made of, or this decorator has no kind
+                (a base class such as ``HttpEnrouteDecorator`` built directly).
         """
+        if not hasattr(self, "KIND"):
+            raise TypeError(
+                f"{self!r} has no kind, so it cannot route a handler; use one of its kinds, e.g. "
+                "enroute.rest.command(...) or enroute.broker.event(...)"
+            )
         HandlerMeta.of(func).add_decorator(self)
         return func
 
@@ -103,7 +110,7 @@ class EnrouteDecorator(ABC):
         if type(self) is not type(other):
             return False
         assert isinstance(other, EnrouteDecorator)
-        return self._hash == other._hash and self._fields == other._fields and self._frozen == other._frozen
+        return self._hash == other._hash and self._fields == other._fields
 
     def __hash__(self) -> int:
         return self._hash
@@ -168,32 +175,50 @@ class HttpEnrouteDecorator(EnrouteDecorator, ABC):
     """A handler reachable over HTTP, at a path and method.
 
     Args:
-        url: The path, e.g. ``"/users/{user_id}"``.
+        path: The path, e.g. ``"/users/{user_id}"``.
         method: The HTTP method, e.g. ``"GET"``; kept upper-cased.
+        url: The deprecated name of ``path`` (minos 0.7 accepted both); warns with a ``DeprecationWarning``.
         kwargs: Extra keyword arguments, kept for specs and discovery.
 
     Raises:
-        TypeError: ``url`` or ``method`` is not a string.
-        ValueError: ``url`` or ``method`` is empty.
+        ValueError: ``path`` (or ``url``) or ``method`` is missing or empty.
+        TypeError: ``path`` or ``method`` is not a string.
     """
 
     __slots__ = ()
 
-    def __init__(self, url: str, method: str, **kwargs: Any) -> None:
-        _check_text("url", url, "'/users/{user_id}'")
+    def __init__(
+        self, path: str | None = None, method: str | None = None, url: str | None = None, **kwargs: Any
+    ) -> None:
+        if path is None and url is not None:
+            warnings.warn(
+                f"enroute's 'url' argument is deprecated; write path={url!r} instead",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            path = url
+        if path is None:
+            raise ValueError(
+                "an HTTP route needs a path, e.g. enroute.rest.query(path='/users', method='GET')"
+            )
+        if method is None:
+            raise ValueError(
+                f"the HTTP route {path!r} needs a method, e.g. enroute.rest.query(path={path!r}, method='GET')"
+            )
+        _check_text("path", path, "'/users/{user_id}'")
         _check_text("method", method, "'GET'")
-        super().__init__(url, method.upper(), **kwargs)
-
-    @property
-    def url(self) -> str:
-        """The path, e.g. ``"/users/{user_id}"``."""
-        url: str = self._fields[0]  # type: ignore[assignment]
-        return url
+        super().__init__(path, method.upper(), **kwargs)
 
     @property
     def path(self) -> str:
-        """The path; the same as ``url``."""
-        return self.url
+        """The path, e.g. ``"/users/{user_id}"``."""
+        path: str = self._fields[0]  # type: ignore[assignment]
+        return path
+
+    @property
+    def url(self) -> str:
+        """The path; the same as ``path`` (minos 0.7's older name)."""
+        return self.path
 
     @property
     def method(self) -> str:
@@ -203,7 +228,7 @@ class HttpEnrouteDecorator(EnrouteDecorator, ABC):
 
     @property
     def route_key(self) -> tuple[Hashable, ...]:
-        return (HttpEnrouteDecorator, self.url, self.method)
+        return (HttpEnrouteDecorator, self.path, self.method)
 
 
 class RestEnrouteDecorator(HttpEnrouteDecorator, ABC):
@@ -305,18 +330,3 @@ def _check_text(name: str, value: object, example: str) -> None:
         raise TypeError(f"an enroute {name} must be a str such as {example}, got {value!r}")
     if not value:
         raise ValueError(f"an enroute {name} must not be empty; give one such as {example}")
-
-
-def _freeze(value: Any) -> Hashable:
-    """A hashable stand-in for a keyword argument's value, equal for equal values."""
-    if isinstance(value, Mapping):
-        return (dict, frozenset((key, _freeze(item)) for key, item in value.items()))
-    if isinstance(value, list | tuple):
-        return (type(value), tuple(_freeze(item) for item in value))
-    if isinstance(value, set | frozenset):
-        return (frozenset, frozenset(_freeze(item) for item in value))
-    try:
-        hash(value)
-    except TypeError:
-        return (type(value), repr(value))
-    return value  # type: ignore[no-any-return]

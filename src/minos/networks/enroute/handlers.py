@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import math
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from ..exceptions import MinosMultipleEnrouteDecoratorKindsException, NotSatisfiedCheckerException
@@ -44,7 +45,7 @@ class HandlerWrapper(Protocol):
 
     meta: HandlerMeta
 
-    def check(self, max_attempts: int = 10, delay: float = 0.1) -> CheckDecorator: ...
+    def check(self, max_attempts: int = 10, delay: float | timedelta = 0.1) -> CheckDecorator: ...
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
@@ -115,12 +116,13 @@ class HandlerMeta:
                 )
         self.decorators.add(decorator)
 
-    def check(self, max_attempts: int = 10, delay: float = 0.1) -> CheckDecorator:
+    def check(self, max_attempts: int = 10, delay: float | timedelta = 0.1) -> CheckDecorator:
         """Returns a decorator that makes a function a checker of this handler.
 
         Args:
             max_attempts: How many times the checker is tried before the request is refused.
-            delay: Seconds to wait between two attempts (``asyncio.sleep``: the loop is never blocked).
+            delay: Seconds (or a ``timedelta``) to wait between two attempts (``asyncio.sleep``: the loop is
+                never blocked).
 
         Raises:
             ValueError: ``max_attempts`` is below 1 or ``delay`` is negative or not finite.
@@ -141,13 +143,16 @@ class CheckDecorator:
     Args:
         handler_meta: The metadata of the handler to guard.
         max_attempts: How many times the checker is tried before the request is refused.
-        delay: Seconds to wait between two attempts.
+        delay: Seconds (or a ``timedelta``) to wait between two attempts; kept in seconds.
 
     Raises:
         ValueError: ``max_attempts`` is below 1 or ``delay`` is negative or not finite.
     """
 
-    def __init__(self, handler_meta: HandlerMeta, max_attempts: int = 10, delay: float = 0.1) -> None:
+    def __init__(
+        self, handler_meta: HandlerMeta, max_attempts: int = 10, delay: float | timedelta = 0.1
+    ) -> None:
+        delay = _seconds(delay)
         _check_attempts(max_attempts, delay)
         self.handler_meta = handler_meta
         self.max_attempts = max_attempts
@@ -174,13 +179,16 @@ class CheckerMeta:
     Args:
         func: The checker function (for a ``staticmethod``, the function inside).
         max_attempts: How many times it is tried before the request is refused.
-        delay: Seconds to wait between two attempts.
+        delay: Seconds (or a ``timedelta``) to wait between two attempts; kept in seconds.
 
     Raises:
         ValueError: ``max_attempts`` is below 1 or ``delay`` is negative or not finite.
     """
 
-    def __init__(self, func: Callable[..., Any], max_attempts: int = 10, delay: float = 0.1) -> None:
+    def __init__(
+        self, func: Callable[..., Any], max_attempts: int = 10, delay: float | timedelta = 0.1
+    ) -> None:
+        delay = _seconds(delay)
         _check_attempts(max_attempts, delay)
         self.func = func
         self.max_attempts = max_attempts
@@ -245,6 +253,11 @@ def _attach(func: object, **attributes: object) -> None:
 
 def _describe(func: Callable[..., Any]) -> str:
     return getattr(func, "__qualname__", None) or repr(func)
+
+
+def _seconds(delay: float | timedelta) -> float:
+    # minos 0.7 took a timedelta as well as seconds; a float is kept as it is, so errors quote it.
+    return delay.total_seconds() if isinstance(delay, timedelta) else delay
 
 
 def _check_attempts(max_attempts: object, delay: object) -> None:

@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from http import HTTPStatus
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Generic, Self, TypeVar
 
 from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -17,6 +17,7 @@ from yarl import URL
 
 from minos.common import Config, ConfigError
 
+from ..actors import StartStop
 from ..enroute import Action, HttpEnrouteDecorator, HttpRouter, RestHttpRouter, import_object
 from ..exceptions import (
     MinosRedefinedEnrouteDecoratorException,
@@ -88,12 +89,13 @@ class HttpAdapter:
             for router in self.routers:
                 for decorator, action in router.routes.items():
                     if isinstance(decorator, HttpEnrouteDecorator):
-                        owner = owners.setdefault((decorator.url, decorator.method), router)
-                        if owner is not router:
+                        key = (decorator.path, decorator.method)
+                        if key in owners:  # the same router listed twice counts twice, as in minos 0.7
                             raise MinosRedefinedEnrouteDecoratorException(
-                                f"{decorator.method} {decorator.url} is served by both {owner!r} and {router!r}; "
-                                "give each route one handler"
+                                f"{decorator.method} {decorator.path} is served by both {owners[key]!r} and "
+                                f"{router!r}; give each route one handler, and list each router once"
                             )
+                        owners[key] = router
                         routes[decorator] = action
             self._routes = routes
         return self._routes
@@ -102,10 +104,18 @@ class HttpAdapter:
         return f"HttpAdapter({list(self.routers)!r})"
 
 
-class HttpConnector(ABC):
+RawRequest = TypeVar("RawRequest")
+"""The request type of the server a connector wraps (``aiohttp.web.Request`` for ``AioHttpConnector``)."""
+
+RawResponse = TypeVar("RawResponse")
+"""The response type of the server a connector wraps (``aiohttp.web.Response`` for ``AioHttpConnector``)."""
+
+
+class HttpConnector(StartStop, ABC, Generic[RawRequest, RawResponse]):
     """Serves the adapter's routes over HTTP, in the event loop that calls :meth:`start`.
 
-    ``HttpPort`` runs a connector in an actor's own loop; handlers run in that loop.
+    ``HttpPort`` runs a connector in an actor's own loop; handlers run in that loop. The class is generic
+    in the server's request and response types, as in minos 0.7 (``HttpConnector[Any, Any]``).
 
     Args:
         adapter: The routes to serve (a router is wrapped in an adapter).
@@ -165,7 +175,7 @@ class HttpConnector(ABC):
         return f"{type(self).__name__}(host={self.host!r}, port={self._bound_port or self.port!r})"
 
 
-class AioHttpConnector(HttpConnector):
+class AioHttpConnector(HttpConnector[web.Request, web.StreamResponse]):
     """Serves the routes with an aiohttp server.
 
     Limits. At most ``concurrency`` requests are handled at once; up to ``backlog`` more wait for a slot,
@@ -192,8 +202,7 @@ class AioHttpConnector(HttpConnector):
     ===============================================  ============================================
 
     A handler's result is sent as: an :class:`HttpResponse` with its content type; a plain ``Response``
-    as JSON (bytes as ``application/octet-stream``); ``None`` as 204 No Content (minos 0.7 sent 200 with an
-    empty body). The ``user`` header's UUID is in ``REQUEST_USER_CONTEXT_VAR`` while the handler runs.
+    as JSON (bytes as ``application/octet-stream``); ``None`` as 200 with an empty body, as minos 0.7 did. The ``user`` header's UUID is in ``REQUEST_USER_CONTEXT_VAR`` while the handler runs.
 
     Args:
         adapter: The routes to serve (a router is wrapped in an adapter).
@@ -392,8 +401,8 @@ def _endpoint(action: Action, limiter: _Limiter, max_body_size: int) -> _Endpoin
 
 
 async def _web_response(response: Response | None, action: Action) -> web.Response:
-    if response is None:
-        return web.Response(status=204)
+    if response is None:  # 200 with an empty body, as minos 0.7 answered
+        return web.Response(status=200)
     if not isinstance(response, Response):
         raise TypeError(
             f"handler {getattr(action, '__qualname__', action)!r} returned {type(response).__name__}; return "

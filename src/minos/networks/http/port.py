@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Self
+from typing import Any, Self
 
 from yarl import URL
 
@@ -31,7 +31,7 @@ class HttpServerActor(LoopActor):
         connector: The server; the same object is started again by a restarted actor.
     """
 
-    def __init__(self, context: ActorContext | None = None, *, connector: HttpConnector) -> None:
+    def __init__(self, context: ActorContext | None = None, *, connector: HttpConnector[Any, Any]) -> None:
         super().__init__(context, start_timeout=_START_TIMEOUT, stop_timeout=_stop_bound(connector))
         self.connector = connector
 
@@ -64,7 +64,11 @@ class HttpPort(StartStop):
     """
 
     def __init__(
-        self, connector: HttpConnector, *, name: str = "http-port", policy: RestartPolicy | None = None
+        self,
+        connector: HttpConnector[Any, Any],
+        *,
+        name: str = "http-port",
+        policy: RestartPolicy | None = None,
     ) -> None:
         self.connector = connector
         self.name = name
@@ -141,6 +145,6 @@ class HttpPort(StartStop):
         return f"<HttpPort {self.name!r} {self.connector!r} {'running' if self.running else 'stopped'}>"
 
 
-def _stop_bound(connector: HttpConnector) -> float:
+def _stop_bound(connector: HttpConnector[Any, Any]) -> float:
     # aiohttp waits shutdown_timeout for requests in flight, then as long again for the cancelled ones.
     return 2 * connector.shutdown_timeout + _MARGIN

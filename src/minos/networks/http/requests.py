@@ -239,7 +239,7 @@ class HttpResponse(Response):
             and self.content_type == other.content_type
         )
 
-    __hash__ = None
+    __hash__ = Response.__hash__
 
     def __repr__(self) -> str:
         return f"HttpResponse({self._data!r}, status={self.status!r}, content_type={self.content_type!r})"

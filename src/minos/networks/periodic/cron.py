@@ -23,7 +23,8 @@ _REBOOT: Final = "@reboot"
 _ALIASES: Final = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 _HELP: Final = (
     "write 5 fields (minute hour day-of-month month day-of-week), 6 fields with seconds first "
-    "(second minute hour day-of-month month day-of-week), or one of @reboot, " + ", ".join(sorted(_ALIASES))
+    "(second minute hour day-of-month month day-of-week), 7 with a year last (minos 0.7's form), or one of "
+    "@reboot, " + ", ".join(sorted(_ALIASES))
 )
 
 
@@ -34,8 +35,9 @@ def _utc_now() -> datetime:
 class CronTab:
     """A cron schedule: how long until it next fires, sleeping until then, and async iteration over firings.
 
-    Patterns have 5 fields (``"*/5 * * * *"``: every 5 minutes), or 6 with the seconds first
-    (``"0 */5 * * * *"``: every 5 minutes, at second 0; minos 0.7 read a 6th field as a year instead).
+    Patterns have 5 fields (``"*/5 * * * *"``: every 5 minutes), 6 with the seconds first
+    (``"0 */5 * * * *"``: every 5 minutes, at second 0; minos 0.7 read six fields as minute ... year
+    instead), or 7, seconds first and a year last (``"0 */5 * * * * 2030"``), as minos 0.7 wrote them.
     The aliases ``@hourly``, ``@daily``, ``@midnight``, ``@weekly``, ``@monthly``, ``@yearly`` and
     ``@annually`` are accepted, and ``@reboot`` fires once, straight away. Patterns are evaluated in the
     timezone of the clock's datetimes, so in UTC with the default clock.
@@ -66,8 +68,8 @@ class CronTab:
         if isinstance(pattern, croniter):
             impl = pattern
             expressions = list(impl.expressions)
-            # croniter keeps the seconds last whatever the input order; show them first, as we read them.
-            text = " ".join(expressions[5:6] + expressions[:5])
+            # croniter keeps the seconds sixth whatever the input order; show them first, as we read them.
+            text = " ".join(expressions[5:6] + expressions[:5] + expressions[6:])
         elif isinstance(pattern, str):
             text = " ".join(pattern.split())
             impl = None if text.lower() == _REBOOT else _parse(pattern, text)
@@ -80,13 +82,15 @@ class CronTab:
             _check_matches(pattern, impl, self._clock())
             if len(expressions) == 5:  # "* * * * *" fires at second 0, as "0 * * * * *" does
                 expressions.append("0")
+            if expressions[6:] == ["*"]:  # "0 * * * * * *" is "0 * * * * *": any year
+                del expressions[6:]
         self._impl = impl
         self._pattern = text
         self._key: tuple[str, ...] = tuple(expressions) if impl is not None else (_REBOOT,)
 
     @property
     def pattern(self) -> str:
-        """The pattern as given (whitespace collapsed), seconds first when it has six fields."""
+        """The pattern as given (whitespace collapsed), seconds first when it has six or seven fields."""
         return self._pattern
 
     @property
@@ -171,7 +175,7 @@ def _parse(pattern: str, text: str) -> Any:
     if text.startswith("@"):
         if text.lower() not in _ALIASES:
             raise ValueError(f"invalid crontab pattern {pattern!r}: unknown alias; {_HELP}")
-    elif len(text.split()) not in (5, 6):
+    elif len(text.split()) not in (5, 6, 7):
         raise ValueError(f"invalid crontab pattern {pattern!r}: it has {len(text.split())} fields; {_HELP}")
     try:
         return croniter(text, second_at_beginning=True)

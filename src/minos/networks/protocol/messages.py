@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum, auto
+from functools import total_ordering
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
@@ -79,9 +81,13 @@ def _all_str(headers: dict[str, str]) -> bool:
     return True
 
 
+@total_ordering
 @dataclass(frozen=True, slots=True)
 class BrokerMessageV1Payload:
     """What a message carries: content, a status code and string headers.
+
+    Payloads order by their content, as minos 0.7 sorted them (``<`` is False when the contents do not
+    compare).
 
     Args:
         content: Any value the frame codec supports (see ``protocol.frames``).
@@ -107,6 +113,20 @@ class BrokerMessageV1Payload:
     def ok(self) -> bool:
         """Whether the status is a success (2xx)."""
         return 200 <= self.status < 300
+
+    @property
+    def data(self) -> Any:
+        """The content, by minos 0.7's deprecated name; use ``content``."""
+        warnings.warn(_DATA_DEPRECATED, DeprecationWarning, stacklevel=2)
+        return self.content
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, type(self)):
+            return False
+        try:
+            return bool(self.content < other.content)
+        except Exception:  # contents that do not compare: neither comes first, as in 0.7
+            return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +166,21 @@ class BrokerMessage:
         """Whether the payload's status is a success (2xx)."""
         return self.payload.ok
 
+    @property
+    def data(self) -> Any:
+        """The payload's content, by minos 0.7's deprecated name; use ``content``."""
+        warnings.warn(_DATA_DEPRECATED, DeprecationWarning, stacklevel=2)
+        return self.payload.content
 
+
+@total_ordering
 @dataclass(frozen=True, slots=True)
 class BrokerMessageV1(BrokerMessage):
     """A message sent to a topic, and version 1 of the wire format.
 
-    Messages are immutable: use ``with_reply_topic`` (or ``dataclasses.replace``) to derive another.
+    Messages are immutable, except through ``set_reply_topic`` (minos 0.7's way, kept for its users):
+    use ``with_reply_topic`` (or ``dataclasses.replace``) to derive another. Messages order by their
+    payloads' content, as minos 0.7 sorted them.
 
     Args:
         topic: Where the message goes; a non-empty string.
@@ -201,6 +230,23 @@ class BrokerMessageV1(BrokerMessage):
         # Content and headers may be unhashable; equal messages always share topic and identifier.
         return hash((self.topic, self.identifier))
 
+    def __lt__(self, other: object) -> bool:
+        return isinstance(other, type(self)) and self.payload < other.payload
+
+    def set_reply_topic(self, reply_topic: str | None) -> None:
+        """Ask for the reply on ``reply_topic`` (None: no reply), changing this message in place.
+
+        Only for a message not handed to anyone yet (a publisher keeps what it was given); prefer
+        ``with_reply_topic``, which leaves this message as it is.
+
+        Raises:
+            TypeError: ``reply_topic`` is not a string.
+            ValueError: ``reply_topic`` is empty.
+        """
+        if reply_topic is not None:
+            _check_topic("reply_topic", reply_topic)
+        object.__setattr__(self, "reply_topic", reply_topic)
+
     def with_reply_topic(self, reply_topic: str | None) -> BrokerMessageV1:
         """Return a copy of this message that asks for its reply on ``reply_topic``."""
         return BrokerMessageV1(
@@ -210,6 +256,9 @@ class BrokerMessageV1(BrokerMessage):
             strategy=self.strategy,
             reply_topic=reply_topic,
         )
+
+
+_DATA_DEPRECATED = "the `data` attribute of a message is minos 0.7's deprecated name; read `content` instead"
 
 
 def _check_topic(name: str, value: object) -> None:

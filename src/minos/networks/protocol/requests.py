@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -101,6 +102,10 @@ class Request(ABC):
 class InMemoryRequest(Request):
     """A request built in code, for tests and for calling handlers directly.
 
+    As in minos 0.7, a request built while ``REQUEST_USER_CONTEXT_VAR`` is set (inside a handler, or in a
+    test that sets it) takes its user from there; a ``user`` given as well is then ignored, with a
+    ``RuntimeWarning``.
+
     Args:
         content: The content; ``has_content`` is False when it is None.
         params: The parameters; ``has_params`` is False when they are None.
@@ -110,6 +115,16 @@ class InMemoryRequest(Request):
     def __init__(
         self, content: Any = None, params: dict[str, Any] | None = None, user: UUID | None = None
     ) -> None:
+        context_user = REQUEST_USER_CONTEXT_VAR.get()
+        if context_user is not None:
+            if user is not None and user != context_user:
+                warnings.warn(
+                    f"InMemoryRequest's user {user} is ignored in favour of REQUEST_USER_CONTEXT_VAR's "
+                    f"{context_user}, as in minos 0.7; reset the context variable to choose the user here",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            user = context_user
         self._content_value = content
         self._params_value = params
         self._user = user
@@ -143,11 +158,8 @@ class InMemoryRequest(Request):
 
     __hash__ = None  # type: ignore[assignment]  # mutable content makes it unhashable
 
-    def __repr__(self) -> str:
-        return (
-            f"InMemoryRequest(content={self._content_value!r}, params={self._params_value!r}, "
-            f"user={self._user!r})"
-        )
+    def __repr__(self) -> str:  # minos 0.7's form: the three arguments, by position
+        return f"InMemoryRequest({self._content_value!r}, {self._params_value!r}, {self._user!r})"
 
 
 Action = Callable[[Any], Any | Awaitable[Any]]
@@ -214,18 +226,29 @@ async def _apply(action: Action | None, value: Any) -> Any:
 class Response:
     """What a handler returns: content and a status code.
 
+    Responses are values: equal when of the same class with equal content and status, and hashable (as
+    in minos 0.7) by their content and status, or their status alone when the content is not hashable.
+
     Args:
         data: The content; ``has_content`` is False when it is None.
         status: Any int status code; it reaches the caller exactly (a 404 stays 404).
+
+    Raises:
+        ValueError: ``status`` is not an int (as in minos 0.7).
     """
 
-    __slots__ = ("_data", "status")
+    __slots__ = ("_data", "_status")
 
     def __init__(self, data: Any = None, status: int = 200) -> None:
         if isinstance(status, bool) or not isinstance(status, int):
-            raise TypeError(f"a response status must be an int such as 200 or 404, got {status!r}")
+            raise ValueError(f"a response status must be an int such as 200 or 404, got {status!r}")
         self._data = data
-        self.status = status
+        self._status = status
+
+    @property
+    def status(self) -> int:
+        """The status code."""
+        return self._status
 
     @property
     def has_content(self) -> bool:
@@ -240,9 +263,15 @@ class Response:
         if type(self) is not type(other):
             return False
         assert isinstance(other, Response)
-        return (self._data, self.status) == (other._data, other.status)
+        return (self._data, self._status) == (other._data, other._status)
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:
+        try:
+            return hash((self._data, self._status))
+        except TypeError:  # content such as a dict: equal responses still hash alike by their status
+            return hash(self._status)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._data!r}, status={self.status!r})"
+        if self._status == 200:  # minos 0.7's form
+            return f"{type(self).__name__}({self._data!r})"
+        return f"{type(self).__name__}({self._data!r}, status={self._status!r})"

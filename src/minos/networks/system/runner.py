@@ -215,7 +215,7 @@ class ServiceRunner(StartStop):
                 self._started.append(
                     _Part(
                         "discovery",
-                        _ignore_timeout(discovery.unsubscribe),
+                        _ignore_timeout(discovery.stop),
                         discovery.stop_timeout + STOP_MARGIN,
                     )
                 )
