@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from minos.common.config import Config, ConfigError
+from minos.common.config import Config, ConfigError, ConfigSource, as_config
 from minos.common.exceptions import MinosException
 
-__all__ = ["Config", "ConfigError", "MinosException"]
+__all__ = ["Config", "ConfigError", "ConfigSource", "MinosException", "as_config"]
