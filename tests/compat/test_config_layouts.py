@@ -1,5 +1,6 @@
 """minos 0.7's config files (v1 and v2) read as our layout: what each key becomes, overrides, and the notes."""
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,19 @@ def test_the_sections_of_other_minos_packages_are_named_in_one_warning_and_mappe
     endpoint = [note for note in notes if "interfaces.broker.endpoint tcp://localhost:9092" in note]
     assert len(endpoint) == 1
     assert "a `minos-networks broker --bind tcp://localhost:9092` must listen there" in endpoint[0]
+
+
+def test_the_notes_are_logged_once_when_the_first_port_is_built_from_the_config(caplog):
+    from minos.networks import PeriodicPort
+
+    config = Config(V1_FILE, environ={})
+    with caplog.at_level(logging.WARNING, logger="minos.common.config"):
+        PeriodicPort.from_config(config)
+        PeriodicPort.from_config(config)
+
+    logged = [record.getMessage() for record in caplog.records if record.name == "minos.common.config"]
+    assert logged == [f"{V1_FILE}: {note}" for note in config.notes]
+    assert any("service.aggregate (minos.aggregate)" in line for line in logged)
 
 
 @pytest.mark.parametrize(

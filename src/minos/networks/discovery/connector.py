@@ -12,7 +12,7 @@ from operator import itemgetter
 from types import TracebackType
 from typing import Any, Self
 
-from minos.common import Config
+from minos.common import Config, ConfigSource, as_config
 
 from ..enroute import EnrouteCollector, RestEnrouteDecorator, import_object
 from ..exceptions import MinosDiscoveryConnectorException, MinosInvalidDiscoveryClient
@@ -116,7 +116,7 @@ class DiscoveryConnector:
         self.last_error: BaseException | None = None
 
     @classmethod
-    def from_config(cls, config: Config, *, health: HealthRegistry | None = None) -> Self:
+    def from_config(cls, config: ConfigSource, *, health: HealthRegistry | None = None) -> Self:
         """The connector ``config`` describes.
 
         ``discovery.client`` is ``"minos"`` (the Minos discovery service over HTTP), ``"memory"`` or the
@@ -132,6 +132,7 @@ class DiscoveryConnector:
             ConfigError: A key has the wrong type.
             OSError: ``discovery.address`` is not set and this host's name does not resolve.
         """
+        config = as_config(config)
         client = _client_class(config).from_config(config)
         port = config.get_int("interfaces.http.port", None)
         if port is None:  # minos 0.7 kept it under the HTTP connector
