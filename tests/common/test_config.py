@@ -67,7 +67,14 @@ async def auth_middleware(request: object, inner: Callable[[object], object]) ->
 
 
 def test_the_package_exports_config_its_error_and_the_root_exception() -> None:
-    assert minos.common.__all__ == ["Config", "ConfigError", "ConfigSource", "MinosException", "as_config"]
+    assert minos.common.__all__ == [
+        "Config",
+        "ConfigError",
+        "ConfigSource",
+        "EntrypointLauncher",
+        "MinosException",
+        "as_config",
+    ]
 
 
 def test_a_config_error_is_both_a_minos_exception_and_a_value_error() -> None:

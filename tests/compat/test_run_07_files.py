@@ -1,5 +1,5 @@
-"""0.7's config files run as real processes: ``minos-networks run``, ``check-config``, ``publish`` and
-``docs``, with the service module found beside the config file.
+"""0.7's config files and ``__main__`` run as real processes: ``minos-networks run``, ``check-config``,
+``publish``, ``docs`` and ``EntrypointLauncher``, with the service module found beside the config file.
 
 Every wait is bounded and rests on a handshake: a ready line, a registration, or an exit.
 """
@@ -7,6 +7,7 @@ Every wait is bounded and rests on a handshake: a ready line, a registration, or
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +39,15 @@ VARIABLES = {
         "broker_port": "MINOS_INTERFACES_BROKER_COMMON_PORT",
     },
 }
+
+MAIN_MODULE = """
+from pathlib import Path
+
+from minos.common import EntrypointLauncher
+
+if __name__ == "__main__":
+    EntrypointLauncher.from_config(Path(__file__).parent / "config.yml").launch()
+"""
 
 
 def free_port() -> int:
@@ -163,6 +173,31 @@ async def test_minos_networks_run_serves_a_0_7_file_with_its_module_beside_it(
     try:
         variables = {"broker_port": broker_port, "env": env}
         await serve_and_check(running, calls, variables, HERE / file, elsewhere)
+    finally:
+        running.reap()
+
+
+async def test_entrypoint_launcher_runs_a_0_7_main_module_as_minos_networks_run_does(
+    broker_port, discovery, tmp_path
+):
+    discovery_port, calls = discovery
+    service = tmp_path / "carts"
+    service.mkdir()
+    shutil.copy(HERE / "config_v1.yml", service / "config.yml")
+    shutil.copy(HERE / "config_service.py", service / "config_service.py")
+    (service / "main.py").write_text(MAIN_MODULE)
+    env = service_variables("config_v1.yml", broker_port, discovery_port)
+    running = CliProcess(
+        [service / "main.py"],
+        env=environment(**env),
+        stderr_path=tmp_path / "main.stderr",
+        stop_timeout=STOP_TIMEOUT,
+        command=[sys.executable],
+        cwd=tmp_path,
+    )
+    try:
+        variables = {"broker_port": broker_port, "env": env}
+        await serve_and_check(running, calls, variables, service / "config.yml", tmp_path)
     finally:
         running.reap()
 
