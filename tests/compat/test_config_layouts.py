@@ -231,3 +231,16 @@ def test_with_environment_false_reads_no_variable():
     config = Config(V1_FILE, with_environment=False)
 
     assert config.get_int("interfaces.http.port") == 8080
+
+
+def test_an_unknown_key_of_a_0_7_section_is_an_error_named_as_the_file_spells_it(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text(
+        "service:\n  name: x\n  services: [minos.networks.RestService]\nrest: {host: h, port: 1, ssl: true}\n"
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        Config(path, environ={})
+
+    assert caught.value.key == "rest.ssl"
+    assert "0.7's rest (it had client, host, port)" in str(caught.value)

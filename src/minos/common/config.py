@@ -12,8 +12,8 @@ from typing import Any, Final, TypeVar, overload
 
 import yaml
 
-from minos.common.exceptions import MinosException
-from minos.common.layouts import V1, LayoutError, translate
+from minos.common.exceptions import LayoutError, MinosException
+from minos.common.layouts import V1, translate
 
 __all__ = ["MISSING", "Config", "ConfigError", "ConfigSource", "as_config"]
 

@@ -6,9 +6,7 @@ A file is read in one of three layouts, told apart by shape: a ``service`` secti
 has them too, win. Each 0.7 key is either mapped (the tables below list every one), left for the package
 that owned it with one warning naming them all, or an error naming it and what to write instead.
 
-0.7's overrides apply as 0.7 applied them, to 0.7 files only: the fixed variable names of ConfigV1
-(``MINOS_REST_PORT`` ...) to v1 files, ConfigV2's ``MINOS_<KEY>_<SUB>`` (one underscore per dot) to v2
-files, and keyword overrides (``Config(path, rest_port=8080)``) in the same two forms.
+0.7's overrides (``minos.common.overrides``) apply before the translation, in the file's own keys.
 """
 
 from __future__ import annotations
@@ -18,72 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from minos.common.exceptions import MinosException
+from minos.common.exceptions import LayoutError
+from minos.common.overrides import OURS, V1, V2, apply_overrides
 
-__all__ = ["OURS", "V1", "V2", "LayoutError", "Translation", "detect_layout", "translate"]
-
-V1: Final = "v1"
-V2: Final = "v2"
-OURS: Final = "ours"
+__all__ = ["OURS", "V1", "V2", "Translation", "detect_layout", "translate"]
 
 # -- the known keys ------------------------------------------------------------------------------------------
 
-V1_VARIABLES: Final = {
-    "MINOS_SERVICE_NAME": "service.name",
-    "MINOS_REST_HOST": "rest.host",
-    "MINOS_REST_PORT": "rest.port",
-    "MINOS_BROKER_HOST": "broker.host",
-    "MINOS_BROKER_PORT": "broker.port",
-    "MINOS_DISCOVERY_CLIENT": "discovery.client",
-    "MINOS_DISCOVERY_HOST": "discovery.host",
-    "MINOS_DISCOVERY_PORT": "discovery.port",
-    **{
-        f"MINOS_{section.replace('.', '_').upper()}_{name.upper()}": f"{section}.{name}"
-        for section in ("broker.queue", "repository", "snapshot")
-        for name in ("host", "port", "database", "user", "password")
-    },
-    "MINOS_COMMANDS_SERVICE": "commands.service",
-    "MINOS_QUERIES_SERVICE": "queries.service",
-}
-"""ConfigV1's environment variables and the v1 key each sets."""
-
-V1_PARAMETERS: Final = {
-    **{name.removeprefix("MINOS_").lower(): key for name, key in V1_VARIABLES.items()},
-    "service_injections": "service.injections",
-    "saga_broker": "saga.broker",
-    "saga_port": "saga.port",
-    "minos_discovery_client": "discovery.client",
-    "minos_discovery_host": "discovery.host",
-    "minos_discovery_port": "discovery.port",
-}
-"""ConfigV1's keyword overrides (``Config(path, rest_port=8080)``) and the v1 key each sets."""
-
 V1_SERVICE_KEYS: Final = ("name", "aggregate", "injections", "services")
-
-V2_KEYS: Final = (
-    "name",
-    "interfaces.http.port",
-    "interfaces.http.connector.client",
-    "interfaces.http.connector.host",
-    "interfaces.http.connector.port",
-    "interfaces.broker.port",
-    "interfaces.broker.common.host",
-    "interfaces.broker.common.port",
-    "interfaces.broker.common.queue.records",
-    "interfaces.broker.common.queue.retry",
-    "interfaces.broker.publisher.client",
-    "interfaces.broker.publisher.queue",
-    "interfaces.broker.subscriber.client",
-    "interfaces.broker.subscriber.queue",
-    "interfaces.broker.subscriber.validator",
-    "interfaces.broker.subscriber.idempotent",
-    "interfaces.periodic.port",
-    "discovery.connector",
-    "discovery.client",
-    "discovery.host",
-    "discovery.port",
-)
-"""The 0.7 v2 keys this module reads (besides the lists ``services``, ``middleware``, ``routers``, ``pools``)."""
 
 FOREIGN_SECTIONS: Final = {
     "aggregate": "minos.aggregate",
@@ -120,19 +60,6 @@ MEMORY_CLIENTS: Final = ("minos.networks.InMemoryBrokerPublisher", "minos.networ
 UNUSED_BROKER_PARTS: Final = ("Queue", "DuplicateValidator")
 """0.7's queues and duplicate validators (``minos.networks.*`` or a plugin's): the broker does their work."""
 BROKER_POOLS: Final = ("minos.networks.BrokerClientPool",)
-
-
-class LayoutError(MinosException, ValueError):
-    """A 0.7 key holds what minos.networks cannot use; ``Config`` turns it into a ``ConfigError``.
-
-    Args:
-        message: What is wrong and what to write instead.
-        key: The dotted key at fault, as the file spells it.
-    """
-
-    def __init__(self, message: str, *, key: str) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 @dataclass(slots=True)
@@ -177,25 +104,9 @@ def translate(
     layout = detect_layout(raw)
     result = Translation(raw, layout)
     labels: dict[str, str] = {}
-    set_by: dict[str, str] = {}
+    set_by = apply_overrides(raw, layout, environ, overrides, parse)
     if layout == V1:
-        for variable, key in V1_VARIABLES.items():
-            if variable in environ:
-                _put(raw, key.split("."), parse(environ[variable]))
-                set_by[key] = variable
-        for name, value in overrides.items():
-            key = V1_PARAMETERS.get(name) or ".".join(_resolve(raw, name, name))
-            _put(raw, key.split("."), value)
         raw = _v1_to_v2(raw, labels, result.notes)
-    elif layout == V2:
-        for variable, text in environ.items():
-            name = variable.removeprefix("MINOS_").lower()
-            if variable.startswith("MINOS_") and "__" not in name and (parts := _resolve(raw, name, None)):
-                _put(raw, parts, parse(text))
-                set_by[".".join(parts)] = variable
-    if layout != V1:
-        for name, value in overrides.items():
-            _put(raw, _resolve(raw, name, name), value)
     translator = _Translator(labels, result.notes)
     result.data = translator.v2(raw)
     v2_keys = {
@@ -205,49 +116,6 @@ def translate(
         key = v2_keys.get(old, old)
         result.variables[variable] = translator.moved.get(key, key)
     return result
-
-
-def _resolve(raw: Mapping[str, Any], name: str, fail: str | None) -> list[str]:
-    """The key path an underscore name (``interfaces_http_connector_port``) means: a key of the file or of
-    0.7's v2 layout, else a new key under the deepest section of the file it starts with."""
-    paths = {"_".join(parts): parts for parts in _paths(raw)}
-    paths.update({key.replace(".", "_"): key.split(".") for key in V2_KEYS})
-    if name in paths:
-        return list(paths[name])
-    sections = [parts for parts in _paths(raw, sections=True) if name.startswith("_".join(parts) + "_")]
-    if sections:
-        deepest = max(sections, key=len)
-        return [*deepest, name[len("_".join(deepest)) + 1 :]]
-    if fail is None:
-        return []
-    raise LayoutError(
-        f"The override {fail!r} names no key of the file: write the key's path with '_' for '.', "
-        "e.g. interfaces_http_connector_port, or add the section to the file",
-        key=fail,
-    )
-
-
-def _paths(
-    node: Mapping[str, Any], prefix: tuple[str, ...] = (), *, sections: bool = False
-) -> list[list[str]]:
-    found: list[list[str]] = []
-    for key, value in node.items():
-        path = (*prefix, str(key))
-        if isinstance(value, Mapping):
-            found.append(list(path))
-            found.extend(_paths(value, path, sections=sections))
-        elif not sections:
-            found.append(list(path))
-    return found
-
-
-def _put(node: dict[str, Any], parts: list[str], value: object) -> None:
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = node[part] = {}
-        node = child
-    node[parts[-1]] = value
 
 
 def _v1_to_v2(raw: dict[str, Any], labels: dict[str, str], notes: list[str]) -> dict[str, Any]:
@@ -289,7 +157,10 @@ def _v1_to_v2(raw: dict[str, Any], labels: dict[str, str], notes: list[str]) -> 
     rest = raw.pop("rest", None)
     if "http" in kinds:
         interfaces["http"] = {"connector": dict(rest or {})}
-        labels.update({f"interfaces.http.connector.{key}": f"rest.{key}" for key in ("host", "port")})
+        labels.update(
+            {f"interfaces.http.connector.{key}": f"rest.{key}" for key in interfaces["http"]["connector"]}
+        )
+        labels["interfaces.http.connector"] = "rest"
     elif rest is not None:
         notes.append("rest: not served: service.services lists no minos.networks.RestService (as in 0.7)")
     broker = raw.pop("broker", None)
@@ -384,10 +255,10 @@ class _Translator:
     def leftovers(self, theirs: dict[str, Any], key: str, known: tuple[str, ...]) -> None:
         if theirs:
             name = sorted(theirs)[0]
+            label = self.label(f"{key}.{name}")
             raise LayoutError(
-                f"'{self.label(f'{key}.{name}')}' is not a key of 0.7's {key} (it had {', '.join(known)}); "
-                "remove it",
-                key=f"{key}.{name}",
+                f"'{label}' is not a key of 0.7's {self.label(key)} (it had {', '.join(known)}); remove it",
+                key=label,
             )
 
     def port_class(self, section: dict[str, Any], key: str, known: tuple[str, ...]) -> None:
