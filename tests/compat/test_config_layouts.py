@@ -244,3 +244,10 @@ def test_an_unknown_key_of_a_0_7_section_is_an_error_named_as_the_file_spells_it
 
     assert caught.value.key == "rest.ssl"
     assert "0.7's rest (it had client, host, port)" in str(caught.value)
+
+
+def test_the_sections_of_other_minos_packages_stay_readable_for_the_service_s_own_code():
+    config = Config(V2_FILE, environ={})
+
+    assert config.get_str("databases.default.database") == "cart_db"
+    assert config.get_str("saga.manager") == "minos.saga.SagaManager"

@@ -34,11 +34,8 @@ FOREIGN_SECTIONS: Final = {
     "saga": "minos.saga",
     "injections": "minos.common's dependency injection",
     "serializer": "minos.common",
-    "commands": "minos 0.1's command settings",
-    "queries": "minos 0.1's query settings",
-    "events": "minos 0.1's event settings",
 }
-"""Top-level sections of other minos packages: accepted, named in one warning, not used."""
+"""Top-level sections of other minos packages: kept (``Config.get`` reads them), named in one warning, not used."""
 FOREIGN_PACKAGES: Final = ("minos.aggregate", "minos.saga", "minos.cqrs", "minos.common")
 
 HTTP_PORTS: Final = ("minos.networks.HttpPort", "minos.networks.RestService")
@@ -82,9 +79,11 @@ class Translation:
 def detect_layout(raw: Mapping[str, Any]) -> str:
     """Which layout ``raw`` is in: a ``service`` section or ``version: 1`` is v1, ``version: 2`` is v2."""
     version = raw.get("version")
-    if version == 1 or (version is None and isinstance(raw.get("service"), Mapping) and "name" not in raw):
+    if (type(version) is int and version == 1) or (
+        version is None and isinstance(raw.get("service"), Mapping) and "name" not in raw
+    ):
         return V1
-    return V2 if version == 2 else OURS
+    return V2 if type(version) is int and version == 2 else OURS
 
 
 def translate(
@@ -214,12 +213,12 @@ class _Translator:
         return self.labels.get(key, key)
 
     def v2(self, raw: dict[str, Any]) -> dict[str, Any]:
-        for key, owner in FOREIGN_SECTIONS.items():
-            if key in raw:
-                raw.pop(key)
-                self.foreign.append(f"{self.label(key)} ({owner})")
+        # Sections of other packages stay readable with Config.get (a user's own code may read them).
+        self.foreign.extend(
+            f"{self.label(key)} ({owner})" for key, owner in FOREIGN_SECTIONS.items() if key in raw
+        )
         if "pools" in raw:
-            self.pools(raw.pop("pools"))
+            self.pools(raw["pools"])
         interfaces = raw.get("interfaces")
         if isinstance(interfaces, dict):
             for name, read in (("http", self.http), ("broker", self.broker), ("periodic", self.periodic)):
