@@ -251,3 +251,9 @@ def test_the_sections_of_other_minos_packages_stay_readable_for_the_service_s_ow
 
     assert config.get_str("databases.default.database") == "cart_db"
     assert config.get_str("saga.manager") == "minos.saga.SagaManager"
+
+
+def test_a_stray_single_underscore_variable_sets_no_key_a_v2_file_lacks():
+    config = Config(V2_FILE, environ={"MINOS_DISCOVERY_SERVICE_URL": "http://elsewhere"})
+
+    assert config.discovery == {"client": "minos", "host": "localhost", "port": 5567}

@@ -123,17 +123,22 @@ def apply_overrides(
 
 def _resolve(raw: Mapping[str, Any], name: str, fail: str | None) -> list[str]:
     """The key path an underscore name (``interfaces_http_connector_port``) means: a key of the file or of
-    0.7's v2 layout, else a new key under the deepest section of the file it starts with."""
+    0.7's v2 layout, else (keyword overrides only, ``fail`` set) a new key under the deepest section of the
+    file it starts with.
+
+    A variable only ever sets a key the file or 0.7's layout has, as ConfigV2 read only the keys it was
+    asked for: a stray ``MINOS_DISCOVERY_SERVICE_URL`` of the deployment adds nothing.
+    """
     paths = {"_".join(parts): parts for parts in _paths(raw)}
     paths.update({key.replace(".", "_"): key.split(".") for key in V2_KEYS})
     if name in paths:
         return list(paths[name])
+    if fail is None:
+        return []
     sections = [parts for parts in _paths(raw, sections=True) if name.startswith("_".join(parts) + "_")]
     if sections:
         deepest = max(sections, key=len)
         return [*deepest, name[len("_".join(deepest)) + 1 :]]
-    if fail is None:
-        return []
     raise LayoutError(
         f"The override {fail!r} names no key of the file: write the key's path with '_' for '.', "
         "e.g. interfaces_http_connector_port, or add the section to the file",
