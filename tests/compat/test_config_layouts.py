@@ -186,7 +186,11 @@ def test_the_notes_are_logged_once_when_the_first_port_is_built_from_the_config(
     [
         ("discovery.client", "minos.plugins.kong.KongDiscoveryClient", "no Kong client"),
         ("interfaces.http.connector.client", "minos.plugins.graphql.GraphQlConnector", "an HTTP connector"),
-        ("interfaces.broker.publisher.client", "acme.brokers.FancyPublisher", "a broker client"),
+        (
+            "interfaces.broker.publisher.client",
+            "acme.brokers.FancyPublisher",
+            "set interfaces.broker.endpoint",
+        ),
         ("interfaces.http.port", "acme.ports.FancyPort", "a port class"),
     ],
 )

@@ -12,7 +12,7 @@ that owned it with one warning naming them all, or an error naming it and what t
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -87,7 +87,10 @@ def detect_layout(raw: Mapping[str, Any]) -> str:
 
 
 def translate(
-    raw: dict[str, Any], environ: Mapping[str, str], overrides: Mapping[str, object], parse: Any
+    raw: dict[str, Any],
+    environ: Mapping[str, str],
+    overrides: Mapping[str, object],
+    parse: Callable[[str], object],
 ) -> Translation:
     """Turn ``raw`` (a copy, changed in place) into our layout, after 0.7's overrides.
 
@@ -108,9 +111,8 @@ def translate(
         raw = _v1_to_v2(raw, labels, result.notes)
     translator = _Translator(labels, result.notes)
     result.data = translator.v2(raw)
-    v2_keys = {
-        v1_key: v2_key for v2_key, v1_key in labels.items()
-    }  # rest.port -> interfaces.http.connector.port
+    # A variable set a key of the file: rest.port, reshaped into interfaces.http.connector.port, moved to ours.
+    v2_keys = {v1_key: v2_key for v2_key, v1_key in labels.items()}
     for old, variable in set_by.items():
         key = v2_keys.get(old, old)
         result.variables[variable] = translator.moved.get(key, key)
@@ -119,9 +121,7 @@ def translate(
 
 def _v1_to_v2(raw: dict[str, Any], labels: dict[str, str], notes: list[str]) -> dict[str, Any]:
     """Reshape a v1 file into 0.7's v2 layout, remembering each key's v1 name (``labels``) for messages."""
-    service = raw.pop("service", None) or {}
-    if not isinstance(service, dict):
-        raise LayoutError(f"'service' must be a mapping with a 'name', got {service!r}", key="service")
+    service = _mapping(raw.pop("service", None) or {}, "service", "name, services ...")
     unknown = sorted(set(service) - set(V1_SERVICE_KEYS))
     if unknown:
         raise LayoutError(
@@ -164,8 +164,7 @@ def _v1_to_v2(raw: dict[str, Any], labels: dict[str, str], notes: list[str]) -> 
         notes.append("rest: not served: service.services lists no minos.networks.RestService (as in 0.7)")
     broker = raw.pop("broker", None)
     if broker is not None:
-        if not isinstance(broker, dict):
-            raise LayoutError(f"'broker' must be a mapping with host and port, got {broker!r}", key="broker")
+        broker = _mapping(broker, "broker", "host, port")
         common = {key: broker.pop(key) for key in ("host", "port", "queue") if key in broker}
         interfaces["broker"] = {"common": common, **broker}
         labels.update(
@@ -190,6 +189,12 @@ def _merge(theirs: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def _mapping(value: object, key: str, keys: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise LayoutError(f"'{key}' must be a mapping ({keys}), got {value!r}", key=key)
+    return value
 
 
 def _unknown(key: str, value: object, what: str, known: tuple[str, ...]) -> LayoutError:
@@ -247,9 +252,7 @@ class _Translator:
                 )
             return
         section[ours] = value
-        self.moved[key] = (
-            f"{key.rsplit('.', 2)[0]}.{ours}"  # interfaces.http.connector.port -> interfaces.http.port
-        )
+        self.moved[key] = f"{key.rsplit('.', 2)[0]}.{ours}"  # interfaces.http.connector.port -> .http.port
 
     def leftovers(self, theirs: dict[str, Any], key: str, known: tuple[str, ...]) -> None:
         if theirs:
@@ -272,10 +275,7 @@ class _Translator:
         connector = section.pop("connector", None)
         if connector is None:
             return
-        if not isinstance(connector, dict):
-            raise LayoutError(
-                f"'{key}.connector' must be a mapping (client, host, port)", key=f"{key}.connector"
-            )
+        connector = _mapping(connector, f"{key}.connector", "client, host, port")
         client = connector.pop("client", None)
         if client is not None and client not in HTTP_CONNECTORS:
             raise _unknown(f"{key}.connector.client", client, "an HTTP connector", HTTP_CONNECTORS)
@@ -302,10 +302,7 @@ class _Translator:
             part = section.pop(side, None)
             if part is None:
                 continue
-            if not isinstance(part, dict):
-                raise LayoutError(
-                    f"'{key}.{side}' must be a mapping (client, queue ...)", key=f"{key}.{side}"
-                )
+            part = _mapping(part, f"{key}.{side}", ", ".join(known))
             for name in known:
                 value = part.pop(name, None)
                 if value is None:
@@ -335,11 +332,14 @@ class _Translator:
                         f"duplicates are filtered by identifier (for a durable outbox and inbox: {key}.durable)"
                     )
                 else:
-                    raise _unknown(where, value, f"a broker {name}", ("minos.plugins.kafka.KafkaBroker...",))
+                    raise LayoutError(
+                        f"'{self.label(where)}' names {value!r}, which minos.networks cannot map: its broker "
+                        "replaces 0.7's Kafka and RabbitMQ clients, in-memory twins, queues and duplicate "
+                        f"validators; remove {key}.{side} and set {key}.endpoint to a `minos-networks broker`",
+                        key=self.label(where),
+                    )
             self.leftovers(part, f"{key}.{side}", known)
-        common = section.pop("common", None) or {}
-        if not isinstance(common, dict):
-            raise LayoutError(f"'{key}.common' must be a mapping (host, port)", key=f"{key}.common")
+        common = _mapping(section.pop("common", None) or {}, self.label(f"{key}.common"), "host, port")
         queue = common.pop("queue", None)
         if queue is not None:
             self.notes.append(
@@ -390,9 +390,7 @@ class _Translator:
             )
 
     def pools(self, pools: object) -> None:
-        if not isinstance(pools, dict):
-            raise LayoutError(f"'pools' must map names to pool classes, got {pools!r}", key="pools")
-        for name, value in pools.items():
+        for name, value in _mapping(pools, "pools", "names of pool classes").items():
             if value in BROKER_POOLS:
                 self.notes.append(
                     f"pools.{name} {value}: not needed: use BrokerClientPool.from_config(config) where you need one"
