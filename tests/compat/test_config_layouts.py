@@ -1,6 +1,7 @@
 """minos 0.7's config files (v1 and v2) read as our layout: what each key becomes, overrides, and the notes."""
 
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,14 @@ from minos.common import Config, ConfigError
 HERE = Path(__file__).resolve().parent
 V1_FILE = HERE / "config_v1.yml"
 V2_FILE = HERE / "config_v2.yml"
+
+
+@pytest.fixture(autouse=True)
+def service_module_on_path(monkeypatch):
+    """``config_service`` (named in config_v1.yml and config_v2.yml) imports, as it would beside a 0.7 service."""
+    monkeypatch.syspath_prepend(str(HERE))
+    yield
+    sys.modules.pop("config_service", None)
 
 
 # 1. the v2 layout -------------------------------------------------------------------------------------------

@@ -36,6 +36,14 @@ VARIABLES = {
 }
 
 
+@pytest.fixture(autouse=True)
+def service_module_on_path(monkeypatch):
+    """``config_service`` (named in config_v1.yml and config_v2.yml) imports, as it would beside a 0.7 service."""
+    monkeypatch.syspath_prepend(str(HERE))
+    yield
+    sys.modules.pop("config_service", None)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
