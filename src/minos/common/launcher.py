@@ -34,6 +34,7 @@ class EntrypointLauncher:
         Raises:
             ConfigError: ``config`` is not a valid configuration.
         """
+        # Not as_config: run logs a 0.7 file's notes itself, once logging is set up in the service's format.
         return cls(config if isinstance(config, Config) else Config(config))
 
     def launch(self) -> None:
