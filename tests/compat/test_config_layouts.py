@@ -201,6 +201,11 @@ def test_the_notes_are_logged_once_when_the_first_port_is_built_from_the_config(
             "set interfaces.broker.endpoint",
         ),
         ("interfaces.http.port", "acme.ports.FancyPort", "a port class"),
+        (
+            "routers",
+            ["minos.networks.RestHttpRouter", "minos.plugins.graphql.GraphQlHttpRouter"],
+            "no counterpart",
+        ),
     ],
 )
 def test_a_0_7_class_path_that_cannot_be_mapped_is_an_error_naming_it_and_what_to_write(key, value, says):
@@ -214,8 +219,8 @@ def test_a_0_7_class_path_that_cannot_be_mapped_is_an_error_naming_it_and_what_t
     with pytest.raises(ConfigError) as caught:
         Config(data, environ={})
 
-    assert caught.value.key == key
-    assert repr(value) in str(caught.value)
+    assert caught.value.key == (key if isinstance(value, str) else f"{key}[1]")
+    assert repr(value if isinstance(value, str) else value[1]) in str(caught.value)
     assert says in str(caught.value)
 
 

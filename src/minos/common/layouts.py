@@ -403,8 +403,14 @@ class _Translator:
     def entries(self, key: str, items: list[Any]) -> list[Any]:
         """The list without entries of other minos packages that are not installed (named in the warning)."""
         kept = []
-        for item in items:
+        for index, item in enumerate(items):
             package = ".".join(item.split(".")[:2]) if isinstance(item, str) else ""
+            if package == "minos.plugins":
+                raise LayoutError(
+                    f"'{key}[{index}]' names {item!r}, a minos 0.7 plugin minos.networks has no counterpart "
+                    "for; remove it (routes, ports and their connectors are built in)",
+                    key=f"{key}[{index}]",
+                )
             if package in FOREIGN_PACKAGES and importlib.util.find_spec(package) is None:
                 self.foreign.append(f"{key}: {item} ({package} is not installed)")
             else:
