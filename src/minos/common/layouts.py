@@ -56,6 +56,10 @@ EXTERNAL_BROKERS: Final = {
 MEMORY_CLIENTS: Final = ("minos.networks.InMemoryBrokerPublisher", "minos.networks.InMemoryBrokerSubscriber")
 UNUSED_BROKER_PARTS: Final = ("Queue", "DuplicateValidator")
 """0.7's queues and duplicate validators (``minos.networks.*`` or a plugin's): the broker does their work."""
+UNUSED: Final = (
+    "not used: the broker holds and acknowledges messages and filters duplicates by identifier (for a durable "
+    "outbox and inbox: interfaces.broker.durable)"
+)
 BROKER_POOLS: Final = ("minos.networks.BrokerClientPool",)
 
 
@@ -308,10 +312,7 @@ class _Translator:
                 if value is None:
                     continue
                 where = f"{key}.{side}.{name}"
-                external = next(
-                    (found for prefix, found in EXTERNAL_BROKERS.items() if str(value).startswith(prefix)),
-                    None,
-                )
+                external = next((v for k, v in EXTERNAL_BROKERS.items() if str(value).startswith(k)), None)
                 if name == "client" and external is not None:
                     server = server or external
                     self.notes.append(
@@ -327,10 +328,7 @@ class _Translator:
                     and str(value).startswith(("minos.networks.", "minos.plugins."))
                     and any(part_name in str(value) for part_name in UNUSED_BROKER_PARTS)
                 ):
-                    self.notes.append(
-                        f"{self.label(where)} {value}: not used: the broker holds and acknowledges messages and "
-                        f"duplicates are filtered by identifier (for a durable outbox and inbox: {key}.durable)"
-                    )
+                    self.notes.append(f"{self.label(where)} {value}: {UNUSED}")
                 else:
                     raise LayoutError(
                         f"'{self.label(where)}' names {value!r}, which minos.networks cannot map: its broker "
@@ -340,12 +338,8 @@ class _Translator:
                     )
             self.leftovers(part, f"{key}.{side}", known)
         common = _mapping(section.pop("common", None) or {}, self.label(f"{key}.common"), "host, port")
-        queue = common.pop("queue", None)
-        if queue is not None:
-            self.notes.append(
-                f"{self.label(f'{key}.common.queue')}: not used: 0.7's database queue; the broker holds "
-                f"messages (for a durable outbox and inbox: {key}.durable)"
-            )
+        if common.pop("queue", None) is not None:
+            self.notes.append(f"{self.label(f'{key}.common.queue')} (0.7's database queue): {UNUSED}")
         host, port = common.pop("host", None), common.pop("port", None)
         self.leftovers(common, f"{key}.common", ("host", "port", "queue"))
         if memory and "transport" not in section:
