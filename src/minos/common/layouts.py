@@ -389,10 +389,8 @@ class _Translator:
                 self.notes.append(
                     f"pools.{name} {value}: not needed: use BrokerClientPool.from_config(config) where you need one"
                 )
-            elif str(value).startswith(FOREIGN_PACKAGES):
+            else:  # minos.common's lock and database pools, or a pool of the service's own
                 self.foreign.append(f"pools.{name} ({value})")
-            else:
-                raise _unknown(f"pools.{name}", value, "a pool", BROKER_POOLS)
 
     def entries(self, key: str, items: list[Any]) -> list[Any]:
         """The list without entries of other minos packages that are not installed (named in the warning)."""
