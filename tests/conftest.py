@@ -211,15 +211,18 @@ class CliProcess:
         env: Its environment.
         stderr_path: Where its stderr goes (read for diagnostics).
         stop_timeout: Seconds it gets to exit after a signal, and to be reaped.
+        command: What runs ARGS; ``python -m minos.networks`` by default.
+        cwd: Its working directory; the test's by default.
     """
 
-    def __init__(self, args, *, env, stderr_path, stop_timeout=15.0):
+    def __init__(self, args, *, env, stderr_path, stop_timeout=15.0, command=None, cwd=None):
         self.stderr_path = stderr_path
         self.stop_timeout = stop_timeout
         with stderr_path.open("w") as stderr:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "minos.networks", *map(str, args)],
+                [*(command or [sys.executable, "-m", "minos.networks"]), *map(str, args)],
                 stdin=subprocess.DEVNULL,
+                cwd=cwd,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,

@@ -67,7 +67,14 @@ async def auth_middleware(request: object, inner: Callable[[object], object]) ->
 
 
 def test_the_package_exports_config_its_error_and_the_root_exception() -> None:
-    assert minos.common.__all__ == ["Config", "ConfigError", "MinosException"]
+    assert minos.common.__all__ == [
+        "Config",
+        "ConfigError",
+        "ConfigSource",
+        "EntrypointLauncher",
+        "MinosException",
+        "as_config",
+    ]
 
 
 def test_a_config_error_is_both_a_minos_exception_and_a_value_error() -> None:
@@ -439,8 +446,8 @@ def test_an_empty_file_reports_the_missing_name(tmp_path: Path) -> None:
         ("services: [OrderService]", "services[0]", "'OrderService' (str)", "an import path"),
         ("middleware: [a.b, 3]", "middleware[1]", "3 (int)", "an import path"),
         ("routers: ['pkg.mod.']", "routers[0]", "'pkg.mod.' (str)", "an import path"),
-        ("version: 1", "version", "1 (int)", "2 (only the v2 layout is supported)"),
-        ("version: '2'", "version", "'2' (str)", "2 (only the v2 layout is supported)"),
+        ("version: 3", "version", "3 (int)", "2 (or 1, minos 0.7's v1 layout with a service section)"),
+        ("version: '2'", "version", "'2' (str)", "2 (or 1, minos 0.7's v1 layout with a service section)"),
     ],
 )
 def test_a_section_of_the_wrong_type_fails_at_construction_naming_the_file_and_the_key(

@@ -1,8 +1,9 @@
-"""What every Minos package shares: the root exception and the service configuration."""
+"""What every Minos package shares: the root exception, the service configuration and its launcher."""
 
 from __future__ import annotations
 
-from minos.common.config import Config, ConfigError
+from minos.common.config import Config, ConfigError, ConfigSource, as_config
 from minos.common.exceptions import MinosException
+from minos.common.launcher import EntrypointLauncher
 
-__all__ = ["Config", "ConfigError", "MinosException"]
+__all__ = ["Config", "ConfigError", "ConfigSource", "EntrypointLauncher", "MinosException", "as_config"]

@@ -1,8 +1,9 @@
-"""The service configuration: the minos v2 YAML layout, validated at start-up, with environment overrides."""
+"""The service configuration: our YAML layout (and minos 0.7's two), validated at start-up, with overrides."""
 
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -11,9 +12,12 @@ from typing import Any, Final, TypeVar, overload
 
 import yaml
 
-from minos.common.exceptions import MinosException
+from minos.common.exceptions import LayoutError, MinosException
+from minos.common.layouts import V1, translate
 
-__all__ = ["MISSING", "Config", "ConfigError"]
+__all__ = ["MISSING", "Config", "ConfigError", "ConfigSource", "as_config"]
+
+logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
@@ -56,14 +60,18 @@ MISSING: Final = _Missing.MISSING
 class Config:
     """A read-only view of a service's configuration.
 
-    The source is either a YAML file or a mapping in the minos v2 layout: ``name`` (required), ``version``
+    The source is either a YAML file or a mapping in our layout: ``name`` (required), ``version``
     (optional, 2), ``interfaces`` with ``broker``, ``http`` and ``periodic`` sections, ``services``,
     ``middleware`` and ``routers`` (lists of import paths such as ``"pkg.mod.ClassName"``, or the objects
-    themselves), ``discovery``, and any other keys, reachable with :meth:`get`.
+    themselves), ``discovery``, and any other keys, reachable with :meth:`get`. A file in one of minos 0.7's
+    layouts (a ``service`` section: v1; ``version: 2``: v2) is translated into ours first (see
+    ``minos.common.layouts``); :attr:`notes` says what was used instead of what it named.
 
     An environment variable ``MINOS_<KEY>__<SUBKEY>...`` overrides the key at that path, its value parsed as
     a YAML scalar: ``MINOS_INTERFACES__HTTP__PORT=8080`` sets ``interfaces.http.port`` to the int 8080.
     Variables naming a key that does not exist add it. Every ``MINOS_`` variable is read as an override.
+    For 0.7 files, 0.7's own variables apply first (``MINOS_REST_PORT`` for v1, ``MINOS_INTERFACES_HTTP_
+    CONNECTOR_PORT`` for v2), then the keyword ``overrides``, then ours.
 
     The layout is checked here, so a bad configuration fails when the service starts rather than when a
     section is first used.
@@ -71,18 +79,25 @@ class Config:
     Args:
         source: Path of a YAML file, or a mapping holding the configuration itself (copied).
         environ: Environment variables to read overrides from; ``None`` means ``os.environ``.
+        with_environment: False reads no environment variable at all (as 0.7's argument).
+        overrides: Keys to set, as 0.7 took them: a key's path with ``_`` for ``.`` (``name="orders"``,
+            ``interfaces_http_port=8080``), or for a v1 file ConfigV1's names (``rest_port=8080``).
 
     Raises:
-        ConfigError: The file cannot be read or parsed, an override cannot be applied, or a section of the
-            layout is missing or has the wrong type. The message names the file and the key.
+        ConfigError: The file cannot be read or parsed, an override cannot be applied, a 0.7 key names
+            what cannot be used, or a section of the layout is missing or has the wrong type. The message
+            names the file and the key.
     """
 
-    __slots__ = ("_data", "_overrides", "_path", "_source")
+    __slots__ = ("_data", "_layout", "_notes", "_notes_logged", "_overrides", "_path", "_source")
 
     def __init__(
         self,
         source: str | os.PathLike[str] | Mapping[str, Any],
         environ: Mapping[str, str] | None = None,
+        *,
+        with_environment: bool = True,
+        **overrides: object,
     ) -> None:
         self._path: Path | None
         if isinstance(source, Mapping):
@@ -103,10 +118,25 @@ class Config:
                 "Rewrite it in the minos v2 layout.",
                 source=self._source,
             )
-        self._data: dict[str, Any] = _copy(raw)
+        if not with_environment:
+            environ = {}
+        elif environ is None:
+            environ = os.environ
+        try:
+            translation = translate(_copy(raw), environ, overrides, _parse_scalar)
+        except LayoutError as error:
+            raise ConfigError(
+                f"Config key {error.key!r} in {self._source}: {error}", key=error.key, source=self._source
+            ) from error
+        self._data: dict[str, Any] = translation.data
+        self._layout = translation.layout
+        self._notes = tuple(translation.notes)
+        self._notes_logged = False
         # Maps the path of each overridden key to the variable that set it, for error messages.
-        self._overrides: dict[tuple[str, ...], str] = {}
-        self._apply_overrides(os.environ if environ is None else environ)
+        self._overrides: dict[tuple[str, ...], str] = {
+            tuple(key.split(".")): variable for variable, key in translation.variables.items()
+        }
+        self._apply_overrides({k: v for k, v in environ.items() if k not in translation.variables})
         self._validate()
 
     # -- construction -------------------------------------------------------------------------------------
@@ -181,12 +211,21 @@ class Config:
         self._overrides[tuple(path)] = variable
 
     def _validate(self) -> None:
+        if self._layout == V1 and self._lookup("name") is MISSING:
+            raise ConfigError(
+                f"Config key 'service.name' is missing from {self._source} (a minos 0.7 v1 file); expected "
+                "the service's name. Add it, or set MINOS_SERVICE_NAME.",
+                key="service.name",
+                source=self._source,
+            )
         if not self.get_str("name"):
             raise self._wrong_type("name", "", "a non-empty string")
         version = self.get("version", default=None)
         if version is not None and (type(version) is not int or version != _SUPPORTED_VERSION):
             raise self._wrong_type(
-                "version", version, f"{_SUPPORTED_VERSION} (only the v2 layout is supported)"
+                "version",
+                version,
+                f"{_SUPPORTED_VERSION} (or 1, minos 0.7's v1 layout with a service section)",
             )
         for name, section in self.get_mapping("interfaces", default={}).items():
             if not isinstance(section, dict):
@@ -400,6 +439,20 @@ class Config:
         return self._source
 
     @property
+    def notes(self) -> tuple[str, ...]:
+        """What the translation of a minos 0.7 file has to say, one line each: what is used instead of
+        what it named, and the sections left to other minos packages; empty for our own layout."""
+        return self._notes
+
+    def log_notes(self) -> None:
+        """Log :attr:`notes` as warnings, the first time only: the ports and the runner call it at start-up."""
+        if self._notes_logged:
+            return
+        self._notes_logged = True
+        for note in self._notes:
+            logger.warning("%s: %s", self._source, note)
+
+    @property
     def name(self) -> str:
         """The service name."""
         return self.get_str("name")
@@ -429,6 +482,10 @@ class Config:
         """The discovery settings; empty when absent."""
         return self.get_mapping("discovery", default={})
 
+    def top_level_keys(self) -> list[str]:
+        """The top-level keys, in our layout (a 0.7 file's translated), after environment overrides."""
+        return list(self._data)
+
     def has_interface(self, name: str) -> bool:
         """Tells whether ``interfaces.<name>`` is configured.
 
@@ -451,6 +508,22 @@ class Config:
     def __repr__(self) -> str:
         source = repr(self._source) if self._path is not None else self._source
         return f"{type(self).__name__}({source}, name={self.get_str('name')!r})"
+
+
+ConfigSource = Config | str | os.PathLike[str] | Mapping[str, Any]
+"""What every ``from_config`` accepts: a Config, the path of a YAML file, or the configuration as a mapping."""
+
+
+def as_config(source: ConfigSource) -> Config:
+    """The Config ``source`` is or describes, with its notes logged (once per Config): what every
+    ``from_config`` calls first.
+
+    Raises:
+        ConfigError: ``source`` is not a valid configuration.
+    """
+    config = source if isinstance(source, Config) else Config(source)
+    config.log_notes()
+    return config
 
 
 def _is_int(value: object) -> bool:

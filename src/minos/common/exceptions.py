@@ -1,8 +1,8 @@
-"""The root exception shared by every Minos package."""
+"""The root exception shared by every Minos package, and the error of a minos 0.7 key that cannot be used."""
 
 from __future__ import annotations
 
-__all__ = ["MinosException"]
+__all__ = ["LayoutError", "MinosException"]
 
 
 class MinosException(Exception):
@@ -21,3 +21,16 @@ class MinosException(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class LayoutError(MinosException, ValueError):
+    """A 0.7 key holds what minos.networks cannot use; ``Config`` turns it into a ``ConfigError``.
+
+    Args:
+        message: What is wrong and what to write instead.
+        key: The dotted key at fault, as the file spells it.
+    """
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key

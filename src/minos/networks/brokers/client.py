@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Protocol, Self
 from uuid import UUID, uuid4
 
-from minos.common import Config
+from minos.common import Config, ConfigSource, as_config
 
 from ..actors import StartStop
 from ..exceptions import MinosHandlerNotFoundEnoughEntriesException
@@ -57,8 +57,9 @@ class BrokerClient(StartStop):
         self._started = False
 
     @classmethod
-    def from_config(cls, config: Config, *, topic: str | None = None) -> Self:
+    def from_config(cls, config: ConfigSource, *, topic: str | None = None) -> Self:
         """A client on the broker that ``interfaces.broker`` names, replying to ``topic`` (random if None)."""
+        config = as_config(config)
         topic = topic or f"{config.name}.reply.{uuid4().hex}"
         # Never durable: a request whose reply is awaited times out with an error instead of being resent.
         publisher = BrokerPublisher.from_config(config, name=f"{config.name}-client-publisher", durable=False)
@@ -144,8 +145,9 @@ class BrokerClientPool(StartStop):
         self._available = asyncio.Semaphore(maxsize)
 
     @classmethod
-    def from_config(cls, config: Config, *, maxsize: int = 5) -> Self:
+    def from_config(cls, config: ConfigSource, *, maxsize: int = 5) -> Self:
         """A pool of clients on the broker that ``interfaces.broker`` names."""
+        config = as_config(config)
         return cls(config, maxsize=maxsize)
 
     async def start(self) -> None:

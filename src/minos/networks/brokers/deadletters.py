@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
-from minos.common import Config
+from minos.common import ConfigSource, as_config
 
 from ..exceptions import FrameDecodeError, MinosNetworkException
 from ..protocol import BrokerMessage, BrokerMessageV1, BrokerMessageV1Payload, FrameCodec
@@ -181,8 +181,9 @@ class DeadLetterQueue:
         self._close_timeout = close_timeout
 
     @classmethod
-    def from_config(cls, config: Config, *, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> Self:
+    def from_config(cls, config: ConfigSource, *, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> Self:
         """The dead-letter queue of the service ``config`` describes (``interfaces.broker.dead_letter_topic``)."""
+        config = as_config(config)
         settings = broker_settings(config)
         return cls(
             connect=connection_factory(config),

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Self
 
-from minos.common import Config
+from minos.common import ConfigSource, as_config
 
 from ..actors import StartStop
 from ..actors.handoff import LoopHandoff, resolve
@@ -479,12 +479,15 @@ class BrokerHandler(StartStop):
         self._stopped: asyncio.Event | None = None
 
     @classmethod
-    def from_config(cls, config: Config, dispatcher: BrokerDispatcher, *, group: str | None = None) -> Self:
+    def from_config(
+        cls, config: ConfigSource, dispatcher: BrokerDispatcher, *, group: str | None = None
+    ) -> Self:
         """A handler of ``dispatcher``'s topics on the broker ``config`` names, with its retries and dead letters.
 
         Raises:
             ValueError: ``dispatcher`` handles no topic.
         """
+        config = as_config(config)
         settings = broker_settings(config)
         if group is None or group == settings.group:
             dead_letter_topic = settings.dead_letter_topic

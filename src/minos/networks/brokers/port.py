@@ -8,7 +8,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, Self
 
-from minos.common import Config
+from minos.common import Config, ConfigSource, as_config
 
 from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, StartStop
 from ..durable import Inbox
@@ -151,8 +151,9 @@ class BrokerPort(StartStop):
         self.service = ActorService(name, children)
 
     @classmethod
-    def from_config(cls, config: Config) -> Self:
+    def from_config(cls, config: ConfigSource) -> Self:
         """The port ``config`` describes: its services' broker handlers, and its embedded broker if any."""
+        config = as_config(config)
         settings = broker_settings(config)
         return cls._build(config, settings, BrokerDispatcher.from_config(config))
 

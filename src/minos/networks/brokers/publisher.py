@@ -7,7 +7,7 @@ import logging
 from functools import partial
 from typing import Self
 
-from minos.common import Config
+from minos.common import ConfigSource, as_config
 
 from ..actors import StartStop
 from ..actors.handoff import LoopHandoff, resolve
@@ -101,7 +101,7 @@ class BrokerPublisher(StartStop):
         self._handoff: LoopHandoff | None = None
 
     @classmethod
-    def from_config(cls, config: Config, *, name: str | None = None, durable: bool = True) -> Self:
+    def from_config(cls, config: ConfigSource, *, name: str | None = None, durable: bool = True) -> Self:
         """Build a publisher for the broker that ``interfaces.broker`` in ``config`` names.
 
         With ``interfaces.broker.durable`` (and ``durable``, the default), the publisher is durable; its
@@ -109,6 +109,7 @@ class BrokerPublisher(StartStop):
         need distinct names. ``durable=False`` builds a plain publisher whatever the config says (request
         and reply clients, one-shot sends from the command line).
         """
+        config = as_config(config)
         settings = broker_settings(config)
         name = name or f"{config.name}-publisher"
         outbox = None
@@ -282,6 +283,12 @@ class InMemoryBrokerPublisher(StartStop):
     def __init__(self) -> None:
         self.messages: list[BrokerMessage] = []
         self._codec = FrameCodec()
+
+    @classmethod
+    def from_config(cls, config: ConfigSource) -> Self:
+        """An empty one, as 0.7 built its twin from the config (the config is checked, nothing is read)."""
+        as_config(config)
+        return cls()
 
     async def start(self) -> None:
         """Nothing to start."""

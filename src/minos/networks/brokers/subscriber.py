@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Self
 
-from minos.common import Config
+from minos.common import ConfigSource, as_config
 
 from ..actors import StartStop
 from ..durable import OUTBOX_HEADER, ReceiptSender
@@ -137,9 +137,10 @@ class BrokerSubscriber(StartStop):
 
     @classmethod
     def from_config(
-        cls, config: Config, topics: Iterable[str], *, group: str | None = None, transient: bool = False
+        cls, config: ConfigSource, topics: Iterable[str], *, group: str | None = None, transient: bool = False
     ) -> Self:
         """Build a subscriber on the broker that ``interfaces.broker`` in ``config`` names."""
+        config = as_config(config)
         settings = broker_settings(config)
         return cls(
             topics,
@@ -268,6 +269,12 @@ class InMemoryBrokerSubscriber(StartStop):
                 )
         self._messages: asyncio.Queue[BrokerMessage] | None = None
         self._initial = list(messages)
+
+    @classmethod
+    def from_config(cls, config: ConfigSource, *, topics: Iterable[str] = ()) -> Self:
+        """An empty one on ``topics``, as 0.7 built its twin from the config (the config is checked)."""
+        as_config(config)
+        return cls(topics=topics)
 
     def _queue(self) -> asyncio.Queue[BrokerMessage]:
         if self._messages is None:

@@ -12,7 +12,7 @@ from typing import Any, Self
 
 import aiohttp
 
-from minos.common import Config
+from minos.common import ConfigSource, as_config
 
 from ..exceptions import MinosDiscoveryConnectorException
 from ..periodic.cron import Sleep
@@ -77,12 +77,13 @@ class DiscoveryClient(ABC):
         self.port = port
 
     @classmethod
-    def from_config(cls, config: Config) -> Self:
+    def from_config(cls, config: ConfigSource) -> Self:
         """The client of the discovery service at ``discovery.host`` and ``discovery.port``.
 
         Raises:
             ConfigError: One of them has the wrong type.
         """
+        config = as_config(config)
         return cls(
             config.get_str("discovery.host", DEFAULT_HOST), config.get_int("discovery.port", DEFAULT_PORT)
         )
@@ -162,12 +163,13 @@ class MinosDiscoveryClient(DiscoveryClient):
         self._sleep = sleep
 
     @classmethod
-    def from_config(cls, config: Config) -> Self:
+    def from_config(cls, config: ConfigSource) -> Self:
         """The client ``discovery`` describes: ``host``, ``port``, ``attempts`` and ``request_timeout``.
 
         Raises:
             ConfigError: A key has the wrong type.
         """
+        config = as_config(config)
         return cls(
             config.get_str("discovery.host", DEFAULT_HOST),
             config.get_int("discovery.port", DEFAULT_PORT),

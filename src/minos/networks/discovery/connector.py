@@ -11,7 +11,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any, Self
 
-from minos.common import Config
+from minos.common import Config, ConfigSource, as_config
 
 from ..actors import StartStop
 from ..enroute import EnrouteCollector, RestEnrouteDecorator, import_object
@@ -117,7 +117,7 @@ class DiscoveryConnector(StartStop):
         self.last_error: BaseException | None = None
 
     @classmethod
-    def from_config(cls, config: Config, *, health: HealthRegistry | None = None) -> Self:
+    def from_config(cls, config: ConfigSource, *, health: HealthRegistry | None = None) -> Self:
         """The connector ``config`` describes.
 
         ``discovery.client`` is ``"minos"`` (the Minos discovery service over HTTP), ``"memory"`` or the
@@ -133,6 +133,7 @@ class DiscoveryConnector(StartStop):
             ConfigError: A key has the wrong type.
             OSError: ``discovery.address`` is not set and this host's name does not resolve.
         """
+        config = as_config(config)
         client = _client_class(config).from_config(config)
         port = config.get_int("interfaces.http.port", None)
         if port is None:  # minos 0.7 kept it under the HTTP connector

@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
-from minos.common import Config
+from minos.common import ConfigSource, as_config
 
 from ..exceptions import (
     MinosActionNotFoundException,
@@ -163,8 +163,9 @@ class BrokerDispatcher:
         return cls(actions)
 
     @classmethod
-    def from_config(cls, config: Config) -> BrokerDispatcher:
+    def from_config(cls, config: ConfigSource) -> BrokerDispatcher:
         """Builds the dispatcher of the broker routes of the services listed in ``config``."""
+        config = as_config(config)
         from .routers import BrokerRouter
 
         return cls.from_routes(BrokerRouter.from_config(config).routes)

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Self
 
-from minos.common import Config
+from minos.common import Config, ConfigSource, as_config
 
 from .collector import EnrouteFactory, Middleware
 from .decorators import EnrouteDecorator
@@ -40,12 +40,13 @@ class Router(ABC):
         self._routes: dict[EnrouteDecorator, Action] | None = None
 
     @classmethod
-    def from_config(cls, config: Config) -> Self:
+    def from_config(cls, config: ConfigSource) -> Self:
         """Builds the router of the services and middleware listed in ``config``.
 
         Raises:
             ImportError: A service or middleware import path cannot be imported (raised at route building).
         """
+        config = as_config(config)
         return cls(config.services, config=config, middleware=config.middleware)
 
     @property

@@ -15,7 +15,7 @@ from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from yarl import URL
 
-from minos.common import Config, ConfigError
+from minos.common import ConfigError, ConfigSource, as_config
 
 from ..actors import StartStop
 from ..enroute import Action, HttpEnrouteDecorator, HttpRouter, RestHttpRouter, import_object
@@ -56,7 +56,7 @@ class HttpAdapter:
         self._routes: dict[HttpEnrouteDecorator, Action] | None = None
 
     @classmethod
-    def from_config(cls, config: Config) -> Self:
+    def from_config(cls, config: ConfigSource) -> Self:
         """The adapter of the HTTP routers ``config`` lists under ``routers``.
 
         Without a ``routers`` key that is a ``RestHttpRouter`` of the configured ``services`` and
@@ -65,6 +65,7 @@ class HttpAdapter:
         Raises:
             ImportError: A router's import path cannot be imported.
         """
+        config = as_config(config)
         if not config.routers:
             return cls([RestHttpRouter.from_config(config)])
         classes = [import_object(item) if isinstance(item, str) else item for item in config.routers]
@@ -247,7 +248,7 @@ class AioHttpConnector(HttpConnector[web.Request, web.StreamResponse]):
         self._runner: web.AppRunner | None = None
 
     @classmethod
-    def from_config(cls, config: Config) -> Self:
+    def from_config(cls, config: ConfigSource) -> Self:
         """The connector ``interfaces.http`` describes (every key optional), serving the configured routes.
 
         Keys: ``host`` (127.0.0.1), ``port`` (8080; 0 picks a free one), ``concurrency`` (100), ``backlog``
@@ -258,6 +259,7 @@ class AioHttpConnector(HttpConnector[web.Request, web.StreamResponse]):
         Raises:
             ConfigError: A key has the wrong type or an impossible value; the message names it.
         """
+        config = as_config(config)
         key = "interfaces.http"
         try:
             return cls(

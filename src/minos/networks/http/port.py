@@ -8,7 +8,7 @@ from typing import Any, Self
 
 from yarl import URL
 
-from minos.common import Config
+from minos.common import ConfigSource, as_config
 
 from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, RestartPolicy, StartStop
 from ..system.health import HEALTH_CHECKS
@@ -83,7 +83,7 @@ class HttpPort(StartStop):
         self.service = ActorService(name, [self._spec], policy=policy)
 
     @classmethod
-    def from_config(cls, config: Config) -> Self:
+    def from_config(cls, config: ConfigSource) -> Self:
         """The port ``config`` describes: an :class:`AioHttpConnector` from ``interfaces.http`` serving
         the REST routes of the configured ``services`` (see ``AioHttpConnector.from_config``).
 
@@ -91,6 +91,7 @@ class HttpPort(StartStop):
             ConfigError: ``interfaces.http`` holds a wrong value; the message names it.
             ImportError: A configured router's import path cannot be imported.
         """
+        config = as_config(config)
         return cls(AioHttpConnector.from_config(config), name=f"{config.name}-http-port")
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Self
 
-from minos.common import Config
+from minos.common import ConfigSource, as_config
 
 from ..actors import StartStop
 from .cron import Clock, Sleep
@@ -42,7 +42,7 @@ class PeriodicPort(StartStop):
     @classmethod
     def from_config(
         cls,
-        config: Config,
+        config: ConfigSource,
         *,
         clock: Clock | None = None,
         sleep: Sleep | None = None,
@@ -56,6 +56,7 @@ class PeriodicPort(StartStop):
             sleep: What every task sleeps with (tests pass ``FakeClock.sleep``).
             health: Where to register while started; the process's ``HEALTH_CHECKS`` by default.
         """
+        config = as_config(config)
         return cls(PeriodicTaskScheduler.from_config(config, clock=clock, sleep=sleep), health=health)
 
     def __repr__(self) -> str:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Self
 
-from minos.common import Config
+from minos.common import ConfigSource, as_config
 
 from ..actors import ActorService, RestartPolicy, StartStop
 from .cron import Clock, Sleep
@@ -43,7 +43,9 @@ class PeriodicTaskScheduler(StartStop):
         self.service = ActorService(name, children, policy=policy)
 
     @classmethod
-    def from_config(cls, config: Config, *, clock: Clock | None = None, sleep: Sleep | None = None) -> Self:
+    def from_config(
+        cls, config: ConfigSource, *, clock: Clock | None = None, sleep: Sleep | None = None
+    ) -> Self:
         """The scheduler of the periodic handlers (``@enroute.periodic.event``) of the services in ``config``.
 
         Each route becomes one task; event handlers sharing a schedule share its task and run in turn.
@@ -59,6 +61,7 @@ class PeriodicTaskScheduler(StartStop):
             ConfigError: ``interfaces.periodic.stop_timeout`` is not a number.
             ImportError: A service cannot be imported.
         """
+        config = as_config(config)
         # enroute imports periodic.cron, so periodic imports enroute only when it is used.
         from ..enroute import PeriodicEventEnrouteDecorator, PeriodicRouter
 

@@ -8,7 +8,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
@@ -34,59 +35,61 @@ READY_LINE: Final = "minos-networks run:"
 EXIT_GRACE: Final = 5.0
 """Seconds the process gets, beyond the service's whole stop bound, to exit after the first signal."""
 
-_ENV_PREFIX: Final = "MINOS_"
 
-
-def load_config(path: str, prefix: str, *, full: bool = True) -> Config | None:
+def load_config(path: str | Config, prefix: str, *, full: bool = True) -> Config | None:
     """Read and check ``path``, printing every problem on stderr as ``<file>: <key>: <problem>``.
 
+    The service's modules are imported as ``python -m`` would find them: from the config file's
+    directory and from the working directory (see :func:`add_import_paths`).
+
     Args:
-        path: The YAML file.
+        path: The YAML file, or a Config already read (``EntrypointLauncher``).
         prefix: Starts each printed line (the command's name).
         full: Also run :func:`check_config`; otherwise only ``Config``'s own layout checks.
 
     Returns:
         The configuration, or None when it has a problem.
     """
+    add_import_paths(path.path if isinstance(path, Config) else path)
     try:
-        config = Config(path)
+        config = path if isinstance(path, Config) else Config(path)
     except ConfigError as error:
-        _print_problems(prefix, path, [error])
+        _print_problems(prefix, str(path), [error])
         return None
     problems = check_config(config) if full else []
     if problems:
-        _print_problems(prefix, path, problems)
+        _print_problems(prefix, config.source, problems)
         return None
     return config
 
 
-def effective_config(config: Config, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The whole configuration after environment overrides, as plain data.
+def add_import_paths(path: str | os.PathLike[str] | None) -> None:
+    """Put the working directory and the directory of the config file ``path`` on ``sys.path``.
 
-    Config offers no public view of the whole mapping, so the top-level keys are those of the file and
-    those the ``MINOS_`` variables add, each read back through ``Config.get``.
-
-    Args:
-        config: The configuration, read from a file.
-        environ: The variables ``config`` was read with; ``os.environ`` if None.
+    A 0.7 service lists its own modules (``src.commands.CartCommandService``) relative to where it runs
+    and where its config.yml lies; ``python -m`` puts the working directory first, the ``minos-networks``
+    script puts its own directory there instead, so the command adds both (each once, at the end: an
+    installed package of the same name still wins, as it would under ``python -m``).
     """
-    keys: list[str] = []
-    if config.path is not None:
-        raw = yaml.safe_load(config.path.read_text(encoding="utf-8"))  # Config read it just now
-        if isinstance(raw, dict):
-            keys = [key for key in raw if isinstance(key, str)]
-    for variable in os.environ if environ is None else environ:
-        if variable.startswith(_ENV_PREFIX):
-            head = variable[len(_ENV_PREFIX) :].split("__", 1)[0]
-            key = next((key for key in keys if key.upper() == head.upper()), head.lower())
-            if key not in keys:
-                keys.append(key)
-    return {key: config.get(key, None) for key in keys}
+    places = [os.getcwd()]
+    if path is not None:
+        places.insert(0, str(Path(path).resolve().parent))
+    present = {os.path.abspath(entry or os.curdir) for entry in sys.path}
+    for place in places:
+        if place not in present:
+            sys.path.append(place)
+            present.add(place)
+
+
+def effective_config(config: Config) -> dict[str, Any]:
+    """The whole configuration after environment overrides (and a 0.7 file's translation), as plain data."""
+    return {key: config.get(key, None) for key in config.top_level_keys()}
 
 
 def check_config_command(path: str, output: str) -> int:
     """Check ``path`` and print the effective configuration as ``output`` (yaml or json); 0 ok, 3 wrong."""
     prefix = "minos-networks check-config"
+    configure_logging()  # the notes on a 0.7 file are warnings on stderr, beside the printed config
     config = load_config(path, prefix)
     if config is None:
         return EXIT_CONFIG
@@ -99,26 +102,36 @@ def check_config_command(path: str, output: str) -> int:
     return EXIT_OK
 
 
-def run_command(path: str, *, log_level: str | None = None, log_format: str | None = None) -> int:
+def run_command(path: str | Config, *, log_level: str | None = None, log_format: str | None = None) -> int:
     """Run the service ``path`` describes until SIGTERM or SIGINT (see the ``run`` help for exit codes).
 
     Args:
-        path: The configuration file.
+        path: The configuration file, or a Config already read.
         log_level: Overrides ``logging.level`` of the file (WARNING by default).
         log_format: Overrides ``logging.format`` of the file (``text`` by default, or ``json``).
     """
     prefix = "minos-networks run"
     signals = _Signals(prefix)
     signals.install()
-    config = load_config(path, prefix)
+    config = load_config(path, prefix, full=False)
     if config is None:
         return EXIT_CONFIG
-    level, configured_format = log_settings(config)  # load_config checked them
+    try:
+        level, configured_format = log_settings(config)
+    except ConfigError as error:
+        _print_problems(prefix, config.source, [error])
+        return EXIT_CONFIG
+    # Logging first, then the notes on a 0.7 file, in the service's log format, then the whole check.
     configure_logging(log_level or level, log_format or configured_format, service=config.name)
+    config.log_notes()
+    problems = check_config(config)
+    if problems:
+        _print_problems(prefix, config.source, problems)
+        return EXIT_CONFIG
     try:
         runner = ServiceRunner.from_config(config, check=False)
     except ConfigError as error:
-        _print_problems(prefix, path, [error])
+        _print_problems(prefix, config.source, [error])
         return EXIT_CONFIG
     except Exception as error:
         print(f"{prefix}: {config.name}: cannot build the service: {error!r}", file=sys.stderr)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Self
 
-from minos.common import Config, ConfigError
+from minos.common import Config, ConfigError, ConfigSource, as_config
 
 from ..actors import StartStop
 
@@ -122,7 +122,7 @@ class ServiceRunner(StartStop):
         self._started: list[_Part] = []
 
     @classmethod
-    def from_config(cls, config: Config, *, check: bool = True) -> Self:
+    def from_config(cls, config: ConfigSource, *, check: bool = True) -> Self:
         """The service ``config`` describes, built but not started.
 
         A broker port is built when a service has broker routes or ``interfaces.broker`` configures an
@@ -136,6 +136,7 @@ class ServiceRunner(StartStop):
         Raises:
             ConfigError: :func:`check_config` found a problem (the first one; the rest are logged).
         """
+        config = as_config(config)
         problems = check_config(config) if check else []
         if problems:
             for problem in problems[1:]:
@@ -249,7 +250,7 @@ class ServiceRunner(StartStop):
 
 
 async def run_service(
-    config: Config,
+    config: ConfigSource,
     *,
     stop: asyncio.Event | None = None,
     ready: Callable[[ServiceRunner], object] | None = None,
@@ -270,7 +271,7 @@ async def run_service(
         ConfigError: The configuration is wrong; nothing was started.
         Exception: A part failed to start; the parts already started were stopped.
     """
-    runner = ServiceRunner.from_config(config)
+    runner = ServiceRunner.from_config(config)  # a path or a mapping is read there
     await runner.start()
     try:
         if ready is not None:
