@@ -70,7 +70,7 @@ def check_config(config: Config) -> list[ConfigError]:
         check("interfaces.periodic", lambda: _periodic_port(config))
     if config.has_interface("http"):
         check("interfaces.http", lambda: _http_port(config, routes=services_ok))
-    if config.discovery:
+    if config.discovery and services_ok:  # the connector collects the services' routes: no repeat
         check("discovery.client", lambda: _discovery(config))
     check("logging", lambda: _log_settings(config))
     return problems
