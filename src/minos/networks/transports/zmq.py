@@ -254,6 +254,10 @@ class ZmqConnection(Connection):
         return future
 
     @property
+    def open_timeout(self) -> float:
+        return self.connect_timeout
+
+    @property
     def max_in_flight(self) -> int:
         """How many publishes may await the broker's acceptance at once."""
         return self._publishes.size
@@ -592,7 +596,15 @@ class ZmqConnection(Connection):
     def _lose_broker(self, now: float, why: str) -> None:
         delay = min(_RECONNECT_MAX, _RECONNECT_FIRST * 2**self._attempts) * random.uniform(0.5, 1.0)
         self._attempts += 1
-        logger.warning("%r lost the broker: %s; reconnecting in %.3f s", self, why, delay)
+        # While open() still waits for the first WELCOME, its own error tells the caller; no log line.
+        opening = self._welcome is not None and not self._welcome.done()
+        logger.log(
+            logging.DEBUG if opening else logging.WARNING,
+            "%r lost the broker: %s; reconnecting in %.3f s",
+            self,
+            why,
+            delay,
+        )
         self._close_socket(0)
         self._reconnect_at = now + delay
 
