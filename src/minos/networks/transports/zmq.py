@@ -30,7 +30,7 @@ from .connection import (
     check_open,
     check_subscription,
 )
-from .security import CurveClient, apply_client_keys
+from .security import CurveClient, HandshakeWatch, apply_client_keys
 from .window import PublishWindow
 from .wire import (
     ACK,
@@ -171,6 +171,7 @@ class ZmqConnection(Connection):
         self._finishing = False
         self._linger_ms = 0
         self._closed: asyncio.Event | None = None
+        self._handshakes: HandshakeWatch | None = None  # while opening, on tcp and ipc endpoints
         self._drained: asyncio.Future[None] | None = None
         self._control: deque[list[bytes]] = deque()  # sent before publishes and acknowledgements
         self._subscriptions: dict[int, _Subscription] = {}
@@ -189,6 +190,8 @@ class ZmqConnection(Connection):
         self._publishes.bind(loop)
         self._waker = Wakeup(loop)
         self._closed = asyncio.Event()
+        if not self.endpoint.startswith("inproc://"):
+            self._handshakes = HandshakeWatch()
         try:
             self._connect(time.monotonic())
         except zmq.ZMQError as exc:
@@ -203,7 +206,10 @@ class ZmqConnection(Connection):
         try:
             await asyncio.wait_for(asyncio.shield(welcome), self.connect_timeout)
         except BaseException as exc:
+            refused = self._handshakes.explain(self.endpoint, self.curve) if self._handshakes else None
             await self._terminate()
+            if isinstance(exc, TimeoutError) and refused is not None:
+                raise BrokerUnavailableError(f"{refused} (waited {self.connect_timeout} s)") from None
             if isinstance(exc, TimeoutError):
                 hint = (
                     "; with CURVE, also check that the broker allows this client's public key "
@@ -217,6 +223,10 @@ class ZmqConnection(Connection):
                     f"there (minos-networks broker) or check the endpoint{hint}"
                 ) from None
             raise
+        finally:
+            if self._handshakes is not None:
+                self._handshakes.stop()  # the broker answered (or open failed): nothing more to explain
+                self._handshakes = None
 
     async def subscribe(self, group: str, topics: Sequence[str], *, transient: bool = False) -> None:
         self._check_open("subscribe")
@@ -577,10 +587,14 @@ class ZmqConnection(Connection):
             socket.setsockopt(zmq.MAXMSGSIZE, frame_limit(self.max_frame_size))
             if self.curve is not None:
                 apply_client_keys(socket, self.curve)
+            if self._handshakes is not None:
+                self._handshakes.watch(socket)
             socket.connect(self.endpoint)
             fd = socket.fileno()
             self._loop.add_reader(fd, self._waker.set)
         except BaseException:
+            if self._handshakes is not None:
+                self._handshakes.stop()
             socket.close(linger=0)
             raise
         self._socket, self._fd = socket, fd
@@ -615,4 +629,6 @@ class ZmqConnection(Connection):
         self._socket = self._fd = None
         if fd is not None and self._loop is not None and not self._loop.is_closed():
             self._loop.remove_reader(fd)
+        if self._handshakes is not None:
+            self._handshakes.stop()  # keeps what it saw of this socket's handshakes
         socket.close(linger=linger_ms)
