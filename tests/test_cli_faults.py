@@ -1,14 +1,16 @@
-"""What a person sees when something is wrong, with real processes: one line on stderr, an exit code.
+"""What a person sees when something is wrong, with real processes: one line on stderr (or none), an exit code.
 
 Each case of the README's table "What fails, and what you see" that involves a command is here, with its
 exact message. Every wait is bounded: the command's exit (``COMMAND_TIMEOUT``).
 """
 
+import subprocess
+import sys
 import time
 
 import pytest
 
-from .test_cli_run import command, workdir  # noqa: F401 (workdir is a fixture)
+from .test_cli_run import COMMAND_TIMEOUT, command, environment, workdir  # noqa: F401 (workdir is a fixture)
 
 CONNECT_TIMEOUT = 1.0  # interfaces.broker.connect_timeout of the configs below
 STARTUP_ALLOWANCE = 14.0  # seconds for an interpreter to start and import on a busy machine
@@ -67,3 +69,58 @@ def test_a_command_without_a_broker_prints_one_line_naming_the_endpoint_and_exit
     assert result.returncode == 1, result
     assert result.stderr == no_broker_line(prefix, endpoint)  # one line: no log lines, no traceback
     assert CONNECT_TIMEOUT <= elapsed < CONNECT_TIMEOUT + STARTUP_ALLOWANCE
+
+
+MANY_ROUTES_MODULE = """
+from minos.networks import Request, Response, enroute
+
+
+class Wide:
+    pass
+
+
+for index in range(400):
+    async def handler(self, request: Request) -> Response:
+        return Response(None)
+
+    setattr(Wide, f"route{index}", enroute.rest.query(f"/wide/{index}", method="GET")(handler))
+"""
+
+
+def test_docs_into_a_pipe_closed_early_exits_141_without_a_word(workdir):  # noqa: F811
+    (workdir / "cli_wide_service.py").write_text(MANY_ROUTES_MODULE)
+    config = workdir / "wide.yml"
+    config.write_text("name: wide\ninterfaces:\n  http:\n    port: 0\nservices:\n  - cli_wide_service.Wide\n")
+    # As `minos-networks docs wide.yml | head -c 100`: the reader goes away after 100 bytes of a document
+    # far larger than a pipe holds, so the command's next write finds the pipe closed.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "minos.networks", "docs", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment(workdir),
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        assert len(process.stdout.read(100)) == 100
+        process.stdout.close()
+        stderr = process.stderr.read()
+        assert process.wait(COMMAND_TIMEOUT) == 141
+    finally:
+        process.kill()
+        process.wait()
+        process.stderr.close()
+    assert stderr == b""
+
+
+def test_no_help_text_carries_rst_markup(capsys):
+    from minos.networks.__main__ import main
+
+    commands = ["demo", "broker", "keygen", "dead-letters", "run", "check-config", "publish", "docs"]
+    texts = []
+    for args in ([], *([name] for name in commands)):
+        with pytest.raises(SystemExit):
+            main([*args, "--help"])
+        texts.append(capsys.readouterr().out)
+    assert all(text.startswith("usage: minos-networks") for text in texts)
+    assert [text for text in texts if "``" in text or ":class:" in text or ":func:" in text] == []

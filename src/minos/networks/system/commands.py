@@ -238,6 +238,8 @@ def publish_command(path: str, topic: str, content: object, *, wait_reply: bool,
         return run_main(
             _publish(config, topic, content, wait_reply=wait_reply, timeout=timeout, prefix=prefix)
         )
+    except BrokenPipeError:
+        raise  # the reader of the reply went away: main() ends quietly
     except Exception as error:
         print(f"{prefix}: {describe_error(error)} (broker {endpoint})", file=sys.stderr)
         return EXIT_FAILURE
