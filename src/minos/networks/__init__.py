@@ -1,5 +1,8 @@
 """minos.networks: an actor-model message system for reactive microservices, with the Minos networks API."""
 
+from minos.common import ConfigError
+
+from .actors import ActorTimeoutError, EscalationError, LoopClosedError, UnknownChildError
 from .brokers import (
     BrokerClient,
     BrokerClientPool,
@@ -7,15 +10,18 @@ from .brokers import (
     BrokerPort,
     BrokerPublisher,
     BrokerSubscriber,
+    DeadLetterFormatError,
     InMemoryBrokerPublisher,
     InMemoryBrokerSubscriber,
 )
 from .discovery import (
     DiscoveryClient,
     DiscoveryConnector,
+    DiscoveryUnavailableError,
     InMemoryDiscoveryClient,
     MinosDiscoveryClient,
 )
+from .durable import EffectError, NoInboxTransactionError, StoreClosedError, StoreError
 from .enroute import (
     BrokerCommandEnrouteDecorator,
     BrokerDispatcher,
@@ -116,7 +122,13 @@ from .system import (
     get_host_name,
     get_ip,
 )
-from .transports import BrokerFullError, BrokerUnavailableError, ConnectionClosedError
+from .transports import (
+    BrokerBindError,
+    BrokerFullError,
+    BrokerUnavailableError,
+    ConnectionClosedError,
+    KeyFileError,
+)
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
@@ -124,8 +136,10 @@ __all__ = [
     "REQUEST_HEADERS_CONTEXT_VAR",
     "REQUEST_REPLY_TOPIC_CONTEXT_VAR",
     "REQUEST_USER_CONTEXT_VAR",
+    "ActorTimeoutError",
     "AioHttpConnector",
     "AsyncAPIService",
+    "BrokerBindError",
     "BrokerClient",
     "BrokerClientPool",
     "BrokerCommandEnrouteDecorator",
@@ -153,15 +167,20 @@ __all__ = [
     "Checker",
     "CheckerMeta",
     "CheckerWrapper",
+    "ConfigError",
     "ConnectionClosedError",
     "CronTab",
+    "DeadLetterFormatError",
     "DiscoveryClient",
     "DiscoveryConnector",
+    "DiscoveryUnavailableError",
+    "EffectError",
     "Enroute",
     "EnrouteCollector",
     "EnrouteDecorator",
     "EnrouteDecoratorKind",
     "EnrouteFactory",
+    "EscalationError",
     "FrameCodec",
     "FrameDecodeError",
     "FrameEncodeError",
@@ -182,6 +201,8 @@ __all__ = [
     "InMemoryBrokerSubscriber",
     "InMemoryDiscoveryClient",
     "InMemoryRequest",
+    "KeyFileError",
+    "LoopClosedError",
     "MinosActionNotFoundException",
     "MinosDiscoveryClient",
     "MinosDiscoveryConnectorException",
@@ -192,6 +213,7 @@ __all__ = [
     "MinosMultipleEnrouteDecoratorKindsException",
     "MinosNetworkException",
     "MinosRedefinedEnrouteDecoratorException",
+    "NoInboxTransactionError",
     "NotHasContentException",
     "NotHasParamsException",
     "NotSatisfiedCheckerException",
@@ -216,7 +238,10 @@ __all__ = [
     "ScheduledRequest",
     "ScheduledRequestContent",
     "ScheduledResponseException",
+    "StoreClosedError",
+    "StoreError",
     "SystemService",
+    "UnknownChildError",
     "WrappedRequest",
     "consume_queue",
     "enroute",
