@@ -16,6 +16,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from minos.networks import (
     BrokerClient,
     BrokerMessageV1,
@@ -25,6 +27,8 @@ from minos.networks import (
 )
 
 from .conftest import HEARTBEAT, START_TIMEOUT, STOP_TIMEOUT, Broker, client_config
+
+pytestmark = pytest.mark.slow  # a 20 s run against a slow consumer, and a broker frozen for 3 s
 
 PRODUCER = Path(__file__).with_name("producer.py")
 TCP_ANY_PORT = "tcp://127.0.0.1:0"
