@@ -249,7 +249,6 @@ class PeerActor(LoopActor):
         self.handle = handle
         self._subscriptions = tuple(subscriptions)
         self._sink_factory = sink
-        self._window = window
         self._close_timeout = close_timeout
         self._sink: Sink | None = None
         self._connection: Connection = connection
