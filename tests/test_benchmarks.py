@@ -8,6 +8,8 @@ import sys
 import zlib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = {
     "scenario",
@@ -59,6 +61,7 @@ END_TO_END = {  # scenario -> the paths it measures, in order
 }
 
 
+@pytest.mark.slow  # broker, publisher and handler processes
 def test_the_quick_end_to_end_scenarios_measure_every_path_next_to_its_ceiling(tmp_path):
     path = tmp_path / "results.json"
     completed = run_benchmarks("--quick", *END_TO_END, "--json", str(path))
@@ -113,6 +116,7 @@ def test_the_quick_http_scenario_compares_the_port_with_bare_aiohttp(tmp_path):
         assert result["ceiling"].startswith("bare aiohttp server")
 
 
+@pytest.mark.slow  # broker, publisher and handler processes
 def test_the_quick_durable_scenario_compares_itself_with_the_raw_ceiling_and_with_plain_events(tmp_path):
     path = tmp_path / "durable.json"
     completed = run_benchmarks("--quick", "durable-events", "--json", str(path))
@@ -202,6 +206,7 @@ def test_the_progress_bar_shows_on_a_terminal_and_plain_lines_elsewhere(monkeypa
         assert ("running codec ..." in output) is not expect_bar, output
 
 
+@pytest.mark.slow  # broker, publisher and handler processes
 def test_the_quick_two_subscriber_scenario_shares_the_load_and_compares_itself_with_one_subscriber(tmp_path):
     path = tmp_path / "2sub.json"
     completed = run_benchmarks("--quick", "broker-events-2sub", "--json", str(path))
@@ -223,6 +228,7 @@ def test_the_quick_two_subscriber_scenario_shares_the_load_and_compares_itself_w
     assert "per_subscriber" in completed.stdout
 
 
+@pytest.mark.slow  # broker, publisher and handler processes
 def test_the_quick_backlog_scenario_measures_the_memory_of_a_held_backlog_and_drains_it(tmp_path):
     path = tmp_path / "backlog.json"
     completed = run_benchmarks("--quick", "backlog-memory", "--json", str(path))

@@ -195,14 +195,6 @@ def test_a_second_signal_during_the_stop_exits_at_once_with_128_plus_its_number(
     assert "second signal (SIGTERM)" in running.stderr_path.read_text()
 
 
-def test_publish_without_a_broker_gives_up_within_its_timeout_with_exit_one(workdir):
-    result = command(
-        workdir, "publish", workdir / "service.yml", "echo.ask", "1", "--wait-reply", "--timeout", "1"
-    )
-    assert result.returncode == 1
-    assert "no answer within 1.0 s" in result.stderr
-
-
 BAD_CONFIGS = {
     "unknown transport": ("interfaces: {broker: {transport: kafka}}", "interfaces.broker.transport"),
     "wrong type": ("interfaces: {http: {port: eighty}}", "interfaces.http.port"),

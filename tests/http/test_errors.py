@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import ClassVar
@@ -11,6 +13,7 @@ from aiohttp import web
 
 from minos.networks import BrokerResponseException, Response, ResponseException, enroute
 from minos.networks.http import HttpRequest, HttpResponseException
+from minos.networks.http.errors import MAX_HEADER_LINE, MAX_REQUEST_LINE
 
 
 class Failing:
@@ -202,3 +205,64 @@ async def test_a_chunked_body_over_the_limit_is_413_when_the_handler_reads_it(se
         assert response.status == 413
         body = await _error(response)
     assert "1024" in body["message"]
+
+
+async def test_a_deeply_nested_valid_json_body_is_400_not_a_recursion_error(serve, client, caplog):
+    port = await serve(Failing)
+    body = "[" * 100_000 + "]" * 100_000  # valid JSON, deeper than the decoder's recursion allows
+    headers = {"Content-Type": "application/json"}
+    async with client.post(f"{port.url}/parse", data=body, headers=headers) as response:
+        assert response.status == 400
+        assert (await _error(response))["message"] == (
+            "the JSON body nests arrays or objects too deeply to decode; send a flatter document"
+        )
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+async def _raw_exchange(port, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``request`` as raw bytes on a new connection; the status, headers and body of the answer."""
+    reader, writer = await asyncio.open_connection(port.url.host, port.url.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            answer = await reader.read()  # the server closes the connection after an error
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "message"),
+    [
+        (
+            b"GET /echo?" + b"q" * MAX_REQUEST_LINE + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            414,
+            f"the request line is longer than {MAX_REQUEST_LINE} bytes; shorten the URL",
+        ),
+        (
+            b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"q" * (MAX_HEADER_LINE + 1) + b"\r\n\r\n",
+            431,
+            f"a header is longer than {MAX_HEADER_LINE} bytes; send shorter headers",
+        ),
+        (
+            b"GET /echo HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: q\r\n" % n for n in range(200)) + b"\r\n",
+            431,
+            "too many headers; send fewer",
+        ),
+        (b"\x16\x03\x01 qqq\r\n\r\n", 400, "the request is not valid HTTP/1.1 (BadHttpMethod)"),
+    ],
+    ids=["request line", "header", "header count", "not http"],
+)
+async def test_what_the_http_parser_refuses_is_answered_in_json_without_echoing_the_request(
+    serve, caplog, request_bytes, status, message
+):
+    port = await serve(Failing)
+    got, headers, body = await _raw_exchange(port, request_bytes)
+    assert (got, headers["Content-Type"]) == (status, "application/json")
+    assert json.loads(body) == {"status": status, "message": message}
+    assert b"qqq" not in body
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]

@@ -32,7 +32,7 @@ WORKER_KILLS = 10
 BROKER_KILLS = 2
 RUN_TIMEOUT = 200.0  # seconds for the whole flow on two busy cores
 
-pytestmark = pytest.mark.timeout(RUN_TIMEOUT + 60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(RUN_TIMEOUT + 60)]
 
 
 class Store:

@@ -7,6 +7,7 @@ was stopped), so a test that injects nothing cannot pass.
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -16,6 +17,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from minos.networks import (
     BrokerClient,
     BrokerMessageV1,
@@ -23,8 +26,11 @@ from minos.networks import (
     BrokerPublisher,
     MinosHandlerNotFoundEnoughEntriesException,
 )
+from minos.networks.system.stats import STATS_PREFIX
 
 from .conftest import HEARTBEAT, START_TIMEOUT, STOP_TIMEOUT, Broker, client_config
+
+pytestmark = pytest.mark.slow  # a 20 s run against a slow consumer, and a broker frozen for 3 s
 
 PRODUCER = Path(__file__).with_name("producer.py")
 TCP_ANY_PORT = "tcp://127.0.0.1:0"
@@ -61,9 +67,18 @@ def message(topic, content=None):
     return BrokerMessageV1(topic, BrokerMessageV1Payload(content))
 
 
-def start_bounded_broker(processes, max_messages: int, name: str = "broker") -> Broker:
+def start_bounded_broker(processes, max_messages: int, name: str = "broker", *extra: str) -> Broker:
     """A broker process on a free tcp port holding at most ``max_messages``."""
-    return processes.start_broker(TCP_ANY_PORT, name, "--max-messages", str(max_messages))
+    return processes.start_broker(TCP_ANY_PORT, name, "--max-messages", str(max_messages), *extra)
+
+
+def held_counts(broker: Broker) -> list[int]:
+    """The broker's own count of the messages it held (queued or unacknowledged), from its --stats lines."""
+    return [
+        int(match.group(1))
+        for line in broker.process.lines
+        if line.startswith(STATS_PREFIX) and (match := re.search(r"\bheld=(\d+)", line))
+    ]
 
 
 def vm_rss(pid: int) -> int:
@@ -109,7 +124,7 @@ def test_a_consumer_ten_times_slower_than_its_producer_for_twenty_seconds_bounds
     processes,
 ):
     output = processes.output
-    broker = start_bounded_broker(processes, MAX_MESSAGES)
+    broker = start_bounded_broker(processes, MAX_MESSAGES, "broker", "--stats", "--stats-interval", "0.1")
     burst_broker = processes.start_broker(TCP_ANY_PORT, name="burst-broker")  # room for everything
     consumer = processes.start_worker(
         broker.endpoint, "consumer", "slow-svc", [SLOW_TOPIC], delay=HANDLER_DELAY, concurrency=1
@@ -183,7 +198,10 @@ def test_a_consumer_ten_times_slower_than_its_producer_for_twenty_seconds_bounds
     late = [sample for sample in samples if sample.at >= RSS_LATE_FROM]
     late_peak = max(sample.rss for sample in late)
     broker_late_peak = max(sample.broker_rss for sample in late)
+    # Accepted minus handled, from two processes' progress lines read at different moments: for the
+    # printout only. The bound is checked on the broker's own count, where the system guarantees it.
     gaps = [sample.accepted - sample.handled for sample in samples]
+    held = held_counts(broker)
     print(
         f"\nslow consumer: unthrottled {burst_rate:.0f} msg/s ({burst_accepted:.0f} in {burst_elapsed:.2f} s); "
         f"over the run producer {producer_rate:.0f} msg/s ({total} accepted in {elapsed:.2f} s, "
@@ -191,7 +209,8 @@ def test_a_consumer_ten_times_slower_than_its_producer_for_twenty_seconds_bounds
         f"producer RSS {baseline.rss / MIB:.1f} MiB at {baseline.at:.1f} s, late min/max "
         f"{min(s.rss for s in late) / MIB:.1f}/{late_peak / MIB:.1f} MiB; broker RSS "
         f"{min(s.broker_rss for s in samples) / MIB:.1f}-{max(s.broker_rss for s in samples) / MIB:.1f} MiB; "
-        f"accepted-handled gap max {max(gaps)} (bound {MAX_MESSAGES}); broker {stats}; burst broker {burst_stats}"
+        f"accepted-handled gap max {max(gaps)}; broker held at most {max(held)} (bound {MAX_MESSAGES}, "
+        f"{len(held)} stats lines); broker {stats}; burst broker {burst_stats}"
     )
     print("  RSS curve (s, MiB):", " ".join(f"{s.at:.0f}:{s.rss / MIB:.1f}" for s in samples))
 
@@ -203,9 +222,10 @@ def test_a_consumer_ten_times_slower_than_its_producer_for_twenty_seconds_bounds
     assert producer_rate <= SLOWED_TO * consumer_rate, (producer_rate, consumer_rate)
     assert total / elapsed <= SLOWED_TO * consumer_rate, (total, elapsed, consumer_rate)
     assert producer_rate >= consumer_rate / SLOWED_TO, (producer_rate, consumer_rate)  # slowed, not stalled
-    # The broker filled up to its bound and never past it: accepted minus handled is at most what it held.
-    assert max(gaps) <= MAX_MESSAGES, gaps
-    assert max(gaps) >= MAX_MESSAGES // 2, gaps
+    # The broker filled up to its bound and never past it, by its own count (queued plus unacknowledged).
+    assert len(held) >= RUN_SECONDS, f"only {len(held)} stats lines"
+    assert max(held) <= MAX_MESSAGES, held
+    assert max(held) >= MAX_MESSAGES // 2, held
     # The producer's memory (and the broker's) stayed flat while it was held back.
     assert late_peak <= baseline.rss + RSS_GROWTH_LIMIT, [(s.at, s.rss) for s in samples]
     assert broker_late_peak <= baseline.broker_rss + RSS_GROWTH_LIMIT, [(s.at, s.broker_rss) for s in samples]

@@ -39,11 +39,18 @@ class RawPeer:
 
     async def expect(self, command: bytes) -> list[bytes]:
         """The next message with ``command`` (heartbeats and other commands are skipped)."""
+        return (await self.until(command))[-1]
+
+    async def until(self, command: bytes) -> list[list[bytes]]:
+        """Every message up to and including the next with ``command``, heartbeats left out."""
+        received = []
         async with asyncio.timeout(TIMEOUT):
             while True:
                 frames = await self.socket.recv_multipart()
+                if frames[0] != b"HB":
+                    received.append(frames)
                 if frames[0] == command:
-                    return frames
+                    return received
 
     async def hello(self) -> None:
         self.send(b"HELLO", struct.pack(">H", 1))
@@ -157,6 +164,29 @@ async def test_malformed_frames_are_counted_and_ignored(make_inbox, broker_threa
     await (await connect(broker.endpoint)).publish("order.created", b"still working", 1)
     await inbox.arrived(1)
     assert inbox.bodies == [b"still working"]
+
+
+async def test_names_that_are_not_utf8_and_a_hello_of_another_version_are_refused_as_malformed(
+    broker_threads, raw_peers
+):
+    broker = broker_threads(inproc())
+    other_release = raw_peers(broker.endpoint)
+    other_release.send(b"HELLO", struct.pack(">H", 2))
+    other_release.send(b"HB")
+    assert await other_release.until(b"RESET") == [[b"RESET"]]  # no WELCOME: it is not a peer
+    peer = raw_peers(broker.endpoint)
+    await peer.hello()
+    peer.send(b"SUB", struct.pack(">QIB", 1, 10, 0), b"\xffgroup", b"order.created")
+    peer.send(b"SUB", struct.pack(">QIB", 2, 10, 0), b"orders", b"order.created", b"order.\xc3")
+    peer.send(b"PUB", RECORD_HEAD.pack(1, 0, 2, 4) + b"\xfe\xffbody")
+    # The broker handles a peer's frames in order: whatever it answered to those came before this SUBOK.
+    peer.send(b"SUB", struct.pack(">QIB", 3, 10, 0), b"orders", b"order.paid")
+    answers = await peer.until(b"SUBOK")
+
+    assert answers == [[b"SUBOK", struct.pack(">Q", 3)]]  # no SUBOK 1 or 2, no PUBOK
+    assert broker.server.stats.malformed == 4
+    assert broker.server.stats.published == 0
+    assert broker.server.stats.peers == 1
 
 
 async def test_an_unknown_peer_is_told_to_reset_instead_of_served(broker_threads, raw_peers):

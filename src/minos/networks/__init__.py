@@ -7,6 +7,9 @@ builders and database operation factories, which have no place in this design: i
 
 from typing import NoReturn as _NoReturn
 
+from minos.common import ConfigError
+
+from .actors import ActorTimeoutError, EscalationError, LoopClosedError, UnknownChildError
 from .brokers import (
     BrokerClient,
     BrokerClientPool,
@@ -14,15 +17,18 @@ from .brokers import (
     BrokerPort,
     BrokerPublisher,
     BrokerSubscriber,
+    DeadLetterFormatError,
     InMemoryBrokerPublisher,
     InMemoryBrokerSubscriber,
 )
 from .discovery import (
     DiscoveryClient,
     DiscoveryConnector,
+    DiscoveryUnavailableError,
     InMemoryDiscoveryClient,
     MinosDiscoveryClient,
 )
+from .durable import EffectError, NoInboxTransactionError, StoreClosedError, StoreError
 from .enroute import (
     BrokerCommandEnrouteDecorator,
     BrokerDispatcher,
@@ -123,7 +129,13 @@ from .system import (
     get_host_name,
     get_ip,
 )
-from .transports import BrokerFullError, BrokerUnavailableError, ConnectionClosedError
+from .transports import (
+    BrokerBindError,
+    BrokerFullError,
+    BrokerUnavailableError,
+    ConnectionClosedError,
+    KeyFileError,
+)
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
@@ -131,8 +143,10 @@ __all__ = [
     "REQUEST_HEADERS_CONTEXT_VAR",
     "REQUEST_REPLY_TOPIC_CONTEXT_VAR",
     "REQUEST_USER_CONTEXT_VAR",
+    "ActorTimeoutError",
     "AioHttpConnector",
     "AsyncAPIService",
+    "BrokerBindError",
     "BrokerClient",
     "BrokerClientPool",
     "BrokerCommandEnrouteDecorator",
@@ -160,15 +174,20 @@ __all__ = [
     "Checker",
     "CheckerMeta",
     "CheckerWrapper",
+    "ConfigError",
     "ConnectionClosedError",
     "CronTab",
+    "DeadLetterFormatError",
     "DiscoveryClient",
     "DiscoveryConnector",
+    "DiscoveryUnavailableError",
+    "EffectError",
     "Enroute",
     "EnrouteCollector",
     "EnrouteDecorator",
     "EnrouteDecoratorKind",
     "EnrouteFactory",
+    "EscalationError",
     "FrameCodec",
     "FrameDecodeError",
     "FrameEncodeError",
@@ -189,6 +208,8 @@ __all__ = [
     "InMemoryBrokerSubscriber",
     "InMemoryDiscoveryClient",
     "InMemoryRequest",
+    "KeyFileError",
+    "LoopClosedError",
     "MinosActionNotFoundException",
     "MinosDiscoveryClient",
     "MinosDiscoveryConnectorException",
@@ -199,6 +220,7 @@ __all__ = [
     "MinosMultipleEnrouteDecoratorKindsException",
     "MinosNetworkException",
     "MinosRedefinedEnrouteDecoratorException",
+    "NoInboxTransactionError",
     "NotHasContentException",
     "NotHasParamsException",
     "NotSatisfiedCheckerException",
@@ -223,7 +245,10 @@ __all__ = [
     "ScheduledRequest",
     "ScheduledRequestContent",
     "ScheduledResponseException",
+    "StoreClosedError",
+    "StoreError",
     "SystemService",
+    "UnknownChildError",
     "WrappedRequest",
     "consume_queue",
     "enroute",

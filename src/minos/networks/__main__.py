@@ -25,6 +25,17 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
 
+EXIT_CLOSED_PIPE = 128 + signal.SIGPIPE
+"""The reader of stdout went away (``minos-networks docs ... | head``): what a tool killed by SIGPIPE exits with."""
+
+DESCRIPTION = """\
+The minos-networks command line (also: python -m minos.networks).
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 configuration error (nothing was started);
+run also exits 130 (SIGINT) or 143 (SIGTERM) when a second signal cuts its graceful stop short, and
+every command exits 141 without a word when the reader of its output goes away (| head).
+"""
+
 READY_LINE = "minos-networks broker: serving on"
 """Printed (then the endpoints) once the broker has bound everything; scripts may wait for it."""
 
@@ -203,6 +214,8 @@ def _dead_letters(action: str, config_path: str, identifiers: list[UUID] | None,
 
     try:
         return run_main(run())
+    except BrokenPipeError:
+        raise  # the reader went away: main() ends quietly
     except (MinosNetworkException, OSError) as error:
         print(f"{prefix}: {error}", file=sys.stderr)
         return EXIT_FAILURE
@@ -316,8 +329,19 @@ def _add_service_commands(commands: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (0 ok, 1 failure, 2 usage, 3 configuration error)."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader closed the pipe: stop quietly, and keep Python from failing again at exit when it
+        # flushes stdout into the closed pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(
-        prog="minos-networks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="minos-networks", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -1,8 +1,9 @@
-"""Every error minos.networks raises, in one tree.
+"""Every error minos.networks raises, in one tree; each is importable from ``minos.networks``.
 
 ::
 
     MinosException                                  (minos.common)
+    +-- ConfigError                                 (also a ValueError; minos.common)
     +-- MinosNetworkException
     |   +-- MinosDiscoveryConnectorException
     |   |   +-- DiscoveryUnavailableError           (also a ConnectionError; in discovery.clients)
@@ -27,14 +28,20 @@
     |   +-- BrokerUnavailableError                  (also a ConnectionError; in transports.connection)
     |   +-- ConnectionClosedError                   (also a ConnectionError; in transports.connection)
     |   +-- BrokerBindError                         (also an OSError; in transports.broker)
-    |   +-- DeadLetterFormatError                   (also a ValueError; in brokers.deadletters)
     |   +-- KeyFileError                            (also a ValueError; in transports.security)
+    |   +-- DeadLetterFormatError                   (also a ValueError; in brokers.deadletters)
+    |   +-- NoInboxTransactionError                 (also a RuntimeError; in durable.inbox)
+    |   +-- StoreError                              (in durable.store)
+    |       +-- StoreClosedError
+    |       +-- EffectError
     +-- ResponseException                           (carries an int status)
         +-- BrokerResponseException                 (in enroute.dispatch)
         +-- HttpResponseException                   (in http.requests)
+        +-- ScheduledResponseException              (in periodic.requests)
 
-The names of the seed stay as they were in minos 0.7; errors new to this project end in ``Error``. The
-actor runtime's and the transports' errors live beside the code that raises them.
+The names of minos 0.7 stay as they were; errors new to this project end in ``Error``. The actor
+runtime's, the transports' and the stores' errors live beside the code that raises them.
+``tests/test_exceptions.py`` checks this drawing against the classes themselves.
 """
 
 from __future__ import annotations

@@ -5,9 +5,11 @@ pykka's ``ThreadingActor`` gives a mailbox and a thread. :class:`Actor` adds wha
 - its thread is named ``minos-<name>``, so a test can tell this package's threads from others;
 - its asks and proxy calls return :class:`~minos.networks.actors.ReplyFuture`, which coroutines can
   await without blocking their loop;
-- when it fails (an exception in ``on_start``, in a ``tell`` handler, in ``on_stop`` or ``on_failure``)
-  it tells its parent a :class:`ChildExited` carrying the error, after its thread has cleaned up, so a
-  supervisor can restart it;
+- when it fails (an exception in a ``tell`` handler, in ``on_stop`` or ``on_failure``) it tells its
+  parent a :class:`ChildExited` carrying the error, after its thread has cleaned up, so a supervisor
+  can restart it;
+- what ``on_start`` raises goes to whoever waits for the start (:func:`wait_started`, which a
+  supervisor always calls), not to pykka's log: that waiter reports it, so it is said once, by one;
 - messages left in its mailbox when it stops, which pykka drops without a word, become dead letters.
 
 An exception in an ``ask`` handler goes back to the asker and does not stop the actor (pykka's rule).
@@ -33,6 +35,7 @@ from .bridge import ActorTimeoutError, ReplyFuture, await_future
 from .deadletters import PROCESS_DEAD_LETTERS, DeadLetters, short_repr, tell
 
 __all__ = [
+    "START_MARGIN",
     "THREAD_PREFIX",
     "Actor",
     "ActorContext",
@@ -89,6 +92,11 @@ class _Lifecycle(NamedTuple):
     thread: threading.Thread
     started: ReplyFuture[None]  # set when on_start returned, or failed with what it raised
     ended: ReplyFuture[None]  # set when the thread has done all its work
+    start_bound: float | None  # the actor's own bound on on_start (Actor.start_bound)
+
+
+START_MARGIN = 1.0
+"""Seconds :func:`wait_started` waits beyond an actor's own start bound, so the actor's error comes first."""
 
 
 # Keyed by the ActorRef object (pykka makes one per actor), weakly: an entry lives as long as someone
@@ -129,6 +137,7 @@ class Actor(pykka.ThreadingActor):
         super().__init__()
         self.context = context or ActorContext(name=f"{type(self).__name__}-{next(_actor_ids)}")
         self._failure: BaseException | None = None
+        self._failed_to_start = False
 
     def __str__(self) -> str:
         return f"{type(self).__name__} {self.context.name!r} ({self.actor_urn})"
@@ -137,6 +146,15 @@ class Actor(pykka.ThreadingActor):
     def actor_name(self) -> str:
         """The name from the actor's context."""
         return self.context.name
+
+    def start_bound(self) -> float | None:
+        """Seconds ``on_start`` takes at most when the actor bounds it itself (it fails with its own error
+        after that), or None when it does not; read once, when the actor's thread starts.
+
+        :func:`wait_started` waits at least this long (plus :data:`START_MARGIN`), so the actor's own
+        error, which says what it waited for, reaches the caller rather than a bare timeout.
+        """
+        return None
 
     @staticmethod
     def _create_future() -> pykka.Future[Any]:
@@ -148,7 +166,7 @@ class Actor(pykka.ThreadingActor):
             name=f"{THREAD_PREFIX}{self.context.name}",
             daemon=self.use_daemon_thread,
         )
-        self._lifecycle = _Lifecycle(thread, ReplyFuture(), ReplyFuture())
+        self._lifecycle = _Lifecycle(thread, ReplyFuture(), ReplyFuture(), self.start_bound())
         with _lifecycles_lock:
             _lifecycles[self.actor_ref] = self._lifecycle
         thread.start()
@@ -173,7 +191,17 @@ class Actor(pykka.ThreadingActor):
         """Release what a base class holds, whichever way the actor ended (hook for subclasses here)."""
 
     def _actor_loop_setup(self) -> None:
-        super()._actor_loop_setup()  # runs on_start; pykka catches and logs what it raises
+        # pykka's own setup would log what on_start raises with its traceback; here it goes to whoever
+        # waits for the start (wait_started), which reports it, so it reaches one person once.
+        try:
+            self.on_start()
+        except Exception as error:
+            self._failed_to_start = True
+            logger.debug("%s failed to start", self, exc_info=True)
+            if self._failure is None:
+                self._failure = error
+            pykka.ActorRegistry.unregister(self.actor_ref)
+            self.actor_stopped.set()
         if self._failure is None:
             self._lifecycle.started.set(None)
         else:
@@ -214,8 +242,8 @@ class Actor(pykka.ThreadingActor):
 
     def _report_exit(self) -> None:
         parent = self.context.parent
-        if self._failure is None or parent is None:
-            return
+        if self._failure is None or parent is None or self._failed_to_start:
+            return  # a failed start went to the supervisor waiting for it (wait_started) instead
         notice = ChildExited(name=self.context.name, actor_urn=self.actor_urn, error=self._failure)
         tell(parent, notice, dead_letters=self.context.dead_letters)
 
@@ -223,12 +251,17 @@ class Actor(pykka.ThreadingActor):
 def wait_started(ref: pykka.ActorRef[Any], timeout: float | None) -> None:
     """Block until the actor's ``on_start`` has returned; raise what it raised if it failed.
 
+    An actor that bounds its own start (:meth:`Actor.start_bound`, e.g. a ``LoopActor`` opening a
+    connection) is waited for at least that bound plus :data:`START_MARGIN`, so its own error (say, the
+    broker at some endpoint did not answer) comes back rather than a timeout that hides it.
+
     For an actor that is not an :class:`Actor` this asks it for an attribute, which pykka answers
     after ``on_start``; such an actor dying in ``on_start`` may make this wait the whole ``timeout``.
 
     Args:
         ref: The actor, just started.
-        timeout: Seconds to wait at most; None waits for as long as it takes.
+        timeout: Seconds to wait at least as long as the actor's own bound; None waits for as long as
+            it takes.
 
     Raises:
         ActorTimeoutError: ``on_start`` did not finish within ``timeout``.
@@ -240,6 +273,8 @@ def wait_started(ref: pykka.ActorRef[Any], timeout: float | None) -> None:
         if lifecycle is None:
             ref.ask(_STARTED_PROBE, block=True, timeout=timeout)
         else:
+            if timeout is not None and lifecycle.start_bound is not None:
+                timeout = max(timeout, lifecycle.start_bound + START_MARGIN)
             lifecycle.started.get(timeout=timeout)
     except pykka.Timeout:
         raise ActorTimeoutError(f"{ref} did not finish on_start within {timeout} s") from None

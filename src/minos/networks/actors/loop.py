@@ -136,6 +136,10 @@ class LoopActor(Actor):
     async def on_loop_stop(self) -> None:
         """Release what the loop owns (close sockets with a bounded linger); runs in the loop at stop."""
 
+    def start_bound(self) -> float:
+        # The loop comes up, on_loop_start runs (start_timeout each), and on failure the loop is closed.
+        return 2 * self.start_timeout + self.cancel_timeout + _JOIN_MARGIN
+
     def on_start(self) -> None:
         self._start_loop()
         try:

@@ -11,7 +11,7 @@ from typing import Any, Self
 
 import pykka
 
-from .supervisor import DEFAULT_RESTART_POLICY, ChildSpec, RestartPolicy, UnknownChildError
+from .supervisor import DEFAULT_RESTART_POLICY, ChildSpec, EscalationError, RestartPolicy, UnknownChildError
 from .system import ActorSystem
 
 __all__ = ["ActorService", "StartStop"]
@@ -116,14 +116,27 @@ class ActorService(StartStop):
         return depths
 
     async def start(self) -> None:
-        """Start the actors, each once the one before it has started (idempotent)."""
+        """Start the actors, each once the one before it has started (idempotent).
+
+        Raises:
+            Exception: What the actor that did not start raised (e.g. ``BrokerUnavailableError`` naming
+                the endpoint); those already started were stopped again.
+        """
         async with self._lock:
             if self._system is not None:
                 return
             system = ActorSystem(
                 self._children, name=f"{self.name}-supervisor", policy=self._policy or DEFAULT_RESTART_POLICY
             )
-            await system.start_async()
+            failed: BaseException | None = None
+            try:
+                await system.start_async()
+            except EscalationError as escalation:
+                failed = escalation.child_error()
+                if failed is escalation:
+                    raise
+            if failed is not None:
+                raise failed  # outside the except block: the child's error, without the escalation around it
             self._system = system
             _running.add(self)
 

@@ -60,12 +60,22 @@ class EscalationError(MinosNetworkException, RuntimeError):
     Attributes:
         supervisor: Name of the supervisor that gave up.
         child: Name of the child whose failure made it give up.
+        at_start: Whether it gave up while starting its children (a child did not start); the
+            components built on actors (``ActorService``) then raise the child's own error instead.
     """
 
-    def __init__(self, message: str, *, supervisor: str, child: str) -> None:
+    def __init__(self, message: str, *, supervisor: str, child: str, at_start: bool = False) -> None:
         super().__init__(message)
         self.supervisor = supervisor
         self.child = child
+        self.at_start = at_start
+
+    def child_error(self) -> BaseException:
+        """The error of the child that did not start, through nested supervisors; this one otherwise."""
+        error: BaseException = self
+        while isinstance(error, EscalationError) and error.at_start and error.__cause__ is not None:
+            error = error.__cause__
+        return error
 
 
 class UnknownChildError(MinosNetworkException, LookupError):
@@ -284,7 +294,7 @@ class Supervisor(Actor):
             try:
                 self._start_child(spec)
             except Exception as error:
-                self._escalate(spec.name, error, why=f"child {spec.name!r} did not start")
+                self._escalate(spec.name, error, why=f"child {spec.name!r} did not start", at_start=True)
 
     def on_stop(self) -> None:
         self._stop_children(timeout=self._total_stop_timeout())
@@ -360,15 +370,17 @@ class Supervisor(Actor):
             else:
                 return
 
-    def _escalate(self, child: str, error: BaseException, *, why: str) -> None:
+    def _escalate(self, child: str, error: BaseException, *, why: str, at_start: bool = False) -> None:
         self._giving_up = True
         escalation = EscalationError(
             f"supervisor {self.actor_name!r} gives up: {why}; it stops all its children and fails",
             supervisor=self.actor_name,
             child=child,
+            at_start=at_start,
         )
         escalation.__cause__ = error
-        logger.error("%s", escalation)
+        # At start, whoever started this supervisor is waiting for it and gets the error: no log line.
+        logger.log(logging.DEBUG if at_start else logging.ERROR, "%s", escalation)
         self._stop_children(timeout=self._total_stop_timeout())
         if self._on_escalate is not None:
             try:

@@ -43,6 +43,8 @@ __all__ = ["ActorSystem", "threads"]
 
 logger = logging.getLogger(__name__)
 
+_STOPPED_AFTER_START = 5.0  # seconds for a root that failed to start to finish stopping its children
+
 
 def threads() -> list[threading.Thread]:
     """The live threads started by minos.networks (their names begin with ``minos-``).
@@ -70,7 +72,9 @@ class ActorSystem:
             Either way the error is kept in :attr:`escalation`.
         dead_letters: Where all actors of the tree record dead letters; a fresh counter by default.
         start_timeout: Seconds :meth:`start` waits for the root to have started all its children (each
-            after the one before); None allows the sum of their ``ChildSpec.start_timeout`` plus 1 s.
+            after the one before); None waits for as long as the root takes, which is bounded, since it
+            waits for each child at most its ``ChildSpec.start_timeout`` or the child's own start bound
+            (see ``wait_started``), so the error that comes back is the child's own.
         stop_timeout: Default bound of :meth:`stop`, in seconds.
     """
 
@@ -89,9 +93,7 @@ class ActorSystem:
         self.name = name
         self.dead_letters = dead_letters if dead_letters is not None else DeadLetters()
         self.directory = ChildDirectory()
-        self.start_timeout = (
-            start_timeout if start_timeout is not None else 1.0 + sum(spec.start_timeout for spec in children)
-        )
+        self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self._children = tuple(children)
         self._policy = policy
@@ -135,7 +137,7 @@ class ActorSystem:
         try:
             root.ask(GetChildren(), block=True, timeout=self.start_timeout)
         except pykka.ActorDeadError:
-            wait_stopped(root, self.start_timeout)
+            wait_stopped(root, _STOPPED_AFTER_START)
             if self._escalation is not None:
                 raise self._escalation from self._escalation.__cause__
             raise
@@ -152,7 +154,7 @@ class ActorSystem:
         try:
             await ask(root, GetChildren(), timeout=self.start_timeout)
         except pykka.ActorDeadError:
-            await await_stopped(root, self.start_timeout)
+            await await_stopped(root, _STOPPED_AFTER_START)
             if self._escalation is not None:
                 raise self._escalation from self._escalation.__cause__
             raise

@@ -86,6 +86,8 @@ class BrokerSettings:
         max_in_flight: How many sends a publisher lets await the broker's acceptance at once.
         max_messages: How many messages the embedded broker holds before it refuses publishes.
         heartbeat_interval: Seconds between heartbeats; a peer silent for three is declared lost.
+        connect_timeout: Seconds a ZeroMQ connection waits for the broker's answer at start before it
+            fails with ``BrokerUnavailableError`` (NATS has its own, ``nats.connect_timeout``).
         max_frame_size: The largest message body sent or accepted, in bytes (16 MiB by default).
         curve: Where the CURVE keys are (``curve.{server_secret_key,allowed_clients}`` for the embedded
             broker, ``curve.{client_secret_key,server_public_key}`` to reach a CURVE broker over tcp);
@@ -122,6 +124,7 @@ class BrokerSettings:
     max_in_flight: int = 10_000
     max_messages: int = 1_000_000
     heartbeat_interval: float = 1.0
+    connect_timeout: float = 5.0
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     curve: CurveSettings | None = None
     close_timeout: float = 5.0
@@ -223,6 +226,7 @@ def broker_settings(config: Config) -> BrokerSettings:
         max_in_flight=config.get_int(f"{key}.max_in_flight", 10_000),
         max_messages=config.get_int(f"{key}.max_messages", 1_000_000),
         heartbeat_interval=config.get_float(f"{key}.heartbeat_interval", 1.0),
+        connect_timeout=config.get_float(f"{key}.connect_timeout", 5.0),
         max_frame_size=config.get_int(f"{key}.max_frame_size", DEFAULT_MAX_FRAME_SIZE),
         curve=_curve_settings(config, f"{key}.curve"),
         close_timeout=config.get_float(f"{key}.close_timeout", 5.0),
@@ -253,7 +257,7 @@ def broker_settings(config: Config) -> BrokerSettings:
                 key=key,
                 source=config.source,
             )
-    for name in ("heartbeat_interval", "close_timeout", "duplicate_ttl"):
+    for name in ("heartbeat_interval", "connect_timeout", "close_timeout", "duplicate_ttl"):
         value = getattr(settings, name)
         if value <= 0:
             raise ConfigError(
@@ -382,6 +386,7 @@ def connection_factory(config: Config) -> ConnectionFactory:
         settings.endpoint,
         max_in_flight=settings.max_in_flight,
         heartbeat_interval=settings.heartbeat_interval,
+        connect_timeout=settings.connect_timeout,
         curve=_client_curve(settings),
         max_frame_size=settings.max_frame_size,
     )
@@ -397,6 +402,7 @@ def _zmq_part(
         window=window,
         max_in_flight=settings.max_in_flight,
         heartbeat_interval=settings.heartbeat_interval,
+        connect_timeout=settings.connect_timeout,
         curve=_client_curve(settings),
         max_frame_size=settings.max_frame_size,
     )

@@ -17,6 +17,8 @@ __all__ = ["ConnectionFactory", "PeerActor", "PeerHandle", "Settle", "Sink", "Si
 
 logger = logging.getLogger(__name__)
 
+_SUBSCRIBE_TIMEOUT = 5.0  # seconds, beyond the connection's open_timeout, for the subscriptions at start
+
 
 class ConnectionFactory(Protocol):
     """Builds an unopened connection to a broker, e.g. ``partial(ZmqConnection, "tcp://127.0.0.1:5555")``."""
@@ -214,6 +216,11 @@ class PeerActor(LoopActor):
     queues; on stop it drains its sink (in-flight handlers finish within ``close_timeout``), then
     closes the connection, which hands what it did not acknowledge back to the broker.
 
+    Each incarnation builds its connection when it is constructed, and its start timeout is the
+    connection's ``open_timeout`` plus time to subscribe: the actor never gives up before the connection
+    does, so a missing broker fails the start with the connection's ``BrokerUnavailableError``, which
+    names the endpoint, rather than with a timeout of the actor.
+
     Args:
         context: Name, parent and dead letters (see ``Actor``).
         connect: Builds the connection.
@@ -237,22 +244,26 @@ class PeerActor(LoopActor):
         close_timeout: float = 5.0,
         borrow: BorrowedLoop | None = None,
     ) -> None:
+        connection = connect(on_delivery=None, window=window)  # the sink comes in the loop, at start
         super().__init__(
-            context, start_timeout=max(5.0, close_timeout), stop_timeout=2 * close_timeout + 1, borrow=borrow
+            context,
+            start_timeout=connection.open_timeout + max(_SUBSCRIBE_TIMEOUT, close_timeout),
+            stop_timeout=2 * close_timeout + 1,
+            borrow=borrow,
         )
-        self._connect = connect
         self.handle = handle
         self._subscriptions = tuple(subscriptions)
         self._sink_factory = sink
-        self._window = window
         self._close_timeout = close_timeout
         self._sink: Sink | None = None
-        self._connection: Connection | None = None
+        self._connection: Connection = connection
+        self._opened = False
         self._pump: asyncio.Task[None] | None = None
 
     async def on_loop_start(self) -> None:
         self._sink = self._sink_factory(self.handle) if self._sink_factory is not None else None
-        self._connection = self._connect(on_delivery=self._sink, window=self._window)
+        self._connection.on_delivery = self._sink
+        self._opened = True
         try:
             await self._connection.open()
             for subscription in self._subscriptions:
@@ -270,7 +281,7 @@ class PeerActor(LoopActor):
         if self._pump is not None:
             self._pump.cancel()
             await asyncio.gather(self._pump, return_exceptions=True)
-        if self._connection is not None:
+        if self._opened:
             try:  # hand over what is still queued (the acks of the handlers drained above, above all)
                 await asyncio.wait_for(self.handle.drain_into(self._connection), self._close_timeout)
             except TimeoutError:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from http import HTTPStatus
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Final, Generic, Self, TypeVar
 
@@ -26,6 +24,7 @@ from ..exceptions import (
     ResponseException,
 )
 from ..protocol.requests import REQUEST_USER_CONTEXT_VAR, Response
+from .errors import JsonErrorRunner, error_response
 from .requests import JSON_CONTENT_TYPE, HttpRequest, HttpResponse, HttpResponseException, encode_content
 
 __all__ = ["AioHttpConnector", "HttpAdapter", "HttpConnector"]
@@ -192,12 +191,14 @@ class AioHttpConnector(HttpConnector[web.Request, web.StreamResponse]):
     handler raises ``ResponseException(status=N)``   N, its message (N from 400 to 599; another N
                                                      is a handler bug: 500)
     body of an unsupported content type              415, the content types that are supported
-    malformed JSON (or msgpack, or text) body        400, what the decoder said
+    malformed JSON (or msgpack, or text) body        400, what the decoder said (JSON nested too
+                                                     deep for the decoder too)
     ``user`` header not a UUID, no body, a checker   400, what is wrong
     not satisfied, params that do not coerce
     body over ``max_body_size``                      413
     no route for the path / not for that method      404 / 405 (with ``Allow``)
     over ``concurrency`` + ``backlog``               503
+    request line / a header over aiohttp's limits    414 / 431 (see ``http.errors``); not HTTP: 400
     any other exception, or a handler returning      500, ``Internal error: <type name>`` (the
     something other than a Response or None          traceback is logged)
     ===============================================  ============================================
@@ -321,7 +322,7 @@ class AioHttpConnector(HttpConnector[web.Request, web.StreamResponse]):
             OSError: The address cannot be bound.
         """
         self._runner = None  # one left by a loop that died belongs to that loop: drop it
-        runner = web.AppRunner(self.make_app(), shutdown_timeout=self.shutdown_timeout)
+        runner = JsonErrorRunner(self.make_app(), shutdown_timeout=self.shutdown_timeout)
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self._bound_port or self.port)
@@ -427,16 +428,16 @@ async def _json_errors(request: web.Request, handler: _Endpoint) -> web.StreamRe
         return await handler(request)
     except ResponseException as exc:
         headers = {"Retry-After": "1"} if isinstance(exc, _Busy) else None
-        return _error_response(exc.status, str(exc), headers)
+        return error_response(exc.status, str(exc), headers)
     except (RequestException, NotSatisfiedCheckerException) as exc:
-        return _error_response(400, str(exc))
+        return error_response(400, str(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise  # a redirect, or another non-error answer: aiohttp sends it as it is
-        return _error_response(exc.status, _http_error_message(request, exc), exc.headers)
+        return error_response(exc.status, _http_error_message(request, exc), exc.headers)
     except Exception as exc:
         logger.exception("the handler of %s %s failed", request.method, request.path)
-        return _error_response(500, f"Internal error: {type(exc).__name__}")
+        return error_response(500, f"Internal error: {type(exc).__name__}")
 
 
 def _http_error_message(request: web.Request, exc: web.HTTPException) -> str:
@@ -447,22 +448,3 @@ def _http_error_message(request: web.Request, exc: web.HTTPException) -> str:
     if isinstance(exc, web.HTTPMethodNotAllowed):
         return f"{request.method} is not allowed on {request.path}; allowed: {', '.join(sorted(exc.allowed_methods))}"
     return exc.text or exc.reason
-
-
-def _error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    if not 400 <= status <= 599:
-        logger.error("an error response cannot have status %r (%s); answering 500 instead", status, message)
-        status, message = 500, "Internal error: invalid error status"
-    if not message:
-        try:
-            message = HTTPStatus(status).phrase
-        except ValueError:
-            message = "Error"
-    body = json.dumps({"status": status, "message": message}, separators=(",", ":")).encode()
-    sent = {
-        name: value
-        for name, value in (headers or {}).items()
-        if name.lower() not in ("content-type", "content-length")
-    }
-    sent[hdrs.CONTENT_TYPE] = JSON_CONTENT_TYPE
-    return web.Response(body=body, status=status, headers=sent)

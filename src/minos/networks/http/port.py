@@ -117,8 +117,7 @@ class HttpPort(StartStop):
         """Start the server; returns once it accepts connections (idempotent).
 
         Raises:
-            EscalationError: The server could not start (its ``__cause__`` says why, e.g. an ``OSError``
-                for an address already in use).
+            OSError: The server could not listen, e.g. on an address already in use.
         """
         await self.service.start()
         HEALTH_CHECKS.register_unique(self, self.name)

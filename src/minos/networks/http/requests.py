@@ -133,10 +133,16 @@ class HttpRequest(Request):
     async def _decode(self) -> Any:
         raw, content_type = self.raw, self.raw.content_type
         if content_type == JSON_CONTENT_TYPE or content_type.endswith("+json"):
+            body = await raw.read()
             try:
-                return json.loads(await raw.read())
+                return json.loads(body)
             except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
                 raise HttpResponseException(f"the body is not valid JSON: {exc}", status=400) from None
+            except RecursionError:  # valid JSON, nested deeper than the decoder's recursion allows
+                raise HttpResponseException(
+                    "the JSON body nests arrays or objects too deeply to decode; send a flatter document",
+                    status=400,
+                ) from None
         if content_type in _FORM_TYPES:
             return _form_dict(await raw.post())
         if content_type.startswith("text/"):

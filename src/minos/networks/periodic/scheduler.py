@@ -89,7 +89,7 @@ class PeriodicTaskScheduler(StartStop):
         """Starts every task's actor, in order; idempotent.
 
         Raises:
-            EscalationError: A task's actor did not start; those started are stopped again.
+            Exception: What a task's actor raised when it did not start; those started are stopped again.
         """
         await self.service.start()
 

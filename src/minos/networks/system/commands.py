@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import yaml
 
-from minos.common import Config, ConfigError
+from minos.common import Config, ConfigError, MinosException
 
 from ..actors import run_main
 from .collector import tune_gc
@@ -155,10 +155,7 @@ async def _serve(runner: ServiceRunner, signals: _Signals, prefix: str) -> int:
     try:
         await runner.start()
     except Exception as error:
-        print(
-            f"{prefix}: {runner.name} failed to start: {error!r} (cause: {error.__cause__!r})",
-            file=sys.stderr,
-        )
+        print(f"{prefix}: {runner.name} failed to start: {describe_error(error)}", file=sys.stderr)
         return EXIT_FAILURE
     print(f"{READY_LINE} {runner.name} ready {runner.describe()}", flush=True)
     if signals.received is None:
@@ -254,8 +251,10 @@ def publish_command(path: str, topic: str, content: object, *, wait_reply: bool,
         return run_main(
             _publish(config, topic, content, wait_reply=wait_reply, timeout=timeout, prefix=prefix)
         )
+    except BrokenPipeError:
+        raise  # the reader of the reply went away: main() ends quietly
     except Exception as error:
-        print(f"{prefix}: {error!r} (broker {endpoint})", file=sys.stderr)
+        print(f"{prefix}: {describe_error(error)} (broker {endpoint})", file=sys.stderr)
         return EXIT_FAILURE
 
 
@@ -264,6 +263,7 @@ async def _publish(
 ) -> int:
     from ..brokers import BrokerClient, BrokerPublisher
     from ..protocol import BrokerMessageV1, BrokerMessageV1Payload
+    from ..transports import BrokerUnavailableError
 
     message = BrokerMessageV1(topic, BrokerMessageV1Payload(content))
     sender: BrokerClient | BrokerPublisher
@@ -271,6 +271,13 @@ async def _publish(
         BrokerClient.from_config(config) if wait_reply else BrokerPublisher.from_config(config, durable=False)
     )
     try:
+        # Connecting is bounded by interfaces.broker.connect_timeout, and fails with BrokerUnavailableError
+        # naming the endpoint; only then does --timeout count, for the broker's acceptance and the reply.
+        try:
+            await sender.start()
+        except BrokerUnavailableError as error:
+            print(f"{prefix}: {error}", file=sys.stderr)
+            return EXIT_FAILURE
         async with asyncio.timeout(timeout):
             await sender.send(message)
             if not isinstance(sender, BrokerClient):
@@ -308,6 +315,15 @@ def docs_command(path: str, which: str | None) -> int:
     document = documents[which] if which is not None else documents
     print(json.dumps(document, indent=2, default=str), flush=True)
     return EXIT_OK
+
+
+def describe_error(error: BaseException) -> str:
+    """``error`` on one line: our errors by their message (it says what to do), others with their type
+    too; and the direct cause, when there is one."""
+    text = str(error) if isinstance(error, MinosException) else f"{type(error).__name__}: {error}"
+    if error.__cause__ is not None:
+        text += f" (caused by {describe_error(error.__cause__)})"
+    return " ".join(text.split())
 
 
 def _print_problems(prefix: str, path: str, problems: list[ConfigError]) -> None:

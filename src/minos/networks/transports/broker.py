@@ -69,6 +69,7 @@ __all__ = ["BrokerBindError", "BrokerServer", "BrokerStats"]
 logger = logging.getLogger(__name__)
 
 _CLOSE_LINGER_MS: Final = 200
+_MAX_CHECKED_TOPICS: Final = 100_000  # published topics known to be UTF-8; forgotten all at once beyond it
 _MAX_STRUCK_PEERS: Final = 10_000  # peers whose malformed frames are counted at once; bounds the memory
 
 
@@ -171,6 +172,7 @@ class BrokerServer:
         self._malformed = 0
         self._ignored = 0
         self._cut_off = 0
+        self._checked_topics: set[bytes] = set()  # published topics already found to be UTF-8
         self._strikes: dict[bytes, int] = {}  # peer -> malformed frames in the current window
         self._strikes_until = 0.0
         self._log_malformed = LogLimiter()
@@ -419,11 +421,17 @@ class BrokerServer:
     ) -> None:
         publish = self._table.publish
         blocked = self._blocked
+        checked = self._checked_topics
         first_refused = blocked.get(peer)
         try:
             for sequence, strategy, topic, body in iter_records(frames[2]):
                 if strategy > 1:
                     raise ValueError(f"strategy {strategy!r} is neither 0 nor 1")
+                if topic not in checked:  # a set lookup per message; decoding only for a new topic
+                    _check_utf8("the topic", topic)
+                    if len(checked) >= _MAX_CHECKED_TOPICS:
+                        checked.clear()
+                    checked.add(topic)
                 if (first_refused is None or sequence <= first_refused) and publish(topic, body, strategy):
                     if first_refused is not None:
                         del blocked[peer]
@@ -445,7 +453,13 @@ class BrokerServer:
         if len(frames) != 3 or len(frames[2]) != HELLO_HEAD.size:
             self._malformed_frame(frames, "HELLO takes one >H version frame")
             return
-        # Whatever version the client speaks, it learns ours from WELCOME and decides.
+        (version,) = HELLO_HEAD.unpack(frames[2])
+        if version != PROTOCOL_VERSION:
+            # Not a peer: a client of another release is refused, and the log line says which version.
+            self._malformed_frame(
+                frames, f"HELLO of wire protocol version {version}; this broker speaks {PROTOCOL_VERSION}"
+            )
+            return
         self._forget(peer, lost=False)  # a second HELLO starts the peer afresh
         self._seen[peer] = now
         interval_ms = max(1, round(self.heartbeat_interval * 1000))
@@ -465,6 +479,13 @@ class BrokerServer:
             self._malformed_frame(
                 frames, "SUB needs a group, topics, a window of at least 1, transient 0 or 1"
             )
+            return
+        try:
+            _check_utf8("the group", group)
+            for topic in topics:
+                _check_utf8("a topic", topic)
+        except ValueError as exc:
+            self._malformed_frame(frames, f"SUB: {exc}")
             return
         for topic in topics:
             self._table.subscribe(peer, group, topic, window=window, transient=bool(transient))
@@ -579,3 +600,11 @@ class BrokerServer:
                 "; requeueing what it held" if known else "",
                 self._cut_off,
             )
+
+
+def _check_utf8(what: str, name: bytes) -> None:
+    """Raise ValueError, naming ``what``, unless ``name`` is UTF-8 (groups and topics are, on the wire)."""
+    try:
+        name.decode()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what} {name[:64]!r} is not UTF-8 ({exc.reason} at byte {exc.start})") from None

@@ -31,7 +31,7 @@ class BrokerFullError(MinosNetworkException):
 
 
 class BrokerUnavailableError(MinosNetworkException, ConnectionError):
-    """The broker did not answer in time."""
+    """The broker could not be reached: it did not answer in time, or refused this client (CURVE keys)."""
 
 
 class ConnectionClosedError(MinosNetworkException, ConnectionError):
@@ -50,6 +50,9 @@ class Incoming:
 
 DeliveryHandler = Callable[[Incoming], None]
 """Called in the connection's event loop for each delivery, in the order the broker sent them."""
+
+DEFAULT_OPEN_TIMEOUT = 5.0
+"""Seconds a connection's ``open`` waits for the broker, unless the transport says otherwise."""
 
 MAX_TOPIC_BYTES = 0xFFFF
 """The longest topic, in UTF-8 bytes, any transport takes (the ZeroMQ wire gives it two bytes)."""
@@ -154,6 +157,16 @@ class Connection(ABC):
     def connected(self) -> bool:
         """Whether the broker is reachable right now (False while reconnecting); for health checks."""
         return True
+
+    @property
+    def open_timeout(self) -> float:
+        """Seconds ``open`` takes at most before it gives up with ``BrokerUnavailableError``.
+
+        Whoever waits for an ``open`` (an actor's start) waits longer than this, so the connection's own
+        error, which names the endpoint, is the one that reaches the caller. A transport whose ``open``
+        may take longer than this default overrides it.
+        """
+        return DEFAULT_OPEN_TIMEOUT
 
     @abstractmethod
     async def open(self) -> None:

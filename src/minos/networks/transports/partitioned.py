@@ -76,6 +76,10 @@ class PartitionedConnection(Connection):
     def connected(self) -> bool:
         return all(part.connected for part in self.parts)
 
+    @property
+    def open_timeout(self) -> float:
+        return max(part.open_timeout for part in self.parts)  # the parts open side by side
+
     async def open(self) -> None:
         results = await asyncio.gather(*(part.open() for part in self.parts), return_exceptions=True)
         errors = [result for result in results if isinstance(result, BaseException)]

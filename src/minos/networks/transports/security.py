@@ -35,6 +35,7 @@ __all__ = [
     "CurveKeys",
     "CurveServer",
     "CurveSettings",
+    "HandshakeWatch",
     "KeyFileError",
     "apply_client_keys",
     "create_keys",
@@ -352,6 +353,78 @@ class CurveGuard:
             reason,
             self.refused,
         )
+
+
+class HandshakeWatch:
+    """What a client's socket saw of its handshakes while opening, to say why no broker answered.
+
+    A broker that refuses the client's CURVE handshake looks, from the client, like no broker at all: no
+    WELCOME comes. libzmq tells the client's socket monitor more, and this turns it into what to do: the
+    broker refused this client's public key (ZAP), the broker requires CURVE and the client has no keys
+    (or the other way round), or the keys do not match (a wrong server public key). Owned by the
+    connection's loop thread, like the socket it watches; only while opening.
+    """
+
+    __slots__ = ("_monitor", "_socket", "failure", "value")
+
+    def __init__(self) -> None:
+        self._socket: zmq.Socket[bytes] | None = None
+        self._monitor: zmq.Socket[bytes] | None = None
+        self.failure: int | None = None
+        """The last handshake failure event seen (``zmq.EVENT_HANDSHAKE_FAILED_*``), or None."""
+        self.value = 0
+
+    def watch(self, socket: zmq.Socket[bytes]) -> None:
+        """Watch ``socket`` (not connected yet) instead of the one watched before."""
+        self.stop()
+        self._socket, self._monitor = socket, socket.get_monitor_socket(_REFUSED_EVENTS)
+
+    def read(self) -> None:
+        """Take in what the monitor has reported so far."""
+        monitor = self._monitor
+        if monitor is None:
+            return
+        while readable(monitor):
+            event = parse_monitor_message(monitor.recv_multipart(zmq.NOBLOCK))
+            self.failure, self.value = int(event["event"]), int(event.get("value", 0))
+
+    def stop(self) -> None:
+        """Read what is left, then stop watching (idempotent); call before closing the watched socket."""
+        self.read()
+        if self._monitor is not None and self._socket is not None:
+            try:
+                self._socket.disable_monitor()
+            except zmq.ZMQError:
+                pass  # the socket is gone already: so is its monitor
+            self._monitor.close(linger=0)
+        self._monitor = self._socket = None
+
+    def explain(self, endpoint: str, curve: CurveClient | None) -> str | None:
+        """Why the handshake with the broker at ``endpoint`` failed, and what to do; None if none failed."""
+        self.read()
+        if self.failure == zmq.EVENT_HANDSHAKE_FAILED_AUTH and curve is not None:
+            return (
+                f"the broker at {endpoint!r} refused this client's CURVE public key "
+                f"{curve.keys.public.decode()!r} (ZAP status {self.value}); add the client's .key file to the "
+                "broker's allowed clients (curve.allowed_clients, or --curve-allowed-clients)"
+            )
+        if self.failure == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and curve is None:
+            return (
+                f"the broker at {endpoint!r} requires CURVE and this client has no keys; set "
+                "interfaces.broker.curve.client_secret_key and server_public_key (minos-networks keygen)"
+            )
+        if self.failure == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            return (
+                f"the broker at {endpoint!r} does not speak CURVE while this client does; remove "
+                "interfaces.broker.curve from this client's config, or give the broker its keys"
+            )
+        if self.failure is not None and curve is not None:
+            return (
+                f"the CURVE handshake with the broker at {endpoint!r} failed: check that "
+                f"{curve.server_key.decode()!r} (interfaces.broker.curve.server_public_key) is the broker's "
+                "public key"
+            )
+        return None
 
 
 def _checked(key: bytes | None, path: Path) -> bytes:

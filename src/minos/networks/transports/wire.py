@@ -43,8 +43,9 @@ Rules:
   three intervals lost. A client sends HB when it has sent nothing for an interval and declares the
   broker lost after three intervals of silence (then it reconnects, as after RESET). A send to a peer
   whose connection is gone fails (``ROUTER_MANDATORY``) and loses the peer at once.
-- A malformed frame (unknown command, wrong frame count, bad integer) is counted, logged at most once a
-  second, and ignored, on both sides. A peer that sends ``MALFORMED_CUTOFF`` malformed frames within
+- A malformed frame (unknown command, wrong frame count, bad integer, a group or topic that is not
+  UTF-8, a HELLO of another protocol version) is counted, logged at most once a second, and ignored, on
+  both sides: a HELLO of another version gets no WELCOME, so its sender never becomes a peer. A peer that sends ``MALFORMED_CUTOFF`` malformed frames within
   ``MALFORMED_WINDOW`` seconds is forgotten by the broker, as if lost.
 - Limits: a message body is at most ``max_frame_size`` bytes (16 MiB by default), refused by the sender
   with ``FrameEncodeError``. As a backstop, both sockets set ``MAXMSGSIZE`` to ``frame_limit()``: libzmq

@@ -30,7 +30,7 @@ from .connection import (
     check_open,
     check_subscription,
 )
-from .security import CurveClient, apply_client_keys
+from .security import CurveClient, HandshakeWatch, apply_client_keys
 from .window import PublishWindow
 from .wire import (
     ACK,
@@ -171,6 +171,7 @@ class ZmqConnection(Connection):
         self._finishing = False
         self._linger_ms = 0
         self._closed: asyncio.Event | None = None
+        self._handshakes: HandshakeWatch | None = None  # while opening, on tcp and ipc endpoints
         self._drained: asyncio.Future[None] | None = None
         self._control: deque[list[bytes]] = deque()  # sent before publishes and acknowledgements
         self._subscriptions: dict[int, _Subscription] = {}
@@ -189,6 +190,8 @@ class ZmqConnection(Connection):
         self._publishes.bind(loop)
         self._waker = Wakeup(loop)
         self._closed = asyncio.Event()
+        if not self.endpoint.startswith("inproc://"):
+            self._handshakes = HandshakeWatch()
         try:
             self._connect(time.monotonic())
         except zmq.ZMQError as exc:
@@ -203,7 +206,10 @@ class ZmqConnection(Connection):
         try:
             await asyncio.wait_for(asyncio.shield(welcome), self.connect_timeout)
         except BaseException as exc:
+            refused = self._handshakes.explain(self.endpoint, self.curve) if self._handshakes else None
             await self._terminate()
+            if isinstance(exc, TimeoutError) and refused is not None:
+                raise BrokerUnavailableError(f"{refused} (waited {self.connect_timeout} s)") from None
             if isinstance(exc, TimeoutError):
                 hint = (
                     "; with CURVE, also check that the broker allows this client's public key "
@@ -217,6 +223,10 @@ class ZmqConnection(Connection):
                     f"there (minos-networks broker) or check the endpoint{hint}"
                 ) from None
             raise
+        finally:
+            if self._handshakes is not None:
+                self._handshakes.stop()  # the broker answered (or open failed): nothing more to explain
+                self._handshakes = None
 
     async def subscribe(self, group: str, topics: Sequence[str], *, transient: bool = False) -> None:
         self._check_open("subscribe")
@@ -252,6 +262,10 @@ class ZmqConnection(Connection):
         future = self._publishes.add(topic, encoded, body, strategy)
         self._kick()
         return future
+
+    @property
+    def open_timeout(self) -> float:
+        return self.connect_timeout
 
     @property
     def max_in_flight(self) -> int:
@@ -573,10 +587,14 @@ class ZmqConnection(Connection):
             socket.setsockopt(zmq.MAXMSGSIZE, frame_limit(self.max_frame_size))
             if self.curve is not None:
                 apply_client_keys(socket, self.curve)
+            if self._handshakes is not None:
+                self._handshakes.watch(socket)
             socket.connect(self.endpoint)
             fd = socket.fileno()
             self._loop.add_reader(fd, self._waker.set)
         except BaseException:
+            if self._handshakes is not None:
+                self._handshakes.stop()
             socket.close(linger=0)
             raise
         self._socket, self._fd = socket, fd
@@ -592,7 +610,15 @@ class ZmqConnection(Connection):
     def _lose_broker(self, now: float, why: str) -> None:
         delay = min(_RECONNECT_MAX, _RECONNECT_FIRST * 2**self._attempts) * random.uniform(0.5, 1.0)
         self._attempts += 1
-        logger.warning("%r lost the broker: %s; reconnecting in %.3f s", self, why, delay)
+        # While open() still waits for the first WELCOME, its own error tells the caller; no log line.
+        opening = self._welcome is not None and not self._welcome.done()
+        logger.log(
+            logging.DEBUG if opening else logging.WARNING,
+            "%r lost the broker: %s; reconnecting in %.3f s",
+            self,
+            why,
+            delay,
+        )
         self._close_socket(0)
         self._reconnect_at = now + delay
 
@@ -603,4 +629,6 @@ class ZmqConnection(Connection):
         self._socket = self._fd = None
         if fd is not None and self._loop is not None and not self._loop.is_closed():
             self._loop.remove_reader(fd)
+        if self._handshakes is not None:
+            self._handshakes.stop()  # keeps what it saw of this socket's handshakes
         socket.close(linger=linger_ms)
