@@ -32,7 +32,7 @@ CONNECT_TIMEOUT = 1.0  # a publish without PubAck goes again after twice this
 ACK_WAIT = 2.0  # what a killed consumer's node held comes back after this
 LEADER_LOSS_ROUNDS = 3
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]  # a cluster of its own per test: make test-slow
 
 
 @pytest.fixture
@@ -285,3 +285,28 @@ async def test_a_connection_to_a_cluster_without_quorum_fails_in_time_with_one_c
     assert time.monotonic() - started < connection.open_timeout + 1.0
     assert "NOQUORUM" in str(raised.value)
     assert node.url in str(raised.value)
+
+
+async def test_a_publisher_started_on_a_cluster_without_quorum_fails_with_the_connections_own_error(
+    unstarted_cluster,
+):
+    node = unstarted_cluster.nodes[0]
+    node.start()  # alone: no JetStream meta leader can be elected
+    config = Config(
+        {
+            "name": "noquorum",
+            "interfaces": {
+                "broker": {
+                    "transport": "nats",
+                    "nats": {**settings_for("NOQUORUM", (node.url,)), "connect_timeout": 2.0},
+                }
+            },
+        }
+    )
+    publisher = BrokerPublisher.from_config(config)
+    started = time.monotonic()
+    # The actor's start timeout is above the connection's own: the cause reaches the caller, not a timeout.
+    with pytest.raises(BrokerUnavailableError, match="without a quorum"):
+        await publisher.start()
+    assert time.monotonic() - started < 3 * 2.0 + 2.0
+    await publisher.stop(1.0)
