@@ -12,7 +12,7 @@ import contextvars
 import logging
 import time
 from collections import deque
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Self
@@ -24,6 +24,7 @@ from ..durable import EffectError, Inbox, ReceiptSender
 from ..durable.inbox import Effects
 from ..enroute import BrokerDispatcher, message_log_fields
 from ..protocol import BrokerMessageV1, BrokerMessageV1Payload, BrokerMessageV1Status, FrameCodec
+from ..tracing import current
 from ..transports import Incoming
 from ..transports.routing import UNICAST
 from .config import DEAD_LETTER_SUFFIX, RetryPolicy, broker_settings
@@ -44,7 +45,9 @@ class _Job:
     """A delivery being handled: the message, its tag, its frame body (for a dead letter), its tries, and
     the counters of its topic (looked up once per message)."""
 
-    __slots__ = ("attempts", "body", "counts", "message", "tag")
+    __slots__ = ("attempts", "body", "counts", "message", "tag", "trace")
+
+    trace: Any  # set only by a traced sink (brokers.traced), so an untraced job never pays for it
 
     def __init__(self, message: BrokerMessageV1, tag: int, body: bytes, counts: TopicStats) -> None:
         self.message = message
@@ -503,7 +506,13 @@ class BrokerHandler:
         )
 
     def _make_sink(self, handle: PeerHandle) -> DispatchSink:
-        self.sink = DispatchSink(
+        make: Callable[..., DispatchSink] = DispatchSink
+        tracing = current()
+        if tracing is not None:  # a subclass, so that an untraced sink pays nothing per message
+            from .traced import TracedDispatchSink
+
+            make = TracedDispatchSink.maker(tracing, self.subscriber.group)
+        self.sink = make(
             handle,
             self.dispatcher,
             self.concurrency,
