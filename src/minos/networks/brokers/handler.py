@@ -12,7 +12,7 @@ import contextvars
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Coroutine, Generator
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Self
@@ -24,7 +24,6 @@ from ..durable import EffectError, Inbox, ReceiptSender
 from ..durable.inbox import Effects
 from ..enroute import BrokerDispatcher, message_log_fields
 from ..protocol import BrokerMessageV1, BrokerMessageV1Payload, BrokerMessageV1Status, FrameCodec
-from ..tracing import current
 from ..transports import Incoming
 from ..transports.routing import UNICAST
 from .config import DEAD_LETTER_SUFFIX, RetryPolicy, broker_settings
@@ -506,13 +505,9 @@ class BrokerHandler:
         )
 
     def _make_sink(self, handle: PeerHandle) -> DispatchSink:
-        make: Callable[..., DispatchSink] = DispatchSink
-        tracing = current()
-        if tracing is not None:  # a subclass, so that an untraced sink pays nothing per message
-            from .traced import TracedDispatchSink
+        from .traced import dispatch_sink  # traced sinks are a subclass: untraced ones pay nothing
 
-            make = TracedDispatchSink.maker(tracing, self.subscriber.group)
-        self.sink = make(
+        self.sink = dispatch_sink(self.subscriber.group)(
             handle,
             self.dispatcher,
             self.concurrency,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import BrokerMessageV1Payload
-from ..tracing import MESSAGING_SYSTEM, Tracing
+from ..tracing import MESSAGING_SYSTEM, Tracing, current
 from ..transports import Incoming
 from .handler import DispatchSink, _Job
 
@@ -22,7 +22,16 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.trace import Span
 
-__all__ = ["TracedDispatchSink"]
+__all__ = ["TracedDispatchSink", "dispatch_sink"]
+
+
+def dispatch_sink(group: str) -> Callable[..., DispatchSink]:
+    """``DispatchSink`` when tracing is off now, else a maker of ``TracedDispatchSink`` for consumer ``group``.
+
+    Call it when the sink's actor starts, and the result with ``DispatchSink``'s arguments.
+    """
+    tracing = current()
+    return DispatchSink if tracing is None else TracedDispatchSink.maker(tracing, group)
 
 
 class _JobTrace:

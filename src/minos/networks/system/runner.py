@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Self
 
 from minos.common import Config, ConfigError
 
+from .. import tracing
 from ..actors import StartStop
 
 if TYPE_CHECKING:  # the ports import system.health, so this module imports them only when it runs
@@ -143,6 +144,8 @@ class ServiceRunner(StartStop):
             raise problems[0]
         from ..brokers import BrokerPort, broker_settings
 
+        if (traced := config.get_bool("tracing", None)) is not None:  # absent: on when an SDK is set
+            tracing.configure(traced)
         settings = broker_settings(config)
         broker = None
         endpoints: tuple[str, ...] = ()
