@@ -200,3 +200,63 @@ async def test_an_http_request_its_command_reply_and_event_form_one_trace_across
     assert audit["attributes"]["messaging.destination.name"] == "order.paid"
     assert audit["attributes"]["messaging.consumer.group.name"] == "audit"
     assert audit["attributes"]["messaging.message.id"] == event.attributes["messaging.message.id"]
+
+
+OFF_SCRIPT = """
+import asyncio
+import sys
+
+from minos.common import Config
+from minos.networks import BrokerClient, BrokerDispatcher, BrokerHandler, BrokerMessageV1, Response
+
+
+async def echo(request):
+    return Response(await request.content())
+
+
+async def main():
+    config = Config({"name": "off", "interfaces": {"broker": {"transport": "memory", "endpoint": "memory-off"}}})
+    handler = BrokerHandler.from_config(config, BrokerDispatcher({"echo": echo}))
+    await handler.start()
+    async with BrokerClient.from_config(config) as client:
+        await client.send(BrokerMessageV1("echo"))
+        reply = await client.receive()
+    await handler.stop()
+    print(type(handler.sink).__name__, sorted(reply.headers), sorted(m for m in sys.modules if "opentelemetry" in m))
+
+
+asyncio.run(main())
+"""
+
+
+def test_off_by_default_a_request_and_its_reply_import_no_opentelemetry_and_carry_no_trace_headers(tmp_path):
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("MINOS_", "OTEL_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", OFF_SCRIPT], capture_output=True, text=True, timeout=60, env=env, check=True
+    )
+    assert done.stdout.strip() == "DispatchSink [] []"
+
+
+def test_the_tracing_key_turns_tracing_on_without_an_sdk_and_off_despite_one():
+    from opentelemetry.sdk.trace import TracerProvider
+
+    try:
+        tracing.configure(None)
+        assert tracing.current() is None  # the API's proxy provider: no SDK here
+        ServiceRunner.from_config(Config({"name": "traced", "tracing": True}))
+        on = tracing.current()
+        assert on is not None
+        parent = on.extract({"traceparent": f"00-{0xABC:032x}-{0xDEF:016x}-01"})
+        span = on.start("work", {}, parent=parent)  # not recorded without an SDK, but the context goes on
+        assert not span.is_recording()
+        headers = on.inject({}, span)
+        assert headers["traceparent"] == f"00-{0xABC:032x}-{0xDEF:016x}-01"
+        tracing.configure(False, tracer_provider=TracerProvider())
+        assert tracing.current() is None
+        ServiceRunner.from_config(Config({"name": "untraced", "tracing": False}))
+        assert tracing.current() is None
+    finally:
+        tracing.configure(None)
