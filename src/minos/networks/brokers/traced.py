@@ -129,6 +129,15 @@ class TracedDispatchSink(DispatchSink):
             trace.retry = None
         super()._retry(job)
 
+    async def drain(self, timeout: float) -> None:
+        for job in self._timers:  # their retries will not happen here: end the spans of the backoffs
+            trace: _JobTrace = job.trace
+            if trace.retry is not None:
+                trace.retry.set_attribute("messaging.minos.retry.abandoned", True)
+                trace.retry.end()
+                trace.retry = None
+        await super().drain(timeout)
+
     def _done(self, job: _Job, payload: BrokerMessageV1Payload, effects: Any, *, dead_lettered: bool) -> None:
         trace: _JobTrace = job.trace
         if not trace.ended:

@@ -146,6 +146,7 @@ class ServiceRunner(StartStop):
 
         if (traced := config.get_bool("tracing", None)) is not None:  # absent: on when an SDK is set
             tracing.configure(traced)
+        tracing.current()  # when on, imports the API's propagators now, not in a port's loop at its start
         settings = broker_settings(config)
         broker = None
         endpoints: tuple[str, ...] = ()
