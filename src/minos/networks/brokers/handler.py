@@ -45,7 +45,9 @@ class _Job:
     """A delivery being handled: the message, its tag, its frame body (for a dead letter), its tries, and
     the counters of its topic (looked up once per message)."""
 
-    __slots__ = ("attempts", "body", "counts", "message", "tag")
+    __slots__ = ("attempts", "body", "counts", "message", "tag", "trace")
+
+    trace: Any  # set only by a traced sink (brokers.traced), so an untraced job never pays for it
 
     def __init__(self, message: BrokerMessageV1, tag: int, body: bytes, counts: TopicStats) -> None:
         self.message = message
@@ -507,7 +509,9 @@ class BrokerHandler(StartStop):
         )
 
     def _make_sink(self, handle: PeerHandle) -> DispatchSink:
-        self.sink = DispatchSink(
+        from .traced import dispatch_sink  # traced sinks are a subclass: untraced ones pay nothing
+
+        self.sink = dispatch_sink(self.subscriber.group)(
             handle,
             self.dispatcher,
             self.concurrency,

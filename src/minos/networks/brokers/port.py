@@ -21,6 +21,7 @@ from .handler import DispatchSink
 from .peer import ConnectionFactory, PeerHandle, Subscription
 from .service import peer_spec
 from .stats import DispatchStats
+from .traced import dispatch_sink
 
 __all__ = ["BrokerPort", "BrokerServerActor"]
 
@@ -136,6 +137,7 @@ class BrokerPort(StartStop):
                     retries=retries,
                     dead_letter_topic=dead_letter_topic,
                     inbox=inbox,
+                    group=group,
                 )
                 children.append(
                     peer_spec(
@@ -209,8 +211,9 @@ class BrokerPort(StartStop):
         retries: RetryPolicy | None,
         dead_letter_topic: str | None,
         inbox: Inbox | None,
+        group: str,
     ) -> DispatchSink:
-        sink = DispatchSink(
+        sink = dispatch_sink(group)(  # traced sinks are a subclass: untraced ones pay nothing
             handle,
             dispatcher,
             concurrency,

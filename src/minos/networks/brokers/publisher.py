@@ -18,6 +18,7 @@ from ..protocol import (
     BrokerMessageV1Strategy,
     FrameCodec,
 )
+from ..tracing import Tracing, current
 from ..transports import BrokerFullError, BrokerUnavailableError, ConnectionClosedError, Incoming
 from ..transports.connection import RoomWaiters
 from ..transports.routing import MULTICAST, UNICAST
@@ -99,6 +100,7 @@ class BrokerPublisher(StartStop):
         self._in_flight = 0  # sends awaiting the broker's acceptance
         self._room = RoomWaiters()  # sends waiting for one of them to end
         self._handoff: LoopHandoff | None = None
+        self._tracing: Tracing | None = None  # decided at start (see minos.networks.tracing)
 
     @classmethod
     def from_config(cls, config: ConfigSource, *, name: str | None = None, durable: bool = True) -> Self:
@@ -132,6 +134,7 @@ class BrokerPublisher(StartStop):
         """
         if self._handoff is None:
             self._handoff = LoopHandoff(asyncio.get_running_loop())
+        self._tracing = current()
         await self.service.start()
         if self.outbox is not None:
             await self.outbox.start(self._send_row)
@@ -184,6 +187,13 @@ class BrokerPublisher(StartStop):
     async def _send(self, message: BrokerMessage) -> None:
         if self._handoff is None or not self.service.running:
             await self.start()
+        if self._tracing is not None:  # off, a message pays this one check
+            with self._tracing.publishing(message) as message:  # a copy carrying the publish span
+                await self._deliver(message)
+            return
+        await self._deliver(message)
+
+    async def _deliver(self, message: BrokerMessage) -> None:
         if self.outbox is not None:
             await self._store(self.outbox, message)
             return
@@ -199,6 +209,8 @@ class BrokerPublisher(StartStop):
             if accepted is None:  # another thread's loop, or work queued ahead: through the handle's queue
                 assert self._handoff is not None
                 handoff = self._handoff
+                if handoff.loop is not asyncio.get_running_loop():  # e.g. a handler's: settle in its loop
+                    handoff = LoopHandoff(asyncio.get_running_loop())
                 queued: asyncio.Future[None] = handoff.loop.create_future()
                 self.service.handle.publish(
                     topic, body, code, lambda error: handoff.call(resolve, queued, None, error)

@@ -24,8 +24,10 @@ from ..exceptions import (
     ResponseException,
 )
 from ..protocol.requests import REQUEST_USER_CONTEXT_VAR, Response
+from ..tracing import current
 from .errors import JsonErrorRunner, error_response
 from .requests import JSON_CONTENT_TYPE, HttpRequest, HttpResponse, HttpResponseException, encode_content
+from .tracing import server_spans
 
 __all__ = ["AioHttpConnector", "HttpAdapter", "HttpConnector"]
 
@@ -288,7 +290,9 @@ class AioHttpConnector(HttpConnector[web.Request, web.StreamResponse]):
         Raises:
             MinosRedefinedEnrouteDecoratorException: Two routers serve the same path and method.
         """
-        app = web.Application(middlewares=[_json_errors], client_max_size=self.max_body_size)
+        tracing = current()
+        middlewares = [_json_errors] if tracing is None else [server_spans(tracing), _json_errors]
+        app = web.Application(middlewares=middlewares, client_max_size=self.max_body_size)
         limiter = _Limiter(self.concurrency, self.backlog)
         self.check_routes()
         for decorator, action in self.adapter.routes.items():

@@ -16,6 +16,7 @@ from croniter import croniter
 
 from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, tell
 from ..exceptions import ResponseException
+from ..tracing import periodic_run
 from .cron import Clock, CronTab, Sleep
 from .requests import ScheduledRequest
 
@@ -164,9 +165,10 @@ class PeriodicTask:
             )
             return False
         try:
-            result = self._fn(ScheduledRequest(scheduled_at))
-            if inspect.isawaitable(result):
-                await result
+            with periodic_run(self.name, scheduled_at):  # a span when tracing is on
+                result = self._fn(ScheduledRequest(scheduled_at))
+                if inspect.isawaitable(result):
+                    await result
         except ResponseException as exc:
             self._failed(exc)
             logger.warning(

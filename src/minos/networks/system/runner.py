@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Self
 
 from minos.common import Config, ConfigError, ConfigSource, as_config
 
+from .. import tracing
 from ..actors import StartStop
 
 if TYPE_CHECKING:  # the ports import system.health, so this module imports them only when it runs
@@ -144,6 +145,9 @@ class ServiceRunner(StartStop):
             raise problems[0]
         from ..brokers import BrokerPort, broker_settings
 
+        if (traced := config.get_bool("tracing", None)) is not None:  # absent: on when an SDK is set
+            tracing.configure(traced)
+        tracing.current()  # when on, imports the API's propagators now, not in a port's loop at its start
         settings = broker_settings(config)
         broker = None
         endpoints: tuple[str, ...] = ()
