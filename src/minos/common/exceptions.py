@@ -23,8 +23,10 @@ class MinosException(Exception):
         return self.message
 
 
-class LayoutError(MinosException, ValueError):
+class LayoutError(ValueError):
     """A 0.7 key holds what minos.networks cannot use; ``Config`` turns it into a ``ConfigError``.
+
+    Internal to reading a file: it never reaches a caller, so it stays out of the ``MinosException`` tree.
 
     Args:
         message: What is wrong and what to write instead.
