@@ -7,10 +7,14 @@ from unittest.mock import AsyncMock, MagicMock
 import pytest
 
 from minos.networks import (
+    BrokerPublisher,
+    BrokerSubscriber,
     CheckerMeta,
     CheckerWrapper,
     HandlerMeta,
     HandlerWrapper,
+    InMemoryBrokerPublisher,
+    InMemoryBrokerSubscriber,
     InMemoryRequest,
     NotSatisfiedCheckerException,
     Request,
@@ -144,3 +148,20 @@ async def test_handler_wrapper_of_a_method_passes_self_to_its_checkers() -> None
     assert await wrapper(Service(), InMemoryRequest("x")) == Response("x")
     with pytest.raises(ResponseException):
         await wrapper(Service(), InMemoryRequest())
+
+
+# The in-memory twins count as the real publisher and subscriber; topics are a set.
+
+
+def test_in_memory_twins_are_publishers_and_subscribers() -> None:
+    assert issubclass(InMemoryBrokerPublisher, BrokerPublisher)
+    assert isinstance(InMemoryBrokerPublisher(), BrokerPublisher)
+    assert issubclass(InMemoryBrokerSubscriber, BrokerSubscriber)
+    assert isinstance(InMemoryBrokerSubscriber({"foo"}), BrokerSubscriber)
+
+
+def test_subscriber_topics_are_a_set() -> None:
+    assert InMemoryBrokerSubscriber(["one", "two", "one"]).topics == {"one", "two"}
+    subscriber = BrokerSubscriber(["b", "a", "b"], connect=MagicMock(), group="g")
+    assert subscriber.topics == {"a", "b"}
+    assert subscriber._subscription.topics == ("b", "a")  # the broker is told them in the order given
