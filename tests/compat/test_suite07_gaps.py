@@ -13,13 +13,16 @@ from minos.networks import (
     CheckerWrapper,
     HandlerMeta,
     HandlerWrapper,
+    HttpResponse,
     InMemoryBrokerPublisher,
     InMemoryBrokerSubscriber,
+    InMemoryDiscoveryClient,
     InMemoryRequest,
     NotSatisfiedCheckerException,
     Request,
     Response,
     ResponseException,
+    WrappedRequest,
     enroute,
 )
 
@@ -165,3 +168,37 @@ def test_subscriber_topics_are_a_set() -> None:
     subscriber = BrokerSubscriber(["b", "a", "b"], connect=MagicMock(), group="g")
     assert subscriber.topics == {"a", "b"}
     assert subscriber._subscription.topics == ("b", "a")  # the broker is told them in the order given
+
+
+# Small things 0.7's tests assert of requests, responses and the discovery twin.
+
+
+async def test_http_response_from_response() -> None:
+    converted = HttpResponse.from_response(Response({"foo": "bar"}, status=401))
+    assert (converted.content_type, await converted.content(), converted.status) == (
+        "application/json",
+        {"foo": "bar"},
+        401,
+    )
+    assert (
+        HttpResponse.from_response(Response("text")).content_type == "application/json"
+    )  # as the port sends it
+    assert HttpResponse.from_response(Response(b"raw")).content_type == "application/octet-stream"
+    already = HttpResponse("x", content_type="text/html")
+    assert HttpResponse.from_response(already) is already
+    empty = HttpResponse.from_response(None)
+    assert (empty.content_type, empty.has_content, empty.status) == ("application/json", False, 200)
+
+
+def test_wrapped_request_repr_names_its_three_arguments() -> None:
+    base = InMemoryRequest("hello")
+    wrapped = WrappedRequest(base, str.upper, dict)
+    assert repr(wrapped) == f"WrappedRequest({base!r}, {str.upper!r}, {dict!r})"
+
+
+async def test_in_memory_discovery_client_subscribes_without_arguments() -> None:
+    client = InMemoryDiscoveryClient("localhost", 9999)
+    await client.subscribe()
+    assert client.is_subscribed
+    await client.unsubscribe()
+    assert not client.is_subscribed
