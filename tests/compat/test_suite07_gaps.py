@@ -202,3 +202,14 @@ async def test_in_memory_discovery_client_subscribes_without_arguments() -> None
     assert client.is_subscribed
     await client.unsubscribe()
     assert not client.is_subscribed
+
+
+def test_check_decorator_compares_and_unpacks_as_in_07() -> None:
+    meta = HandlerMeta(_handle)
+    decorator = meta.check(3, timedelta(milliseconds=500))
+    assert tuple(decorator) == (meta, 3, 0.5)
+    assert decorator == meta.check(3, 0.5)
+    assert decorator != meta.check(2, 0.5)
+    assert decorator != HandlerMeta(_handle_async).check(3, 0.5)
+    assert hash(decorator) == hash((meta, 3, 0.5))
+    assert repr(decorator) == f"CheckDecorator({meta!r}, 3, 0.5)"

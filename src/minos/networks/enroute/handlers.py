@@ -222,6 +222,9 @@ class CheckDecorator:
         max_attempts: How many times the checker is tried before the request is refused.
         delay: Seconds (or a ``timedelta``) to wait between two attempts; kept in seconds.
 
+    As in minos 0.7, ``tuple(decorator)`` is ``(handler_meta, max_attempts, delay)``, and two are equal when
+    those are.
+
     Raises:
         ValueError: ``max_attempts`` is below 1 or ``delay`` is negative or not finite.
     """
@@ -248,6 +251,18 @@ class CheckDecorator:
         _attach(func, meta=meta)
         self.handler_meta.checkers.add(meta)
         return func
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from (self.handler_meta, self.max_attempts, self.delay)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CheckDecorator) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"CheckDecorator({self.handler_meta!r}, {self.max_attempts!r}, {self.delay!r})"
 
 
 class Checkers(MutableSet["CheckerMeta"]):
