@@ -77,6 +77,6 @@ def test_the_ports_clients_and_twins_are_built_from_each_form_of_config(yaml_fil
 
     assert built[0].name == "carts-http-port"
     assert [type(item) for item in built[3:6]] == [BrokerPublisher, BrokerSubscriber, BrokerClient]
-    assert built[8].topics == ("carts.events",)
+    assert built[8].topics == {"carts.events"}
     assert (built[9].host, built[9].port) == ("localhost", 5567)
     assert isinstance(built[7], InMemoryBrokerPublisher)

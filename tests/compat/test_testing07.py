@@ -20,7 +20,7 @@ async def test_item_9_the_in_memory_subscriber_takes_topics_then_messages_and_ad
         BrokerMessageV1("bar", BrokerMessageV1Payload("foo")),
     ]
     async with InMemoryBrokerSubscriber({"foo"}, messages) as subscriber:
-        assert subscriber.topics == ("foo",)
+        assert subscriber.topics == {"foo"}
         later = BrokerMessageV1("foo", BrokerMessageV1Payload("later"))
         subscriber.add_message(later)
         assert [await subscriber.receive() for _ in range(3)] == [*messages, later]

@@ -249,13 +249,16 @@ class InMemoryDiscoveryClient(DiscoveryClient):
         return bool(self.services)
 
     async def subscribe(
-        self, host: str, port: int, name: str, endpoints: Sequence[Mapping[str, Any]]
+        self, host: str = "", port: int = 0, name: str = "", endpoints: Sequence[Mapping[str, Any]] = ()
     ) -> None:
+        """Registers ``name``; every argument may be left out, as minos 0.7's twin took any (``subscribe()``
+        registers the service ``""``)."""
         self.calls.append(("subscribe", name))
         self._check_available()
         self.services[name] = {"host": host, "port": port, "endpoints": [dict(item) for item in endpoints]}
 
-    async def unsubscribe(self, name: str) -> None:
+    async def unsubscribe(self, name: str = "") -> None:
+        """Removes ``name`` (``""`` when left out, as ``subscribe()`` registered it)."""
         self.calls.append(("unsubscribe", name))
         self._check_available()
         self.services.pop(name, None)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import math
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableSet
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
 
-from ..exceptions import MinosMultipleEnrouteDecoratorKindsException, NotSatisfiedCheckerException
+from ..exceptions import (
+    MinosMultipleEnrouteDecoratorKindsException,
+    NotSatisfiedCheckerException,
+    ResponseException,
+)
 from ..protocol.messages import EnrouteDecoratorKind
 from ..protocol.requests import Request, Response
 
@@ -22,6 +28,7 @@ __all__ = [
     "Checker",
     "CheckerMeta",
     "CheckerWrapper",
+    "Checkers",
     "Handler",
     "HandlerMeta",
     "HandlerWrapper",
@@ -64,14 +71,24 @@ class HandlerMeta:
 
     The function also gets ``check``, the factory of checker decorators (``@handler.check(...)``).
 
+    As in minos 0.7, two are equal when their function, routes and checkers are (``tuple(meta)`` is
+    ``(func, decorators, checkers)``), and the hash is the function's.
+
     Args:
         func: The handler function (for a ``staticmethod`` or ``classmethod``, the function inside).
+        decorators: Its routes so far (minos 0.7's second argument); none by default.
+        checkers: Its checkers so far, in the order they run; none by default.
     """
 
-    def __init__(self, func: Callable[..., Any]) -> None:
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        decorators: Iterable[EnrouteDecorator] | None = None,
+        checkers: Iterable[CheckerMeta] | None = None,
+    ) -> None:
         self.func = func
-        self.decorators: set[EnrouteDecorator] = set()
-        self.checkers: list[CheckerMeta] = []
+        self.decorators: set[EnrouteDecorator] = set(decorators or ())
+        self.checkers = Checkers(checkers or ())
 
     @classmethod
     def of(cls, func: object) -> HandlerMeta:
@@ -129,6 +146,66 @@ class HandlerMeta:
         """
         return CheckDecorator(self, max_attempts=max_attempts, delay=delay)
 
+    @property
+    def wrapper(self) -> HandlerWrapper:
+        """minos 0.7's callable handler: ``async_wrapper`` for a coroutine function, else ``sync_wrapper``."""
+        return self.async_wrapper if inspect.iscoroutinefunction(self.func) else self.sync_wrapper
+
+    @functools.cached_property
+    def async_wrapper(self) -> HandlerWrapper:
+        """The handler as a coroutine function that runs the checkers first (minos 0.7's wrapper).
+
+        It takes the handler's arguments (``self`` first for a method). A checker not satisfied after its
+        attempts raises ``ResponseException`` (status 400) and the handler does not run. Routes do not use
+        it: they run the checkers themselves.
+        """
+        func = self.func
+
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                await CheckerMeta.run_async(self.checkers, *args, **kwargs)
+            except NotSatisfiedCheckerException as exc:
+                raise ResponseException(str(exc), status=400) from exc
+            response = func(*args, **kwargs)
+            return await response if inspect.isawaitable(response) else response
+
+        return self._mark(wrapper)
+
+    @functools.cached_property
+    def sync_wrapper(self) -> HandlerWrapper:
+        """The handler as a plain function that runs the checkers first, sleeping between attempts.
+
+        Raises:
+            ValueError: the handler is a coroutine function.
+        """
+        func = self.func
+        if inspect.iscoroutinefunction(func):
+            raise ValueError(f"{self.qualname} is a coroutine function: use async_wrapper")
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                CheckerMeta.run_sync(self.checkers, *args, **kwargs)
+            except NotSatisfiedCheckerException as exc:
+                raise ResponseException(str(exc), status=400) from exc
+            return func(*args, **kwargs)
+
+        return self._mark(wrapper)
+
+    def _mark(self, wrapper: Callable[..., Any]) -> HandlerWrapper:
+        _attach(wrapper, meta=self, check=self.check)
+        return cast(HandlerWrapper, wrapper)
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from (self.func, self.decorators, self.checkers)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HandlerMeta) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(self.func)
+
     def __repr__(self) -> str:
         return f"HandlerMeta({self.qualname}, decorators={sorted(map(repr, self.decorators))})"
 
@@ -144,6 +221,9 @@ class CheckDecorator:
         handler_meta: The metadata of the handler to guard.
         max_attempts: How many times the checker is tried before the request is refused.
         delay: Seconds (or a ``timedelta``) to wait between two attempts; kept in seconds.
+
+    As in minos 0.7, ``tuple(decorator)`` is ``(handler_meta, max_attempts, delay)``, and two are equal when
+    those are.
 
     Raises:
         ValueError: ``max_attempts`` is below 1 or ``delay`` is negative or not finite.
@@ -169,8 +249,49 @@ class CheckDecorator:
             raise TypeError(f"{_describe(inner)} is a handler; a handler cannot also be a checker")
         meta = CheckerMeta(inner, max_attempts=self.max_attempts, delay=self.delay)
         _attach(func, meta=meta)
-        self.handler_meta.checkers.append(meta)
+        self.handler_meta.checkers.add(meta)
         return func
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from (self.handler_meta, self.max_attempts, self.delay)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CheckDecorator) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"CheckDecorator({self.handler_meta!r}, {self.max_attempts!r}, {self.delay!r})"
+
+
+class Checkers(MutableSet["CheckerMeta"]):
+    """The checkers of a handler: a set, as in minos 0.7 (``== set()`` holds for none), kept in the order
+    they were added, which is the order they run in; ``checkers[0]`` is the first."""
+
+    def __init__(self, checkers: Iterable[CheckerMeta] = ()) -> None:
+        self._items: dict[CheckerMeta, None] = dict.fromkeys(checkers)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __iter__(self) -> Iterator[CheckerMeta]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> CheckerMeta:
+        return list(self._items)[index]
+
+    def add(self, value: CheckerMeta) -> None:
+        self._items[value] = None
+
+    def discard(self, value: CheckerMeta) -> None:
+        self._items.pop(value, None)
+
+    def __repr__(self) -> str:
+        return f"Checkers({list(self._items)!r})"
 
 
 class CheckerMeta:
@@ -227,6 +348,91 @@ class CheckerMeta:
             )
 
         return run
+
+    @property
+    def wrapper(self) -> CheckerWrapper:
+        """minos 0.7's callable checker: ``async_wrapper`` for a coroutine function, else ``sync_wrapper``."""
+        return self.async_wrapper if inspect.iscoroutinefunction(self.func) else self.sync_wrapper
+
+    @functools.cached_property
+    def async_wrapper(self) -> CheckerWrapper:
+        """The checker as a coroutine function that tries it up to ``max_attempts`` times, ``delay`` seconds
+        apart, and returns whether it was satisfied (minos 0.7's wrapper)."""
+        func, attempts, delay = self.func, self.max_attempts, self.delay
+
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> bool:
+            for attempt in range(1, attempts + 1):
+                satisfied = func(*args, **kwargs)
+                if inspect.isawaitable(satisfied):
+                    satisfied = await satisfied
+                if satisfied:
+                    return True
+                if attempt < attempts:
+                    await asyncio.sleep(delay)
+            return False
+
+        _attach(wrapper, meta=self)
+        return cast(CheckerWrapper, wrapper)
+
+    @functools.cached_property
+    def sync_wrapper(self) -> CheckerWrapper:
+        """As ``async_wrapper``, as a plain function that sleeps (blocking) between attempts.
+
+        Raises:
+            ValueError: the checker is a coroutine function.
+        """
+        func, attempts, delay = self.func, self.max_attempts, self.delay
+        if inspect.iscoroutinefunction(func):
+            raise ValueError(f"{self.qualname} is a coroutine function: use async_wrapper")
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> bool:
+            for attempt in range(1, attempts + 1):
+                if func(*args, **kwargs):
+                    return True
+                if attempt < attempts:
+                    time.sleep(delay)
+            return False
+
+        _attach(wrapper, meta=self)
+        return cast(CheckerWrapper, wrapper)
+
+    @staticmethod
+    async def run_async(checkers: Iterable[CheckerMeta], *args: Any, **kwargs: Any) -> None:
+        """Runs ``checkers`` one after the other with the handler's arguments (minos 0.7's helper).
+
+        Raises:
+            NotSatisfiedCheckerException: one was not satisfied after its attempts (the rest do not run).
+        """
+        for checker in checkers:
+            if not await checker.async_wrapper(*args, **kwargs):
+                raise NotSatisfiedCheckerException(
+                    f"checker {checker.qualname!r} was not satisfied after {checker.max_attempts} attempt(s)"
+                )
+
+    @staticmethod
+    def run_sync(checkers: Iterable[CheckerMeta], *args: Any, **kwargs: Any) -> None:
+        """As ``run_async``, for checkers that are plain functions.
+
+        Raises:
+            NotSatisfiedCheckerException: one was not satisfied after its attempts (the rest do not run).
+            ValueError: one is a coroutine function.
+        """
+        for checker in checkers:
+            if not checker.sync_wrapper(*args, **kwargs):
+                raise NotSatisfiedCheckerException(
+                    f"checker {checker.qualname!r} was not satisfied after {checker.max_attempts} attempt(s)"
+                )
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from (self.func, self.max_attempts, self.delay)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CheckerMeta) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
 
     def __repr__(self) -> str:
         return f"CheckerMeta({self.qualname}, max_attempts={self.max_attempts!r}, delay={self.delay!r})"

@@ -233,6 +233,20 @@ class HttpResponse(Response):
         super().__init__(data, status)
         self._content_type = content_type
 
+    @classmethod
+    def from_response(cls, response: Response | None) -> HttpResponse:
+        """``response`` as the HTTP response the REST port sends for it (minos 0.7's conversion).
+
+        An ``HttpResponse`` is returned as it is; None is an empty 200; any other ``Response`` keeps its
+        content and status and is sent as JSON, bytes excepted (``application/octet-stream``).
+        """
+        if isinstance(response, HttpResponse):
+            return response
+        if response is None:
+            return cls()
+        data = response._data
+        return cls(data, response.status, None if _is_bytes(data) else JSON_CONTENT_TYPE)
+
     @property
     def content_type(self) -> str:
         """The ``Content-Type`` the response is sent with."""

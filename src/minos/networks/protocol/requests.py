@@ -211,7 +211,8 @@ class WrappedRequest(Request):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"WrappedRequest(base={self.base!r}, content_action={self.content_action!r})"
+        # minos 0.7's form: the three constructor arguments, in order
+        return f"WrappedRequest({self.base!r}, {self.content_action!r}, {self.params_action!r})"
 
 
 async def _apply(action: Action | None, value: Any) -> Any:
