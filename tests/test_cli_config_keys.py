@@ -6,6 +6,7 @@ Every wait is bounded: each command runs to its exit within COMMAND_TIMEOUT.
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -249,3 +250,19 @@ def test_every_problem_of_a_file_is_reported_not_the_first_per_section(workdir):
         assert result.stderr.splitlines()[-1] == (
             f"minos-networks {name}: {config} has 10 configuration problem(s); nothing was started"
         )
+
+
+def test_the_readme_s_example_of_unknown_keys_is_what_check_config_prints(workdir):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("$ minos-networks check-config service.yml\n", 1)[1].split("```", 1)[0]
+    (workdir / "service.yml").write_text(
+        "name: keys\n"
+        "interfaces:\n"
+        "  broker: {endpoint: inproc://keys, durabel: {path: var/keys.sqlite}}\n"
+        "logging: {levle: INFO}\n"
+    )
+
+    result = command(workdir, "check-config", "service.yml")
+
+    assert result.returncode == 3
+    assert result.stderr == block

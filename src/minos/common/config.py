@@ -96,7 +96,9 @@ class Config:
     The source is either a YAML file or a mapping in our layout: ``name`` (required), ``version``
     (optional, 2), ``interfaces`` with ``broker``, ``http`` and ``periodic`` sections, ``services``,
     ``middleware`` and ``routers`` (lists of import paths such as ``"pkg.mod.ClassName"``, or the objects
-    themselves), ``discovery``, and any other keys, reachable with :meth:`get`. A file in one of minos 0.7's
+    themselves), ``discovery``, ``logging``, ``spec``, and the service's own sections, reachable with
+    :meth:`get`. :data:`TOP_LEVEL_KEYS` lists the top-level keys; each section's reader in minos.networks
+    refuses the keys it does not know (:meth:`check_keys`), and :func:`as_config` the top-level ones. A file in one of minos 0.7's
     layouts (a ``service`` section: v1; ``version: 2``: v2) is translated into ours first (see
     ``minos.common.layouts``); :attr:`notes` says what was used instead of what it named.
 
