@@ -1,5 +1,7 @@
 """Unknown keys through the Python API: each ``from_config`` refuses them, and ``check_config`` lists them all."""
 
+import logging
+
 import pytest
 
 from minos.common import Config, ConfigError
@@ -123,3 +125,15 @@ def test_check_config_lists_every_unknown_key_then_the_problems_of_the_values():
     with pytest.raises(ConfigError) as caught:  # the first; the others are logged
         ServiceRunner.from_config(config)
     assert str(caught.value) == str(problems[0])
+
+
+def test_check_config_logs_the_notes_once_though_it_checks_a_copy(caplog):
+    config = config_with(billing={"currency": "EUR"})
+
+    with caplog.at_level(logging.WARNING, logger="minos.common.config"):
+        assert check_config(config) == []
+        PeriodicPort.from_config(config)
+
+    assert [record.getMessage() for record in caplog.records] == [
+        "<dict>: not read by minos.networks (the service's own sections, for Config.get): billing"
+    ]

@@ -62,6 +62,7 @@ def check_config(config: Config) -> list[ConfigError]:
     Returns:
         One ``ConfigError`` per problem, each naming the file and the key; empty when all is well.
     """
+    config.log_notes()  # here, not by the copy's from_config calls below, so they are logged once
     problems = unknown_keys(config)
     # The values are checked without the unknown keys, so each reader gets past them to its own checks.
     config = config.without(problem.key for problem in problems if problem.key)
