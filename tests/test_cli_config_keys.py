@@ -266,3 +266,23 @@ def test_the_readme_s_example_of_unknown_keys_is_what_check_config_prints(workdi
 
     assert result.returncode == 3
     assert result.stderr == block
+
+
+@pytest.mark.parametrize("args", [["docs"], ["publish", "keys.ping", "null"]])
+def test_docs_and_publish_refuse_unknown_keys_too(workdir, args):
+    config = workdir / "keys.yml"
+    config.write_text(
+        "name: keys\n"
+        "services: [keys_service.KeyService]\n"
+        "interfaces: {broker: {endpoint: 'ipc:///nowhere', durabel: {}}}\n"
+        "spec: {verison: 2.0.0}\n"
+    )
+
+    result = command(workdir, args[0], config, *args[1:])
+
+    assert result.returncode == 3, result
+    prefix = f"minos-networks {args[0]}"
+    assert problem_lines(result.stderr, prefix) == [
+        f"{prefix}: {config}: interfaces.broker.durabel: unknown key; did you mean 'durable'?",
+        f"{prefix}: {config}: spec.verison: unknown key; did you mean 'version'?",
+    ]

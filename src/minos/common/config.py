@@ -98,9 +98,9 @@ class Config:
     ``middleware`` and ``routers`` (lists of import paths such as ``"pkg.mod.ClassName"``, or the objects
     themselves), ``discovery``, ``logging``, ``spec``, and the service's own sections, reachable with
     :meth:`get`. :data:`TOP_LEVEL_KEYS` lists the top-level keys; each section's reader in minos.networks
-    refuses the keys it does not know (:meth:`check_keys`), and :func:`as_config` the top-level ones. A file in one of minos 0.7's
-    layouts (a ``service`` section: v1; ``version: 2``: v2) is translated into ours first (see
-    ``minos.common.layouts``); :attr:`notes` says what was used instead of what it named.
+    refuses the keys it does not know (:meth:`check_keys`), and :func:`as_config` the top-level ones. A
+    file in one of minos 0.7's layouts (a ``service`` section: v1; ``version: 2``: v2) is translated into
+    ours first (see ``minos.common.layouts``); :attr:`notes` says what was used instead of what it named.
 
     An environment variable ``MINOS_<KEY>__<SUBKEY>...`` overrides the key at that path, its value parsed as
     a YAML scalar: ``MINOS_INTERFACES__HTTP__PORT=8080`` sets ``interfaces.http.port`` to the int 8080.
@@ -392,7 +392,7 @@ class Config:
         ``check_config`` checks the values of a file whose unknown keys it has reported on such a copy, so
         that one problem does not hide another.
         """
-        copy = Config.__new__(Config)
+        copy = type(self).__new__(type(self))
         for slot in self.__slots__:
             setattr(copy, slot, getattr(self, slot))
         copy._data = _copy(self._data)
