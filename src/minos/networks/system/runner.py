@@ -37,7 +37,7 @@ class _Part:
 
 
 def unknown_keys(config: Config) -> list[ConfigError]:
-    """One error per key of ``config`` that minos.networks does not read, every section's, in file order.
+    """One error per key of ``config`` that minos.networks does not read: section by section, each in file order.
 
     Each section's known keys are kept beside the code that reads it (``TOP_LEVEL_KEYS`` in
     ``minos.common.config``, ``BROKER_KEYS`` in ``brokers.config`` with ``DURABLE_KEYS``, ``HTTP_KEYS``,
@@ -50,11 +50,13 @@ def unknown_keys(config: Config) -> list[ConfigError]:
 def check_config(config: Config) -> list[ConfigError]:
     """Every problem that would stop ``config``'s service from starting, found before anything starts.
 
-    Lists every unknown key (:func:`unknown_keys`), then checks the rest without them. Checks the broker settings (``interfaces.broker``, CURVE key files included), the HTTP settings
-    (``interfaces.http``), that every service imports and its routes can be collected (a bad cron pattern
-    fails its service's import), that the routers build (no topic or path served twice), the periodic
-    settings, and the discovery client (``discovery``). The routers instantiate the service classes,
-    so a service's ``__init__`` runs here.
+    Lists every unknown key (:func:`unknown_keys`), then checks the values on a copy without them, so a
+    typo does not hide a wrong value: the broker settings (``interfaces.broker``, CURVE key files
+    included), the HTTP settings (``interfaces.http``), that every service imports and its routes can be
+    collected (a bad cron pattern fails its service's import), that the routers build (no topic or path
+    served twice), the periodic settings, the discovery client (``discovery``) and ``logging``. The
+    routers instantiate the service classes, so a service's ``__init__`` runs here. The first problem of
+    each value check is reported (a section's reader stops at its first wrong value).
 
     Args:
         config: The configuration, already read (``Config`` checked its own layout).
