@@ -15,15 +15,15 @@ name: orders
 version: 2
 interfaces:
   broker:
-    host: localhost
-    port: 9092
+    endpoint: tcp://localhost:9092
+    window: 100
   http:
     host: 0.0.0.0
     port: 8080
-    debug: false
-    timeout: 2.5
+    metrics: false
+    shutdown_timeout: 2.5
   periodic:
-    concurrency: 1
+    stop_timeout: 1
 services:
   - orders.services.OrderCommandService
   - orders.services.OrderQueryService
@@ -34,7 +34,6 @@ routers:
 discovery:
   host: discovery.local
   port: 5567
-retries: 3
 """
 
 
@@ -68,10 +67,12 @@ async def auth_middleware(request: object, inner: Callable[[object], object]) ->
 
 def test_the_package_exports_config_its_error_and_the_root_exception() -> None:
     assert minos.common.__all__ == [
+        "TOP_LEVEL_KEYS",
         "Config",
         "ConfigError",
         "ConfigSource",
         "EntrypointLauncher",
+        "KnownKeys",
         "MinosException",
         "as_config",
     ]
@@ -97,11 +98,11 @@ def test_a_yaml_file_is_loaded_with_every_v2_section(config_file: Path) -> None:
     assert config.interfaces["http"] == {
         "host": "0.0.0.0",
         "port": 8080,
-        "debug": False,
-        "timeout": 2.5,
+        "metrics": False,
+        "shutdown_timeout": 2.5,
     }
     assert config.discovery == {"host": "discovery.local", "port": 5567}
-    assert config.get_int("retries") == 3
+    assert config.get_int("discovery.port") == 5567
 
 
 def test_a_file_path_may_be_given_as_a_string(config_file: Path) -> None:
@@ -243,8 +244,8 @@ def test_a_bad_value_from_the_environment_names_the_variable(config_file: Path) 
 def test_get_reads_a_dotted_path_of_any_type(config_file: Path) -> None:
     config = Config(config_file, environ={})
 
-    assert config.get("interfaces.broker.port") == 9092
-    assert config.get("interfaces.broker") == {"host": "localhost", "port": 9092}
+    assert config.get("interfaces.broker.window") == 100
+    assert config.get("interfaces.broker") == {"endpoint": "tcp://localhost:9092", "window": 100}
     assert config.get("interfaces.nothing.here", default="fallback") == "fallback"
     assert config.get("name.inside.a.string", default=None) is None
 
@@ -254,8 +255,8 @@ def test_each_typed_getter_returns_a_value_of_its_type(config_file: Path) -> Non
 
     assert config.get_str("interfaces.http.host") == "0.0.0.0"
     assert config.get_int("interfaces.http.port") == 8080
-    assert config.get_float("interfaces.http.timeout") == 2.5
-    assert config.get_bool("interfaces.http.debug") is False
+    assert config.get_float("interfaces.http.shutdown_timeout") == 2.5
+    assert config.get_bool("interfaces.http.metrics") is False
     assert config.get_list("middleware") == ["orders.middleware.auth"]
     assert config.get_mapping("discovery") == {"host": "discovery.local", "port": 5567}
 
@@ -272,8 +273,8 @@ def test_a_default_is_returned_unchanged_when_the_key_is_absent() -> None:
 
     assert config.get_str("interfaces.http.host", default=None) is None
     assert config.get_int("interfaces.http.port", default=8080) == 8080
-    assert config.get_float("interfaces.http.timeout", default=1) == 1
-    assert config.get_bool("interfaces.http.debug", default=True) is True
+    assert config.get_float("interfaces.http.shutdown_timeout", default=1) == 1
+    assert config.get_bool("interfaces.http.metrics", default=True) is True
     assert config.get_list("routers", default=[]) == []
     assert config.get_mapping("discovery", default={}) == {}
 
@@ -360,8 +361,8 @@ def test_get_interface_returns_the_settings_of_that_interface(config_file: Path)
     config = Config(config_file, environ={})
 
     assert config.has_interface("broker")
-    assert config.get_interface("broker") == {"host": "localhost", "port": 9092}
-    assert config.get_interface("periodic") == {"concurrency": 1}
+    assert config.get_interface("broker") == {"endpoint": "tcp://localhost:9092", "window": 100}
+    assert config.get_interface("periodic") == {"stop_timeout": 1}
 
 
 def test_an_absent_interface_names_its_key(tmp_path: Path) -> None:
@@ -485,3 +486,103 @@ def test_the_name_is_required_and_must_be_a_non_empty_string(
 def test_a_dict_with_classes_in_the_wrong_section_is_rejected() -> None:
     with pytest.raises(ConfigError, match=r"'services\[0\]' in <dict> must be an import path .* or a class"):
         Config(minimal(services=[auth_middleware]), environ={})
+
+
+# -- unknown keys -------------------------------------------------------------------------------------------
+
+KNOWN: dict[str, Any] = {
+    "endpoint": None,
+    "window": None,
+    "retries": {"max_attempts": None},
+    "host": "write endpoint: tcp://HOST:PORT instead",
+}
+
+
+def test_an_unknown_key_names_the_file_the_key_and_the_closest_known_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: orders\ninterfaces: {broker: {endpoint: 'tcp://a:1', windw: 5}}\n")
+    config = Config(path, environ={})
+
+    [problem] = config.unknown_keys("interfaces.broker", KNOWN)
+
+    assert (
+        str(problem) == f"Config key 'interfaces.broker.windw' in {path}: unknown key; did you mean 'window'?"
+    )
+    assert (problem.key, problem.source) == ("interfaces.broker.windw", str(path))
+
+
+def test_every_unknown_key_of_a_section_and_its_subsections_is_listed_in_file_order() -> None:
+    config = Config(
+        minimal(interfaces={"broker": {"zzz": 1, "retries": {"max_attempt": 3}, "host": "a", "window": 1}}),
+        environ={},
+    )
+
+    assert [str(problem) for problem in config.unknown_keys("interfaces.broker", KNOWN)] == [
+        "Config key 'interfaces.broker.zzz' in <dict>: unknown key; interfaces.broker has endpoint, retries, window",
+        "Config key 'interfaces.broker.retries.max_attempt' in <dict>: unknown key; did you mean 'max_attempts'?",
+        "Config key 'interfaces.broker.host' in <dict>: not read by minos.networks: write endpoint: tcp://HOST:PORT instead",
+    ]
+    with pytest.raises(ConfigError, match=r"interfaces\.broker\.zzz"):
+        config.check_keys("interfaces.broker", KNOWN)
+
+
+def test_an_absent_section_or_one_that_is_not_a_mapping_has_no_unknown_key() -> None:
+    config = Config(minimal(interfaces={"http": {}}), environ={})
+
+    assert config.unknown_keys("interfaces.broker", KNOWN) == []
+    assert config.unknown_keys("name", KNOWN) == []
+
+
+def test_an_unknown_key_set_by_a_variable_names_the_variable() -> None:
+    config = Config(minimal(), environ={"MINOS_INTERFACES__BROKER__DURABEL__PATH": "x.sqlite"})
+
+    [problem] = config.unknown_keys("interfaces.broker", {"durable": {"path": None}})
+
+    assert str(problem) == (
+        "Config key 'interfaces.broker.durabel' in <dict> (set by environment variable "
+        "MINOS_INTERFACES__BROKER__DURABEL__PATH): unknown key; did you mean 'durable'?"
+    )
+
+
+def test_as_config_refuses_a_top_level_key_close_to_a_known_one() -> None:
+    with pytest.raises(ConfigError) as caught:
+        minos.common.as_config(minimal(interfaecs={"http": {"port": 0}}))
+
+    assert str(caught.value) == "Config key 'interfaecs' in <dict>: unknown key; did you mean 'interfaces'?"
+
+
+def test_an_unknown_interface_is_refused_naming_the_closest_one() -> None:
+    config = Config(minimal(interfaces={"htpp": {}}), environ={})
+
+    assert [str(problem) for problem in config.unknown_keys("", minos.common.TOP_LEVEL_KEYS)] == [
+        "Config key 'interfaces.htpp' in <dict>: unknown key; did you mean 'http'?"
+    ]
+
+
+def test_a_top_level_section_far_from_every_known_key_is_the_service_s_own_and_named_in_the_notes() -> None:
+    config = minos.common.as_config(minimal(billing={"currency": "EUR"}, databases={"default": {}}))
+
+    assert config.get_str("billing.currency") == "EUR"
+    assert config.unknown_keys("", minos.common.TOP_LEVEL_KEYS) == []
+    assert (
+        config.notes[-1] == "not read by minos.networks (the service's own sections, for Config.get): billing"
+    )
+
+
+def test_a_top_level_key_only_a_variable_adds_is_named_in_the_notes_not_refused() -> None:
+    config = Config(minimal(), environ={"MINOS_DISCOVERY_SERVICE_URL": "http://elsewhere"})
+
+    assert config.unknown_keys("", minos.common.TOP_LEVEL_KEYS) == []
+    assert config.notes == (
+        "discovery_service_url: not read by minos.networks (set by environment variable MINOS_DISCOVERY_SERVICE_URL)",
+    )
+
+
+def test_without_copies_the_config_without_the_keys_given() -> None:
+    config = Config(minimal(interfaces={"broker": {"windw": 5, "window": 1}}, nmae="x"), environ={})
+
+    pruned = config.without(["interfaces.broker.windw", "nmae", "not.there"])
+
+    assert pruned.get("interfaces.broker") == {"window": 1}
+    assert pruned.top_level_keys() == ["name", "interfaces"]
+    assert config.get("interfaces.broker") == {"windw": 5, "window": 1}
+    assert pruned.source == config.source

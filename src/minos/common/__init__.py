@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from minos.common.config import Config, ConfigError, ConfigSource, as_config
+from minos.common.config import TOP_LEVEL_KEYS, Config, ConfigError, ConfigSource, KnownKeys, as_config
 from minos.common.exceptions import MinosException
 from minos.common.launcher import EntrypointLauncher
 
-__all__ = ["Config", "ConfigError", "ConfigSource", "EntrypointLauncher", "MinosException", "as_config"]
+__all__ = [
+    "TOP_LEVEL_KEYS",
+    "Config",
+    "ConfigError",
+    "ConfigSource",
+    "EntrypointLauncher",
+    "KnownKeys",
+    "MinosException",
+    "as_config",
+]

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
 import enum
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final, TypeVar, overload
 
 import yaml
 
 from minos.common.exceptions import LayoutError, MinosException
-from minos.common.layouts import V1, translate
+from minos.common.layouts import FOREIGN_SECTIONS, V1, translate
 
-__all__ = ["MISSING", "Config", "ConfigError", "ConfigSource", "as_config"]
+__all__ = ["MISSING", "TOP_LEVEL_KEYS", "Config", "ConfigError", "ConfigSource", "KnownKeys", "as_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,38 @@ class ConfigError(MinosException, ValueError):
         self.source = source
 
 
+KnownKeys = Mapping[str, "KnownKeys | str | None"]
+"""The keys of a section: each maps to None (a value), to the known keys of its subsection (checked too,
+when the value is a mapping), or to a sentence saying what to write instead (a key that is not read here,
+such as one of minos 0.7's that has a counterpart)."""
+
+TOP_LEVEL_KEYS: Final[KnownKeys] = {
+    # ours: Config reads the first six; each section's own keys are known where it is read
+    "name": None,
+    "version": None,
+    "interfaces": {"broker": None, "http": None, "periodic": None},
+    "services": None,
+    "middleware": None,
+    "routers": None,
+    "discovery": None,  # minos.networks.discovery
+    "logging": None,  # minos.networks.system.logs
+    "spec": None,  # minos.networks.specs
+    # minos 0.7's, left by the translation: each entry is named in the start-up notes (used or not)
+    "pools": None,
+    # other minos packages' sections: kept for Config.get, named in one start-up warning
+    **dict.fromkeys(FOREIGN_SECTIONS),
+    "metrics": "the HTTP port serves the metrics: write interfaces.http.metrics: true",
+    # minos 0.7's v1 sections, read only in a v1 file: a top-level name makes a file ours
+    "service": "it is minos 0.7's v1 section, read only in a file without a top-level 'name'; "
+    "write name and services at the top level instead",
+    "rest": "it is minos 0.7's v1 section, read only in a v1 file (one with a 'service' section); "
+    "write interfaces.http.host and interfaces.http.port instead",
+    "broker": "it is minos 0.7's v1 section, read only in a v1 file (one with a 'service' section); "
+    "write interfaces.broker.endpoint: tcp://HOST:PORT instead",
+}
+"""The top-level keys: ours, minos 0.7's the translation leaves, and other minos packages' sections."""
+
+
 class _Missing(enum.Enum):
     MISSING = enum.auto()
 
@@ -63,9 +96,11 @@ class Config:
     The source is either a YAML file or a mapping in our layout: ``name`` (required), ``version``
     (optional, 2), ``interfaces`` with ``broker``, ``http`` and ``periodic`` sections, ``services``,
     ``middleware`` and ``routers`` (lists of import paths such as ``"pkg.mod.ClassName"``, or the objects
-    themselves), ``discovery``, and any other keys, reachable with :meth:`get`. A file in one of minos 0.7's
-    layouts (a ``service`` section: v1; ``version: 2``: v2) is translated into ours first (see
-    ``minos.common.layouts``); :attr:`notes` says what was used instead of what it named.
+    themselves), ``discovery``, ``logging``, ``spec``, and the service's own sections, reachable with
+    :meth:`get`. :data:`TOP_LEVEL_KEYS` lists the top-level keys; each section's reader in minos.networks
+    refuses the keys it does not know (:meth:`check_keys`), and :func:`as_config` the top-level ones. A
+    file in one of minos 0.7's layouts (a ``service`` section: v1; ``version: 2``: v2) is translated into
+    ours first (see ``minos.common.layouts``); :attr:`notes` says what was used instead of what it named.
 
     An environment variable ``MINOS_<KEY>__<SUBKEY>...`` overrides the key at that path, its value parsed as
     a YAML scalar: ``MINOS_INTERFACES__HTTP__PORT=8080`` sets ``interfaces.http.port`` to the int 8080.
@@ -89,7 +124,7 @@ class Config:
             names the file and the key.
     """
 
-    __slots__ = ("_data", "_layout", "_notes", "_notes_logged", "_overrides", "_path", "_source")
+    __slots__ = ("_data", "_layout", "_notes", "_notes_logged", "_overrides", "_own", "_path", "_source")
 
     def __init__(
         self,
@@ -136,7 +171,9 @@ class Config:
         self._overrides: dict[tuple[str, ...], str] = {
             tuple(key.split(".")): variable for variable, key in translation.variables.items()
         }
+        present = set(self._data)
         self._apply_overrides({k: v for k, v in environ.items() if k not in translation.variables})
+        self._own = self._own_sections(present)
         self._validate()
 
     # -- construction -------------------------------------------------------------------------------------
@@ -210,6 +247,30 @@ class Config:
             node = child
         self._overrides[tuple(path)] = variable
 
+    def _own_sections(self, present: set[str]) -> frozenset[str]:
+        """The top-level keys left to the service's own code (named in the notes): the file's that are none of
+        ``TOP_LEVEL_KEYS`` nor close to one (a close one is a typo, refused), and those only a ``MINOS_``
+        variable adds (a deployment's environment carries variables for other programs, and 0.7 read only the
+        keys it asked for)."""
+        own: list[str] = []
+        for key in self._data:
+            if not isinstance(key, str) or (key in TOP_LEVEL_KEYS and key in present):
+                continue
+            if key not in present and not _is_read(TOP_LEVEL_KEYS, key):
+                self._notes += (
+                    f"{key}: not read by minos.networks (set by environment variable {self._setter(key)})",
+                )
+                own.append(key)
+            elif key not in TOP_LEVEL_KEYS and not difflib.get_close_matches(key, _read_keys(TOP_LEVEL_KEYS)):
+                own.append(key)
+        from_file = [key for key in own if key in present]
+        if from_file:
+            self._notes += (
+                "not read by minos.networks (the service's own sections, for Config.get): "
+                + ", ".join(from_file),
+            )
+        return frozenset(own)
+
     def _validate(self) -> None:
         if self._layout == V1 and self._lookup("name") is MISSING:
             raise ConfigError(
@@ -277,6 +338,85 @@ class Config:
             f"Add it to {place} or set {variable}.",
             key=key,
             source=self._source,
+        )
+
+    # -- unknown keys -------------------------------------------------------------------------------------
+
+    def unknown_keys(self, key: str, known: KnownKeys) -> list[ConfigError]:
+        """One error per key under ``key`` that ``known`` does not list, subsections included, in file order.
+
+        A section that is absent or not a mapping has none (its reader says what is wrong with it).
+
+        Args:
+            key: Dotted path of the section, e.g. ``"interfaces.broker"``; ``""`` for the top level.
+            known: The section's keys (see :data:`KnownKeys`).
+
+        Returns:
+            Each error names the file and the key, and the closest known key when one is close, e.g.
+            ``Config key 'interfaces.broker.durabel' in service.yml: unknown key; did you mean 'durable'?``.
+        """
+        node = self._lookup(key) if key else self._data
+        if not isinstance(node, dict):
+            return []
+        problems: list[ConfigError] = []
+        for name, value in node.items():
+            if not key and name in self._own:
+                continue
+            dotted = f"{key}.{name}" if key else str(name)
+            entry = known.get(name) if isinstance(name, str) else None
+            if not isinstance(name, str) or name not in known:
+                keys = _read_keys(known)
+                close = difflib.get_close_matches(str(name), keys, n=1)
+                where = key or "the top level"
+                hint = f"did you mean {close[0]!r}?" if close else f"{where} has {', '.join(keys)}"
+                problems.append(self._unknown(dotted, f"unknown key; {hint}"))
+            elif isinstance(entry, str):
+                problems.append(self._unknown(dotted, f"not read by minos.networks: {entry}"))
+            elif entry is not None and isinstance(value, dict):
+                problems.extend(self.unknown_keys(dotted, entry))
+        return problems
+
+    def check_keys(self, key: str, known: KnownKeys) -> None:
+        """Raise the first of :meth:`unknown_keys`: what a section's reader calls, so a typo is never ignored.
+
+        Raises:
+            ConfigError: A key under ``key`` is not in ``known``; the message names it and the closest one.
+        """
+        problems = self.unknown_keys(key, known)
+        if problems:
+            raise problems[0]
+
+    def without(self, keys: Iterable[str]) -> Config:
+        """A copy of this configuration without the keys at the dotted paths ``keys`` (absent ones ignored).
+
+        ``check_config`` checks the values of a file whose unknown keys it has reported on such a copy, so
+        that one problem does not hide another.
+        """
+        copy = type(self).__new__(type(self))
+        for slot in self.__slots__:
+            setattr(copy, slot, getattr(self, slot))
+        copy._data = _copy(self._data)
+        for key in keys:
+            *parents, last = key.split(".")
+            node: object = copy._data
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                for name in [name for name in node if str(name) == last]:
+                    del node[name]
+        return copy
+
+    def _setter(self, key: str) -> str | None:
+        """The variable that set ``key`` or a key inside it, if one did."""
+        parts = tuple(key.split("."))
+        inside = (variable for path, variable in self._overrides.items() if path[: len(parts)] == parts)
+        return self._origin(key) or next(inside, None)
+
+    def _unknown(self, key: str, problem: str) -> ConfigError:
+        variable = self._setter(key)
+        origin = "" if variable is None else f" (set by environment variable {variable})"
+        return ConfigError(
+            f"Config key {key!r} in {self._source}{origin}: {problem}", key=key, source=self._source
         )
 
     # -- generic access -----------------------------------------------------------------------------------
@@ -515,15 +655,25 @@ ConfigSource = Config | str | os.PathLike[str] | Mapping[str, Any]
 
 
 def as_config(source: ConfigSource) -> Config:
-    """The Config ``source`` is or describes, with its notes logged (once per Config): what every
-    ``from_config`` calls first.
+    """The Config ``source`` is or describes, with its notes logged (once per Config) and its top-level keys
+    checked: what every ``from_config`` calls first (each section's reader checks that section's keys).
 
     Raises:
-        ConfigError: ``source`` is not a valid configuration.
+        ConfigError: ``source`` is not a valid configuration, or has a top-level key that is not known.
     """
     config = source if isinstance(source, Config) else Config(source)
     config.log_notes()
+    config.check_keys("", TOP_LEVEL_KEYS)
     return config
+
+
+def _is_read(known: KnownKeys, key: str) -> bool:
+    return key in known and not isinstance(known[key], str)
+
+
+def _read_keys(known: KnownKeys) -> list[str]:
+    """The keys of ``known`` that are read (not those that only say what to write instead), sorted."""
+    return sorted(key for key in known if _is_read(known, key))
 
 
 def _is_int(value: object) -> bool:

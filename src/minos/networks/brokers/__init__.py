@@ -1,7 +1,14 @@
 """The broker side of a service: publishers, subscribers, clients, handlers and the broker port, as actors."""
 
 from .client import BrokerClient, BrokerClientPool
-from .config import BrokerSettings, RetryPolicy, broker_settings, connection_factory, memory_broker
+from .config import (
+    BROKER_KEYS,
+    BrokerSettings,
+    RetryPolicy,
+    broker_settings,
+    connection_factory,
+    memory_broker,
+)
 from .deadletters import DeadLetter, DeadLetterFormatError, DeadLetterQueue
 from .duplicates import DuplicateFilter
 from .handler import BrokerHandler, DispatchSink
@@ -12,6 +19,7 @@ from .service import PeerService
 from .subscriber import BrokerSubscriber, InMemoryBrokerSubscriber
 
 __all__ = [
+    "BROKER_KEYS",
     "BrokerClient",
     "BrokerClientPool",
     "BrokerHandler",

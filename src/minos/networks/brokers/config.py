@@ -9,9 +9,9 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
-from minos.common import Config, ConfigError
+from minos.common import Config, ConfigError, KnownKeys
 
-from ..durable import DurableSettings, durable_settings
+from ..durable import DURABLE_KEYS, DurableSettings, durable_settings
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from ..transports import (
     Connection,
@@ -26,12 +26,75 @@ from ..transports import (
 from ..transports.security import CurveClient, CurveSettings
 from .peer import ConnectionFactory
 
-__all__ = ["BrokerSettings", "RetryPolicy", "broker_settings", "connection_factory", "memory_broker"]
+__all__ = [
+    "BROKER_KEYS",
+    "BrokerSettings",
+    "RetryPolicy",
+    "broker_settings",
+    "connection_factory",
+    "memory_broker",
+]
 
 DEFAULT_ENDPOINT = "inproc://minos-broker"
 TRANSPORTS = ("zmq", "memory", "nats")
 DEAD_LETTER_SUFFIX = ".dead-letters"
 _MAX_DOUBLINGS = 64  # 2**64 times any sane initial delay is past any max_delay; avoids float overflow
+
+
+_ADDRESS = (
+    "minos.networks reaches its broker at one URL: write interfaces.broker.endpoint: tcp://HOST:PORT "
+    "(minos 0.7's v2 layout had the address in interfaces.broker.common, which is read as such)"
+)
+
+BROKER_KEYS: KnownKeys = {
+    **dict.fromkeys(
+        (
+            "transport",
+            "endpoint",
+            "embedded",
+            "bind",
+            "partitions",
+            "group",
+            "dispatchers",
+            "concurrency",
+            "window",
+            "max_in_flight",
+            "max_messages",
+            "heartbeat_interval",
+            "max_frame_size",
+            "close_timeout",
+            "send_timeout",
+            "connect_timeout",
+            "dead_letter_topic",
+        )
+    ),
+    "retries": dict.fromkeys(("max_attempts", "initial_delay", "max_delay")),
+    "duplicates": dict.fromkeys(("ttl", "max_entries")),
+    "curve": dict.fromkeys(
+        ("server_secret_key", "allowed_clients", "client_secret_key", "server_public_key")
+    ),
+    "nats": dict.fromkeys(
+        (
+            "servers",
+            "stream",
+            "subject_prefix",
+            "ack_wait",
+            "max_deliveries",
+            "storage",
+            "replicas",
+            "connect_timeout",
+            "reconnect_max_wait",
+            "pull_expires",
+            "transient_ttl",
+        )
+    ),
+    "durable": DURABLE_KEYS,
+    # minos 0.7 leftovers: a bare address is not ours (the translation maps interfaces.broker.common's)
+    "host": _ADDRESS,
+    "port": _ADDRESS,
+}
+"""The keys :func:`broker_settings` reads (``durable``'s are ``durable_settings``'s); any other key of
+``interfaces.broker`` or of its subsections is an error naming the closest known key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +210,13 @@ class BrokerSettings:
 
 
 def broker_settings(config: Config) -> BrokerSettings:
-    """Read and check ``interfaces.broker`` (every key optional).
+    """Read and check ``interfaces.broker`` (every key optional; one that is not in ``BROKER_KEYS`` is an error).
 
     Raises:
-        ConfigError: A key has the wrong type or an impossible value; the message names it.
+        ConfigError: A key is unknown, has the wrong type or an impossible value; the message names it.
     """
     key = "interfaces.broker"
+    config.check_keys(key, BROKER_KEYS)
     endpoint = config.get_str(f"{key}.endpoint", DEFAULT_ENDPOINT)
     transport = config.get_str(f"{key}.transport", "zmq")
     if transport not in TRANSPORTS:

@@ -7,9 +7,16 @@ from .clients import (
     InMemoryDiscoveryClient,
     MinosDiscoveryClient,
 )
-from .connector import DiscoveryConnector, DiscoveryState, endpoints_from_config
+from .connector import (
+    DISCOVERY_KEYS,
+    DiscoveryConnector,
+    DiscoveryState,
+    discovery_keys,
+    endpoints_from_config,
+)
 
 __all__ = [
+    "DISCOVERY_KEYS",
     "Backoff",
     "DiscoveryClient",
     "DiscoveryConnector",
@@ -17,5 +24,6 @@ __all__ = [
     "DiscoveryUnavailableError",
     "InMemoryDiscoveryClient",
     "MinosDiscoveryClient",
+    "discovery_keys",
     "endpoints_from_config",
 ]

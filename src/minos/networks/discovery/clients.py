@@ -8,7 +8,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import aiohttp
 
@@ -67,10 +67,16 @@ class Backoff:
 class DiscoveryClient(ABC):
     """Registers a service's REST endpoints with a discovery service, and removes them.
 
+    A subclass whose ``from_config`` reads more keys of ``discovery`` lists them in :attr:`config_keys`:
+    the connector refuses any key of the section that neither it nor the client reads.
+
     Args:
         host: The discovery service's host.
         port: The discovery service's port.
     """
+
+    config_keys: ClassVar[tuple[str, ...]] = ("host", "port")
+    """The keys of ``discovery`` :meth:`from_config` reads."""
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
         self.host = host
@@ -140,6 +146,8 @@ class MinosDiscoveryClient(DiscoveryClient):
         request_timeout: Seconds one request may take.
         sleep: What the waits sleep with (tests may pass a fake).
     """
+
+    config_keys: ClassVar[tuple[str, ...]] = ("host", "port", "attempts", "request_timeout")
 
     def __init__(
         self,

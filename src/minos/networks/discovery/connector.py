@@ -11,7 +11,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any, Self
 
-from minos.common import Config, ConfigSource, as_config
+from minos.common import Config, ConfigSource, KnownKeys, as_config
 
 from ..actors import StartStop
 from ..enroute import EnrouteCollector, RestEnrouteDecorator, import_object
@@ -27,7 +27,13 @@ from .clients import (
     MinosDiscoveryClient,
 )
 
-__all__ = ["DiscoveryConnector", "DiscoveryState", "endpoints_from_config"]
+__all__ = [
+    "DISCOVERY_KEYS",
+    "DiscoveryConnector",
+    "DiscoveryState",
+    "discovery_keys",
+    "endpoints_from_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +45,11 @@ CLIENTS: Mapping[str, type[DiscoveryClient]] = {
     "minos": MinosDiscoveryClient,
 }
 """The clients ``discovery.client`` may name by a short name; any other value is an import path."""
+DISCOVERY_KEYS: KnownKeys = dict.fromkeys(
+    ("client", "address", "startup_timeout", "retry_for", "stop_timeout")
+)
+"""The keys of ``discovery`` :meth:`DiscoveryConnector.from_config` reads; the client's own
+(``DiscoveryClient.config_keys``) are known too, and any other key is an error."""
 
 _RETRYABLE = (DiscoveryUnavailableError, OSError)  # OSError: ConnectionError and TimeoutError too
 
@@ -130,11 +141,13 @@ class DiscoveryConnector(StartStop):
         Raises:
             MinosInvalidDiscoveryClient: ``discovery.client`` is missing, cannot be imported or is not a
                 ``DiscoveryClient`` subclass.
-            ConfigError: A key has the wrong type.
+            ConfigError: A key has the wrong type, or is read neither by the connector nor by the client.
             OSError: ``discovery.address`` is not set and this host's name does not resolve.
         """
         config = as_config(config)
-        client = _client_class(config).from_config(config)
+        client_class = _client_class(config)
+        config.check_keys("discovery", discovery_keys(config))
+        client = client_class.from_config(config)
         port = config.get_int("interfaces.http.port", None)
         if port is None:  # minos 0.7 kept it under the HTTP connector
             port = config.get_int("interfaces.http.connector.port", None)
@@ -320,6 +333,17 @@ def endpoints_from_config(config: Config) -> list[dict[str, Any]]:
             endpoint = {"url": decorator.url, "method": decorator.method, **decorator.kwargs}
             endpoints.setdefault((decorator.url, decorator.method), endpoint)
     return sorted(endpoints.values(), key=itemgetter("url", "method"))
+
+
+def discovery_keys(config: Config) -> KnownKeys:
+    """The keys of ``discovery``: the connector's and those the client ``discovery.client`` names reads
+    (``DiscoveryClient.config_keys``; the built-in clients' while it names none that can be used)."""
+    try:
+        clients: list[type[DiscoveryClient]] = [_client_class(config)]
+    except Exception:  # whatever the client's module raises: DiscoveryConnector.from_config says it
+        clients = list(CLIENTS.values())
+    names = sorted({name for client in clients for name in client.config_keys})
+    return {**DISCOVERY_KEYS, **dict.fromkeys(names)}
 
 
 def _client_class(config: Config) -> type[DiscoveryClient]:

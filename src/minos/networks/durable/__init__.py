@@ -4,7 +4,7 @@ See ``outbox`` for what a durable ``send`` promises, ``inbox`` for what a durabl
 ``receipts`` for how the two sides talk, and ``store`` for the database and its group commit.
 """
 
-from .config import DurableSettings, durable_settings
+from .config import DURABLE_KEYS, DurableSettings, durable_settings
 from .inbox import Inbox, NoInboxTransactionError, inbox_execute
 from .outbox import Outbox
 from .receipts import OUTBOX_HEADER, ReceiptSender, decode_receipt, receipt_topic
@@ -22,6 +22,7 @@ from .store import (
 )
 
 __all__ = [
+    "DURABLE_KEYS",
     "OUTBOX_HEADER",
     "DurableSettings",
     "DurableStore",

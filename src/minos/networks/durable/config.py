@@ -5,13 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from minos.common import Config, ConfigError
+from minos.common import Config, ConfigError, KnownKeys
 
 from .store import DurableStore, PostgresStore, SqliteStore
 
-__all__ = ["DurableSettings", "durable_settings"]
+__all__ = ["DURABLE_KEYS", "DurableSettings", "durable_settings"]
 
 STORES = ("sqlite", "postgresql")
+
+DURABLE_KEYS: KnownKeys = dict.fromkeys(
+    (
+        "store",
+        "path",
+        "dsn",
+        "schema",
+        "origin",
+        "resend_after",
+        "max_resend_interval",
+        "max_pending",
+        "inbox_retention",
+    )
+)
+"""The keys :func:`durable_settings` reads; any other key of the section is an error."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +70,12 @@ def durable_settings(config: Config, key: str = "interfaces.broker.durable") -> 
     """The durable settings under ``key``, or None when the section is absent (the service is not durable).
 
     Raises:
-        ConfigError: A key is missing, has the wrong type or an impossible value; the message names it.
+        ConfigError: A key is missing, unknown, has the wrong type or an impossible value; the message
+            names it.
     """
     if not config.get_mapping(key, {}):
         return None
+    config.check_keys(key, DURABLE_KEYS)
     store = config.get_str(f"{key}.store", "sqlite")
     if store not in STORES:
         raise ConfigError(

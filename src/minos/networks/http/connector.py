@@ -13,7 +13,7 @@ from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from yarl import URL
 
-from minos.common import ConfigError, ConfigSource, as_config
+from minos.common import ConfigError, ConfigSource, KnownKeys, as_config
 
 from ..actors import StartStop
 from ..enroute import Action, HttpEnrouteDecorator, HttpRouter, RestHttpRouter, import_object
@@ -29,7 +29,7 @@ from .errors import JsonErrorRunner, error_response
 from .requests import JSON_CONTENT_TYPE, HttpRequest, HttpResponse, HttpResponseException, encode_content
 from .tracing import server_spans
 
-__all__ = ["AioHttpConnector", "HttpAdapter", "HttpConnector"]
+__all__ = ["HTTP_KEYS", "AioHttpConnector", "HttpAdapter", "HttpConnector"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,10 @@ DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
 DEFAULT_SHUTDOWN_TIMEOUT: Final = 10.0
 METRICS_PATH: Final = "/metrics"
 """Where ``interfaces.http.metrics: true`` serves the Prometheus metrics."""
+HTTP_KEYS: Final[KnownKeys] = dict.fromkeys(
+    ("host", "port", "concurrency", "backlog", "max_body_size", "shutdown_timeout", "metrics")
+)
+"""The keys :meth:`AioHttpConnector.from_config` reads; any other key of ``interfaces.http`` is an error."""
 
 _Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -260,10 +264,12 @@ class AioHttpConnector(HttpConnector[web.Request, web.StreamResponse]):
         root fills with the service's collectors).
 
         Raises:
-            ConfigError: A key has the wrong type or an impossible value; the message names it.
+            ConfigError: A key is unknown (not in ``HTTP_KEYS``), has the wrong type or an impossible value;
+                the message names it.
         """
         config = as_config(config)
         key = "interfaces.http"
+        config.check_keys(key, HTTP_KEYS)
         try:
             return cls(
                 HttpAdapter.from_config(config),

@@ -4,10 +4,11 @@ from .clock import FakeClock
 from .cron import Clock, CronTab, Sleep
 from .port import PeriodicPort
 from .requests import ScheduledRequest, ScheduledRequestContent, ScheduledResponseException
-from .scheduler import PeriodicTaskScheduler
+from .scheduler import PERIODIC_KEYS, PeriodicTaskScheduler
 from .task import PeriodicTask, PeriodicTaskActor
 
 __all__ = [
+    "PERIODIC_KEYS",
     "Clock",
     "CronTab",
     "FakeClock",

@@ -6,18 +6,20 @@ import logging
 from collections.abc import Iterable
 from typing import Self
 
-from minos.common import ConfigSource, as_config
+from minos.common import ConfigSource, KnownKeys, as_config
 
 from ..actors import ActorService, RestartPolicy, StartStop
 from .cron import Clock, Sleep
 from .task import PeriodicTask
 
-__all__ = ["PeriodicTaskScheduler"]
+__all__ = ["PERIODIC_KEYS", "PeriodicTaskScheduler"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_STOP_TIMEOUT = 5.0
 """Seconds a run in progress at stop may take to finish, unless ``interfaces.periodic.stop_timeout`` says."""
+PERIODIC_KEYS: KnownKeys = {"stop_timeout": None}
+"""The keys of ``interfaces.periodic`` (read here); any other is an error."""
 
 
 class PeriodicTaskScheduler(StartStop):
@@ -58,13 +60,15 @@ class PeriodicTaskScheduler(StartStop):
             sleep: What every task sleeps with (tests pass ``FakeClock.sleep``).
 
         Raises:
-            ConfigError: ``interfaces.periodic.stop_timeout`` is not a number.
+            ConfigError: ``interfaces.periodic.stop_timeout`` is not a number, or ``interfaces.periodic``
+                has a key that is not in ``PERIODIC_KEYS``.
             ImportError: A service cannot be imported.
         """
         config = as_config(config)
         # enroute imports periodic.cron, so periodic imports enroute only when it is used.
         from ..enroute import PeriodicEventEnrouteDecorator, PeriodicRouter
 
+        config.check_keys("interfaces.periodic", PERIODIC_KEYS)
         stop_timeout = config.get_float("interfaces.periodic.stop_timeout", DEFAULT_STOP_TIMEOUT)
         tasks = []
         for decorator, action in PeriodicRouter.from_config(config).routes.items():

@@ -9,14 +9,16 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from minos.common import Config
+from minos.common import Config, KnownKeys
 
 from ..enroute import EnrouteCollector, EnrouteDecorator
 from ..protocol.requests import Response
 
-__all__ = ["RouteInfo", "SpecService", "collect_routes", "document_info", "unique_id"]
+__all__ = ["SPEC_KEYS", "RouteInfo", "SpecService", "collect_routes", "document_info", "unique_id"]
 
 DEFAULT_VERSION = "1.0.0"
+SPEC_KEYS: KnownKeys = {"version": None, "description": None}
+"""The keys of ``spec`` :func:`document_info` reads; any other is an error."""
 
 _ID_CHARACTERS = re.compile(r"[^A-Za-z0-9_\-]+")
 # Where the prose of a Google-style docstring ends: its first section ("Args:", "Returns:" ...).
@@ -108,7 +110,12 @@ def collect_routes(config: Config, types: tuple[type[EnrouteDecorator], ...]) ->
 
 
 def document_info(config: Config, what: str) -> dict[str, str]:
-    """The ``info`` object of a document about the service: its name, ``spec.version`` and a description."""
+    """The ``info`` object of a document about the service: its name, ``spec.version`` and a description.
+
+    Raises:
+        ConfigError: ``spec`` has a key that is not in ``SPEC_KEYS``.
+    """
+    config.check_keys("spec", SPEC_KEYS)
     return {
         "title": config.name,
         "version": str(config.get("spec.version", DEFAULT_VERSION)),

@@ -20,7 +20,7 @@ from minos.common import Config, ConfigError, MinosException
 from ..actors import run_main
 from .collector import tune_gc
 from .logs import configure_logging, log_settings
-from .runner import ServiceRunner, check_config
+from .runner import ServiceRunner, check_config, unknown_keys
 
 __all__ = ["EXIT_CONFIG", "check_config_command", "docs_command", "publish_command", "run_command"]
 
@@ -36,7 +36,9 @@ EXIT_GRACE: Final = 5.0
 """Seconds the process gets, beyond the service's whole stop bound, to exit after the first signal."""
 
 
-def load_config(path: str | Config, prefix: str, *, full: bool = True) -> Config | None:
+def load_config(
+    path: str | Config, prefix: str, *, check: Callable[[Config], list[ConfigError]] = check_config
+) -> Config | None:
     """Read and check ``path``, printing every problem on stderr as ``<file>: <key>: <problem>``.
 
     The service's modules are imported as ``python -m`` would find them: from the config file's
@@ -45,7 +47,9 @@ def load_config(path: str | Config, prefix: str, *, full: bool = True) -> Config
     Args:
         path: The YAML file, or a Config already read (``EntrypointLauncher``).
         prefix: Starts each printed line (the command's name).
-        full: Also run :func:`check_config`; otherwise only ``Config``'s own layout checks.
+        check: What to check beyond ``Config``'s own layout checks: :func:`check_config` (everything),
+            :func:`unknown_keys` (the keys only: commands that build no service), or nothing (``run``,
+            which runs :func:`check_config` itself once logging is set up).
 
     Returns:
         The configuration, or None when it has a problem.
@@ -56,7 +60,7 @@ def load_config(path: str | Config, prefix: str, *, full: bool = True) -> Config
     except ConfigError as error:
         _print_problems(prefix, str(path), [error])
         return None
-    problems = check_config(config) if full else []
+    problems = check(config)
     if problems:
         _print_problems(prefix, config.source, problems)
         return None
@@ -113,14 +117,13 @@ def run_command(path: str | Config, *, log_level: str | None = None, log_format:
     prefix = "minos-networks run"
     signals = _Signals(prefix)
     signals.install()
-    config = load_config(path, prefix, full=False)
+    config = load_config(path, prefix, check=lambda config: [])
     if config is None:
         return EXIT_CONFIG
     try:
         level, configured_format = log_settings(config)
-    except ConfigError as error:
-        _print_problems(prefix, config.source, [error])
-        return EXIT_CONFIG
+    except ConfigError:  # check_config below reports it with every other problem
+        level, configured_format = "WARNING", "text"
     # Logging first, then the notes on a 0.7 file, in the service's log format, then the whole check.
     configure_logging(log_level or level, log_format or configured_format, service=config.name)
     config.log_notes()
@@ -213,7 +216,7 @@ def publish_command(path: str, topic: str, content: object, *, wait_reply: bool,
         0 sent (or replied with a 2xx status), 1 an error, a timeout or a non-2xx reply, 3 a wrong config.
     """
     prefix = "minos-networks publish"
-    config = load_config(path, prefix, full=False)
+    config = load_config(path, prefix, check=unknown_keys)
     if config is None:
         return EXIT_CONFIG
     from ..brokers import broker_settings
@@ -298,7 +301,7 @@ async def _publish(
 def docs_command(path: str, which: str | None) -> int:
     """Print the OpenAPI (``which="openapi"``), AsyncAPI (``"asyncapi"``) or both documents as JSON."""
     prefix = "minos-networks docs"
-    config = load_config(path, prefix, full=False)
+    config = load_config(path, prefix, check=unknown_keys)
     if config is None:
         return EXIT_CONFIG
     from ..specs import AsyncAPIService, OpenAPIService
@@ -328,7 +331,9 @@ def describe_error(error: BaseException) -> str:
 
 def _print_problems(prefix: str, path: str, problems: list[ConfigError]) -> None:
     for problem in problems:
-        print(f"{prefix}: {path}: {problem.key or '(file)'}: {problem}", file=sys.stderr)
+        # The line names the file and the key already: "Config key 'k' in FILE: " would say them twice.
+        text = str(problem).removeprefix(f"Config key {problem.key!r} in {problem.source}: ")
+        print(f"{prefix}: {path}: {problem.key or '(file)'}: {text}", file=sys.stderr)
     print(
         f"{prefix}: {path} has {len(problems)} configuration problem(s); nothing was started", file=sys.stderr
     )

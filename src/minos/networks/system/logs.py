@@ -16,11 +16,12 @@ import sys
 from datetime import UTC, datetime
 from typing import IO, Any, Final
 
-from minos.common import Config, ConfigError
+from minos.common import Config, ConfigError, KnownKeys
 
 from ..enroute import HANDLING_CONTEXT_VAR
 
 __all__ = [
+    "LOGGING_KEYS",
     "LOG_FORMATS",
     "LOG_LEVELS",
     "JsonFormatter",
@@ -32,6 +33,8 @@ __all__ = [
 
 LOG_FORMATS: Final = ("text", "json")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOGGING_KEYS: Final[KnownKeys] = {"level": None, "format": None}
+"""The keys of ``logging`` :func:`log_settings` reads; any other is an error."""
 CONTEXT_FIELDS: Final = ("service", "message_id", "topic")
 """The fields :class:`MessageContextFilter` sets on every record (None when they do not apply)."""
 
@@ -113,8 +116,9 @@ def log_settings(config: Config) -> tuple[str, str]:
         The level, upper-cased, and the format.
 
     Raises:
-        ConfigError: A key has the wrong type or an unknown value; the message names it.
+        ConfigError: A key is unknown, has the wrong type or an unknown value; the message names it.
     """
+    config.check_keys("logging", LOGGING_KEYS)
     level = config.get_str("logging.level", "WARNING")
     log_format = config.get_str("logging.format", "text")
     for key, value, known in (("level", level.upper(), LOG_LEVELS), ("format", log_format, LOG_FORMATS)):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Self
 
-from minos.common import Config, ConfigError, ConfigSource, as_config
+from minos.common import TOP_LEVEL_KEYS, Config, ConfigError, ConfigSource, KnownKeys, as_config
 
 from .. import tracing
 from ..actors import StartStop
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the ports import system.health, so this module imports them
     from ..http import HttpPort
     from ..periodic import PeriodicPort
 
-__all__ = ["ServiceRunner", "check_config", "run_service"]
+__all__ = ["ServiceRunner", "check_config", "run_service", "unknown_keys"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +37,27 @@ class _Part:
     bound: float
 
 
+def unknown_keys(config: Config) -> list[ConfigError]:
+    """One error per key of ``config`` that minos.networks does not read: section by section, each in file order.
+
+    Each section's known keys are kept beside the code that reads it (``TOP_LEVEL_KEYS`` in
+    ``minos.common.config``, ``BROKER_KEYS`` in ``brokers.config`` with ``DURABLE_KEYS``, ``HTTP_KEYS``,
+    ``PERIODIC_KEYS``, ``discovery_keys``, ``LOGGING_KEYS``, ``SPEC_KEYS``), and that code refuses the first
+    unknown key itself, so ``X.from_config`` fails as ``check-config`` does; this lists them all at once.
+    """
+    return [problem for key, known in _sections(config) for problem in config.unknown_keys(key, known)]
+
+
 def check_config(config: Config) -> list[ConfigError]:
     """Every problem that would stop ``config``'s service from starting, found before anything starts.
 
-    Checks the broker settings (``interfaces.broker``, CURVE key files included), the HTTP settings
-    (``interfaces.http``), that every service imports and its routes can be collected (a bad cron pattern
-    fails its service's import), that the routers build (no topic or path served twice), the periodic
-    settings, and the discovery client (``discovery``). The routers instantiate the service classes,
-    so a service's ``__init__`` runs here.
+    Lists every unknown key (:func:`unknown_keys`), then checks the values on a copy without them, so a
+    typo does not hide a wrong value: the broker settings (``interfaces.broker``, CURVE key files
+    included), the HTTP settings (``interfaces.http``), that every service imports and its routes can be
+    collected (a bad cron pattern fails its service's import), that the routers build (no topic or path
+    served twice), the periodic settings, the discovery client (``discovery``) and ``logging``. The
+    routers instantiate the service classes, so a service's ``__init__`` runs here. The first problem of
+    each value check is reported (a section's reader stops at its first wrong value).
 
     Args:
         config: The configuration, already read (``Config`` checked its own layout).
@@ -52,7 +65,11 @@ def check_config(config: Config) -> list[ConfigError]:
     Returns:
         One ``ConfigError`` per problem, each naming the file and the key; empty when all is well.
     """
-    problems: list[ConfigError] = []
+    config.log_notes()  # here, not by the copy's from_config calls below, so they are logged once
+    problems = unknown_keys(config)
+    # The values are checked without the unknown keys, so each reader gets past them to its own checks.
+    config = config.without(problem.key for problem in problems if problem.key)
+    found = len(problems)
 
     def check(key: str, what: Callable[[], object]) -> None:
         try:
@@ -64,7 +81,7 @@ def check_config(config: Config) -> list[ConfigError]:
 
     for index, service in enumerate(config.services):
         check(f"services[{index}]", partial(_collect, config, service))
-    services_ok = not problems
+    services_ok = len(problems) == found
     check("interfaces.broker", lambda: _check_broker(config))
     if services_ok:  # else the routers would only repeat the import errors
         check("services", lambda: _broker_routes(config))
@@ -75,6 +92,25 @@ def check_config(config: Config) -> list[ConfigError]:
         check("discovery.client", lambda: _discovery(config))
     check("logging", lambda: _log_settings(config))
     return problems
+
+
+def _sections(config: Config) -> list[tuple[str, KnownKeys]]:
+    from ..brokers import BROKER_KEYS
+    from ..discovery import discovery_keys
+    from ..http import HTTP_KEYS
+    from ..periodic import PERIODIC_KEYS
+    from ..specs.routes import SPEC_KEYS
+    from .logs import LOGGING_KEYS
+
+    return [
+        ("", TOP_LEVEL_KEYS),
+        ("interfaces.broker", BROKER_KEYS),
+        ("interfaces.http", HTTP_KEYS),
+        ("interfaces.periodic", PERIODIC_KEYS),
+        ("discovery", discovery_keys(config)),
+        ("logging", LOGGING_KEYS),
+        ("spec", SPEC_KEYS),
+    ]
 
 
 class ServiceRunner(StartStop):
