@@ -63,6 +63,7 @@ TOP_LEVEL_KEYS: Final[KnownKeys] = {
     "discovery": None,  # minos.networks.discovery
     "logging": None,  # minos.networks.system.logs
     "spec": None,  # minos.networks.specs
+    "tracing": None,  # minos.networks.tracing: true / false (absent: on when an OpenTelemetry SDK is set)
     # minos 0.7's, left by the translation: each entry is named in the start-up notes (used or not)
     "pools": None,
     # other minos packages' sections: kept for Config.get, named in one start-up warning
