@@ -48,6 +48,7 @@ __all__ = [
     "broker_config",
     "check_count",
     "command_messages",
+    "delete_nats_stream",
     "event_messages",
     "event_stream",
     "ipc_directory",
@@ -271,20 +272,25 @@ def nats_stream() -> Iterator[str | None]:
     try:
         yield f"{NATS_URL}/{stream}"
     finally:
+        delete_nats_stream(stream)
 
-        async def delete() -> None:
-            import nats
-            import nats.js.errors
 
-            client = await nats.connect(NATS_URL, allow_reconnect=False)
-            try:
-                await client.jetstream(timeout=10).delete_stream(stream)
-            except nats.js.errors.NotFoundError:
-                pass
-            finally:
-                await client.close()
+def delete_nats_stream(stream: str) -> None:
+    """Delete the JetStream stream ``stream`` of the server at ``NATS_URL``, if it is there."""
 
-        run_main(delete())
+    async def delete() -> None:
+        import nats
+        import nats.js.errors
+
+        client = await nats.connect(NATS_URL, allow_reconnect=False)
+        try:
+            await client.jetstream(timeout=10).delete_stream(stream)
+        except nats.js.errors.NotFoundError:
+            pass
+        finally:
+            await client.close()
+
+    run_main(delete())
 
 
 # Worker processes -------------------------------------------------------------------------------------

@@ -33,13 +33,14 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import urlsplit
 
-from benchmarks import Result
+from benchmarks import Result, probes
 from benchmarks.e2e import (
     NATS_URL,
     Worker,
     WorkerError,
     Workers,
     check_count,
+    delete_nats_stream,
     ipc_directory,
     measure_events,
     nats_stream,
@@ -96,23 +97,10 @@ def _peer_name() -> str:
 
 
 def server_pid(kind: str) -> int | None:
-    """The pid of the local server process of ``kind`` (its port on its command line), or None."""
-    name, port = SERVER_PROCESSES[kind], str(urlsplit(SERVERS[kind]).port)
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/comm") as file:
-                if file.read().strip() != name:
-                    continue
-            with open(f"/proc/{entry.name}/cmdline", "rb") as file:
-                words = file.read().decode(errors="replace").replace(":", "\0").split("\0")
-        except OSError:
-            continue
-        if kind == "rabbit" or port in words:  # one RabbitMQ; test suites start nats-servers of their own
-            found.append(int(entry.name))
-    return found[0] if len(found) == 1 else None
+    """The pid of the local server process of ``kind``, or None."""
+    return probes.server_pid(
+        SERVER_PROCESSES[kind], None if kind == "rabbit" else urlsplit(SERVERS[kind]).port
+    )
 
 
 @contextmanager
@@ -123,28 +111,10 @@ def _peer_destination(kind: str) -> Iterator[str]:
         yield name
     finally:
         if kind == "jetstream":
-            _delete_stream(name)
+            delete_nats_stream(name)
         elif kind == "redis":
             _delete_redis_key(name)
         # core NATS keeps nothing; the RabbitMQ queue is auto-deleted with its consumer
-
-
-def _delete_stream(name: str) -> None:
-    import nats
-    import nats.js.errors
-
-    from minos.networks.actors import run_main
-
-    async def delete() -> None:
-        client = await nats.connect(NATS_URL, allow_reconnect=False)
-        try:
-            await client.jetstream(timeout=10).delete_stream(name)
-        except nats.js.errors.NotFoundError:
-            pass
-        finally:
-            await client.close()
-
-    run_main(delete())
 
 
 def _delete_redis_key(name: str) -> None:
