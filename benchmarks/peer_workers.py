@@ -93,8 +93,8 @@ def _destination(kind: str, name: str) -> dict[str, Any]:
     """The keyword arguments of ``broker.publish`` and ``broker.request`` that send to NAME on KIND."""
     if kind == "nats":
         return {"subject": name}
-    if kind == "jetstream":
-        return {"subject": name, "stream": name}
+    if kind == "jetstream":  # a PubAck may take longer than FastStream's default 0.5 s with 1,000 in flight
+        return {"subject": name, "stream": name, "timeout": 60.0}
     if kind == "rabbit":
         return {"queue": name}
     return {"stream": name}
@@ -233,7 +233,7 @@ async def peer_client(kind: str, url: str, name: str) -> None:
         request = broker.request
 
         async def ask(body: dict[str, Any]) -> None:
-            reply = await request(body, timeout=30.0, **destination)
+            reply = await request(body, **{**destination, "timeout": 60.0})
             answer = await reply.decode()
             if answer["identifier"] != body["identifier"]:
                 raise RuntimeError(f"the reply to {body['identifier']} answers {answer['identifier']!r}")
