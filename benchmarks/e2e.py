@@ -485,15 +485,20 @@ def timeout_for(messages: int) -> float:
 
 
 def measure_events(
-    producer: Worker, consumer: Worker, messages: int, meter: AbstractContextManager[object] | None = None
+    producer: Worker,
+    consumer: Worker,
+    messages: int,
+    meter: AbstractContextManager[object] | None = None,
+    timeout: float | None = None,
 ) -> float:
     """Have ``producer`` send ``messages`` to ``consumer``; seconds from the first send to the last received.
 
     The consumer is armed first and counts what it receives: fewer than sent fails loudly here, more
     shows in ``received_total``. The producer builds the messages first; ``meter`` (a
-    ``probes.CpuMeter``, say) is entered only around the sending and receiving.
+    ``probes.CpuMeter``, say) is entered only around the sending and receiving. ``timeout`` bounds
+    each step (default ``timeout_for(messages)``, made for our paths; slower peers need more).
     """
-    timeout = timeout_for(messages)
+    timeout = timeout_for(messages) if timeout is None else timeout
     consumer.ask(f"expect {messages} {timeout}", "armed", timeout)
     producer.ask(f"prepare {messages}", "prepared", timeout)
     with meter if meter is not None else nullcontext():
