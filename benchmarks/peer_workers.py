@@ -63,7 +63,8 @@ def _broker(kind: str, url: str, concurrency: int = 1) -> Any:
     if kind == "redis":
         from faststream.redis import RedisBroker
 
-        # redis-py's pool holds 100 connections by default and fails past them: a request takes two (its reply subscription).
+        # redis-py's pool holds 100 connections by default and fails past them; a call in flight takes
+        # one, a request two (its reply subscription).
         return RedisBroker(url, logger=None, max_connections=max(100, 2 * concurrency + 10))
     raise ValueError(f"unknown peer kind {kind!r}; known: {', '.join(KINDS)}")
 
@@ -71,22 +72,20 @@ def _broker(kind: str, url: str, concurrency: int = 1) -> Any:
 def _subscribe(broker: Any, kind: str, name: str) -> Callable[[Callable[..., Any]], Any]:
     """The ``@broker.subscriber(...)`` decorator for NAME on KIND, acknowledging after the handler."""
     if kind == "nats":
-        return broker.subscriber(name)  # type: ignore[no-any-return]
+        return broker.subscriber(name)
     if kind == "jetstream":
         from faststream.nats import JStream, PullSub
         from nats.js.api import RetentionPolicy, StorageType
 
         stream = JStream(name, subjects=[name], storage=StorageType.FILE, retention=RetentionPolicy.INTEREST)
-        return broker.subscriber(  # type: ignore[no-any-return]
-            name, stream=stream, durable=name, pull_sub=PullSub(batch_size=WINDOW)
-        )
+        return broker.subscriber(name, stream=stream, durable=name, pull_sub=PullSub(batch_size=WINDOW))
     if kind == "rabbit":
         from faststream.rabbit import RabbitQueue
 
-        return broker.subscriber(RabbitQueue(name, auto_delete=True))  # type: ignore[no-any-return]
+        return broker.subscriber(RabbitQueue(name, auto_delete=True))
     from faststream.redis import StreamSub
 
-    return broker.subscriber(stream=StreamSub(name, group=name, consumer="bench"))  # type: ignore[no-any-return]
+    return broker.subscriber(stream=StreamSub(name, group=name, consumer="bench"))
 
 
 def _destination(kind: str, name: str) -> dict[str, Any]:
