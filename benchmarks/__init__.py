@@ -44,6 +44,11 @@ class Result:
             over all timed repetitions: steadier than rates on a shared machine, where a process waiting
             for a core spends no CPU.
         ceiling_cpu_us: The same for the ceiling's processes.
+        ceiling_p50_us: The ceiling's median latency, where it is a peer measured like the path (``peer-*``).
+        ceiling_p99_us: The ceiling's 99th percentile latency, likewise.
+        server_cpu_us: In ``peer-*`` rows, CPU per message of the broker or server process between the
+            path's processes (our broker process, or the NATS server), which ``cpu_us`` leaves out there.
+        ceiling_server_cpu_us: The same for the peer's server (NATS, RabbitMQ, Redis), where readable.
     """
 
     scenario: str
@@ -65,6 +70,10 @@ class Result:
     publisher_peak_rss_mib: float | None = None
     cpu_us: float | None = None
     ceiling_cpu_us: float | None = None
+    ceiling_p50_us: float | None = None
+    ceiling_p99_us: float | None = None
+    server_cpu_us: float | None = None
+    ceiling_server_cpu_us: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as a plain dict, for JSON."""
@@ -75,13 +84,13 @@ Scenario = Callable[[bool], list[Result]]
 """A scenario takes ``quick`` (fewer messages, for a smoke run) and returns its results."""
 
 
-def _lazy(module: str, function: str = "run") -> Scenario:
+def _lazy(module: str, function: str = "run", *args: str) -> Scenario:
     # Import a scenario only when it runs: an end-to-end scenario may pull in the whole system.
     def scenario(quick: bool) -> list[Result]:
-        run: Scenario = getattr(importlib.import_module(module), function)
-        return run(quick)
+        run: Callable[..., list[Result]] = getattr(importlib.import_module(module), function)
+        return run(*args, quick)
 
-    scenario.__name__ = f"{module}.{function}"
+    scenario.__name__ = f"{module}.{function}{''.join(f'[{arg}]' for arg in args)}"
     return scenario
 
 
@@ -97,6 +106,12 @@ SCENARIOS: dict[str, Scenario] = {
     "nats-request-reply": _lazy("benchmarks.request_reply", "run_nats"),
     "broker-events-2sub": _lazy("benchmarks.broker_events_2sub"),
     "backlog-memory": _lazy("benchmarks.backlog_memory"),
+    # FastStream side by side (pip install -e '.[peers]'); each skips itself without FastStream or its server.
+    **{
+        f"peer-{kind}-{workload}": _lazy("benchmarks.peers", f"run_{workload.replace('-', '_')}", kind)
+        for workload in ("events", "request-reply")
+        for kind in ("nats", "jetstream", "rabbit", "redis")
+    },
 }
 """Every scenario by name, in the order ``python -m benchmarks`` runs them."""
 

@@ -24,6 +24,10 @@ COLUMNS = [
 OPTIONAL_COLUMNS = [  # shown only when a result has them: most scenarios do not measure these
     ("cpu_us", "{:.1f}"),
     ("ceiling_cpu_us", "{:.1f}"),
+    ("ceiling_p50_us", "{:.1f}"),
+    ("ceiling_p99_us", "{:.1f}"),
+    ("server_cpu_us", "{:.1f}"),
+    ("ceiling_server_cpu_us", "{:.1f}"),
     ("per_subscriber", "{}"),
     ("broker_rss_before_mib", "{:.1f}"),
     ("broker_rss_mib", "{:.1f}"),

@@ -19,11 +19,22 @@ JetStream server (file storage, a stream of the run's own, deleted afterwards) t
 a send returns on JetStream's PubAck, and the handler acknowledges each message once handled. Its
 ceiling is the same raw three-process pyzmq path, measured in the same run. It is skipped, with the
 reason on stderr, when no NATS server answers at ``NATS_URL``.
+
+The pyzmq ceiling says what a message could cost without a server; two more ceilings, measured in
+the same run against the same NATS server, say what the server itself allows, so that the ratios
+tell our cost from the server's (``workers.raw_nats_pull`` and ``raw_nats_push``, plain nats-py):
+
+- ``nats-events:jetstream``: what our NATS path does, written directly: a stream of the run's own
+  (file, interest retention, a duplicate window), ``SENDERS`` coroutines each awaiting the PubAck of
+  its publish (with a ``Nats-Msg-Id``), a durable pull consumer fetching up to 1,000 at a time, each
+  message unpacked, then acknowledged.
+- ``nats-events:core``: core NATS, publish and subscribe, nothing awaited, nothing acknowledged.
 """
 
 from __future__ import annotations
 
 import sys
+from urllib.parse import urlsplit
 
 from benchmarks import Result
 from benchmarks.e2e import (
@@ -31,6 +42,7 @@ from benchmarks.e2e import (
     Worker,
     Workers,
     check_count,
+    delete_nats_stream,
     event_messages,
     ipc_directory,
     measure_events,
@@ -40,7 +52,7 @@ from benchmarks.e2e import (
     wire_size,
     worker_argv,
 )
-from benchmarks.probes import CpuMeter, pids
+from benchmarks.probes import CpuMeter, pids, server_pid
 
 __all__ = ["SENDERS", "run", "run_nats"]
 
@@ -55,6 +67,15 @@ CEILING = (
 STARTUP = 20.0  # seconds a worker may take to print its ready line
 NATS_SCENARIO = "nats-events"
 NATS_PATH = "publisher -> NATS JetStream (file) -> handler, 3 processes, tcp, acked"
+NATS_CEILINGS = {  # name -> (the raw nats-py workers' stream, or "-" for core NATS; the ceiling in words)
+    "jetstream": (
+        "stream",
+        "raw nats-py, 2 processes + the same NATS server: publish awaiting each PubAck, "
+        f"{SENDERS} in flight, Nats-Msg-Id -> JetStream (file, interest) -> durable pull consumer, "
+        "fetch 1000, unpack, ack each",
+    ),
+    "core": ("-", "raw nats-py, 2 processes + the same NATS server: core NATS publish -> subscribe, no acks"),
+}
 
 
 def run(quick: bool) -> list[Result]:
@@ -68,10 +89,16 @@ def run_nats(quick: bool) -> list[Result]:
         if endpoint is None:
             print(f"{NATS_SCENARIO}: skipped, no NATS server answers at {NATS_URL}", file=sys.stderr)
             return []
-        return _run(quick, NATS_SCENARIO, NATS_PATH, endpoint)
+        stream = f"benchraw-{endpoint.rpartition('/')[2]}"
+        try:
+            return _run(quick, NATS_SCENARIO, NATS_PATH, endpoint, stream)
+        finally:
+            delete_nats_stream(stream)
 
 
-def _run(quick: bool, scenario: str, path: str, nats_endpoint: str | None) -> list[Result]:
+def _run(
+    quick: bool, scenario: str, path: str, nats_endpoint: str | None, raw_stream: str | None = None
+) -> list[Result]:
     messages = 2_000 if quick else 50_000
     repetitions = 1 if quick else 3
     warmup = 200 if quick else 2_000
@@ -97,19 +124,51 @@ def _run(quick: bool, scenario: str, path: str, nats_endpoint: str | None) -> li
         push = start(Worker("raw-push", worker_argv("raw-push", raw_in, size), ready="ready"))
         publisher.wait_ready(STARTUP)
         push.wait_ready(STARTUP)
+        raw_nats = _start_raw_nats(workers, raw_stream, size) if raw_stream is not None else {}
 
         measure_events(push, pull, warmup)
+        for nats_push, nats_pull in raw_nats.values():
+            measure_events(nats_push, nats_pull, warmup)
         measure_events(publisher, handler, warmup)
         ours = [publisher, handler] if broker is None else [publisher, broker, handler]
         cpu, ceiling_cpu = CpuMeter(pids(*ours)), CpuMeter(pids(push, relay, pull))
+        nats_server = server_pid("nats-server", urlsplit(NATS_URL).port) if raw_nats else None
+        # With NATS: our processes, then the server, for us and for each raw nats-py ceiling.
+        server = [] if nats_server is None else [nats_server]
+        clients, on_server = CpuMeter(pids(publisher, handler)), CpuMeter(server)
+        raw_meters = {name: (CpuMeter(pids(*pair)), CpuMeter(server)) for name, pair in raw_nats.items()}
+        raw_best = dict.fromkeys(raw_nats, float("inf"))
         best, ceiling_best = float("inf"), float("inf")
         for _ in range(repetitions):  # interleaved, so that a noisy neighbour hurts both alike
             ceiling_best = min(ceiling_best, measure_events(push, pull, messages, ceiling_cpu))
-            best = min(best, measure_events(publisher, handler, messages, cpu))
+            for name, (nats_push, nats_pull) in raw_nats.items():
+                meters = _Meters(*raw_meters[name])
+                raw_best[name] = min(raw_best[name], measure_events(nats_push, nats_pull, messages, meters))
+            best = min(best, measure_events(publisher, handler, messages, _Meters(cpu, clients, on_server)))
         sent = warmup + repetitions * messages
         check_count(f"{scenario} (all repetitions)", received_total(handler), sent)
         check_count(f"{scenario} ceiling (all repetitions)", received_total(pull), sent)
+        for name, (_, nats_pull) in raw_nats.items():
+            check_count(f"{scenario} {name} ceiling (all repetitions)", received_total(nats_pull), sent)
     rate, ceiling_rate = messages / best, messages / ceiling_best
+    total = repetitions * messages
+    raw_results = [
+        Result(
+            scenario=f"{scenario}:{name}",
+            path=path,
+            messages=messages,
+            seconds=best,
+            msgs_per_s=rate,
+            ceiling_msgs_per_s=messages / raw_best[name],
+            ratio=rate / (messages / raw_best[name]),
+            ceiling=NATS_CEILINGS[name][1],
+            cpu_us=clients.per_message_us(total),
+            ceiling_cpu_us=raw_meters[name][0].per_message_us(total),
+            server_cpu_us=on_server.per_message_us(total) if server else None,
+            ceiling_server_cpu_us=raw_meters[name][1].per_message_us(total) if server else None,
+        )
+        for name in raw_nats
+    ]
     return [
         Result(
             scenario=scenario,
@@ -123,5 +182,36 @@ def _run(quick: bool, scenario: str, path: str, nats_endpoint: str | None) -> li
             # With NATS the server's CPU is not ours to read: the path's figure would leave it out.
             cpu_us=cpu.per_message_us(repetitions * messages) if nats_endpoint is None else None,
             ceiling_cpu_us=ceiling_cpu.per_message_us(repetitions * messages),
-        )
+        ),
+        *raw_results,
     ]
+
+
+class _Meters:
+    """Several ``CpuMeter``s as one context manager, for ``measure_events``."""
+
+    def __init__(self, *meters: CpuMeter) -> None:
+        self.meters = meters
+
+    def __enter__(self) -> None:
+        for meter in self.meters:
+            meter.__enter__()
+
+    def __exit__(self, *exc_info: object) -> None:
+        for meter in self.meters:
+            meter.__exit__(*exc_info)
+
+
+def _start_raw_nats(workers: Workers, stream: str, size: int) -> dict[str, tuple[Worker, Worker]]:
+    """The raw nats-py ceilings' (push, pull) workers, ready; the JetStream one in ``stream``."""
+    started = {}
+    for name, (kind, _) in NATS_CEILINGS.items():
+        subject, raw_stream = f"{stream}.{name}", stream if kind == "stream" else "-"
+        pull_argv = worker_argv("raw-nats-pull", NATS_URL, subject, raw_stream)
+        pull = workers.start(Worker(f"raw-nats-pull-{name}", pull_argv, ready="ready"))
+        pull.wait_ready(STARTUP)  # subscribed (and the stream made) before anything is published
+        push_argv = worker_argv("raw-nats-push", NATS_URL, subject, raw_stream, size, SENDERS)
+        push = workers.start(Worker(f"raw-nats-push-{name}", push_argv, ready="ready"))
+        push.wait_ready(STARTUP)
+        started[name] = (push, pull)
+    return started

@@ -48,6 +48,7 @@ __all__ = [
     "broker_config",
     "check_count",
     "command_messages",
+    "delete_nats_stream",
     "event_messages",
     "event_stream",
     "ipc_directory",
@@ -271,20 +272,25 @@ def nats_stream() -> Iterator[str | None]:
     try:
         yield f"{NATS_URL}/{stream}"
     finally:
+        delete_nats_stream(stream)
 
-        async def delete() -> None:
-            import nats
-            import nats.js.errors
 
-            client = await nats.connect(NATS_URL, allow_reconnect=False)
-            try:
-                await client.jetstream(timeout=10).delete_stream(stream)
-            except nats.js.errors.NotFoundError:
-                pass
-            finally:
-                await client.close()
+def delete_nats_stream(stream: str) -> None:
+    """Delete the JetStream stream ``stream`` of the server at ``NATS_URL``, if it is there."""
 
-        run_main(delete())
+    async def delete() -> None:
+        import nats
+        import nats.js.errors
+
+        client = await nats.connect(NATS_URL, allow_reconnect=False)
+        try:
+            await client.jetstream(timeout=10).delete_stream(stream)
+        except nats.js.errors.NotFoundError:
+            pass
+        finally:
+            await client.close()
+
+    run_main(delete())
 
 
 # Worker processes -------------------------------------------------------------------------------------
@@ -475,19 +481,24 @@ def start_broker(endpoint: str, *options: str, name: str = "broker") -> Worker:
 
 def timeout_for(messages: int) -> float:
     """How long a repetition of ``messages`` may take before it counts as stuck (far above any real run)."""
-    return 10.0 + messages / 2000
+    return 10.0 + messages / 500  # 2,000 a second timed out nats-request-reply at a load of 12 on 2 cores
 
 
 def measure_events(
-    producer: Worker, consumer: Worker, messages: int, meter: AbstractContextManager[object] | None = None
+    producer: Worker,
+    consumer: Worker,
+    messages: int,
+    meter: AbstractContextManager[object] | None = None,
+    timeout: float | None = None,
 ) -> float:
     """Have ``producer`` send ``messages`` to ``consumer``; seconds from the first send to the last received.
 
     The consumer is armed first and counts what it receives: fewer than sent fails loudly here, more
     shows in ``received_total``. The producer builds the messages first; ``meter`` (a
-    ``probes.CpuMeter``, say) is entered only around the sending and receiving.
+    ``probes.CpuMeter``, say) is entered only around the sending and receiving. ``timeout`` bounds
+    each step (default ``timeout_for(messages)``, made for our paths; slower peers need more).
     """
-    timeout = timeout_for(messages)
+    timeout = timeout_for(messages) if timeout is None else timeout
     consumer.ask(f"expect {messages} {timeout}", "armed", timeout)
     producer.ask(f"prepare {messages}", "prepared", timeout)
     with meter if meter is not None else nullcontext():

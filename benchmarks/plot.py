@@ -42,7 +42,7 @@ def plot_results(
     )
     try:
         rates.barh([row + height / 2 for row in rows], [r.ceiling_msgs_per_s for r in results], height,
-                   label="ceiling (same run)", color="#b8c4d6")  # fmt: skip
+                   label="ceiling, or the peer (same run)", color="#b8c4d6")  # fmt: skip
         rates.barh([row - height / 2 for row in rows], [r.msgs_per_s for r in results], height,
                    label="minos.networks", color="#2f6db5")  # fmt: skip
         rates.set_xscale("log")
@@ -58,7 +58,7 @@ def plot_results(
             ratios.annotate(f"{result.ratio:.2f}", (result.ratio, row), xytext=(3, 0),
                             textcoords="offset points", va="center", fontsize=8)  # fmt: skip
         ratios.set_xlim(0, max(1.1, max(result.ratio for result in results) * 1.15))
-        ratios.set_xlabel("ratio of the ceiling (1.0 = no overhead)")
+        ratios.set_xlabel("ratio of the ceiling (1.0 = no overhead); peer-*: ours / peer")
         figure.suptitle(title)
         figure.tight_layout()
         target = Path(path)

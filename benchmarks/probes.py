@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.e2e import Worker, WorkerError
 
-__all__ = ["MIB", "CpuMeter", "Memory", "StatsFeed", "cpu_seconds", "pids", "read_memory"]
+__all__ = ["MIB", "CpuMeter", "Memory", "StatsFeed", "cpu_seconds", "pids", "read_memory", "server_pid"]
 
 MIB = 1024 * 1024
 
@@ -94,6 +94,28 @@ def cpu_seconds(pid: int) -> float:
 def pids(*workers: Worker) -> list[int]:
     """The process ids of ``workers``, for a ``CpuMeter``."""
     return [worker.process.pid for worker in workers]
+
+
+def server_pid(command: str, port: int | None) -> int | None:
+    """The pid of the one local process named ``command`` with ``port`` among its arguments, or None.
+
+    For the CPU of a server the scenarios talk to (``nats-server``, ``redis-server``; with ``port`` None,
+    the one process of that name, as RabbitMQ's ``beam.smp``). None when there are several, or none
+    readable: test suites start servers of their own on other ports.
+    """
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(entry.path, "comm").read_text().strip() != command:
+                continue
+            arguments = Path(entry.path, "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if port is None or str(port) in arguments.replace(":", "\0").split("\0"):
+            found.append(int(entry.name))
+    return found[0] if len(found) == 1 else None
 
 
 class CpuMeter:

@@ -31,6 +31,17 @@ Raw pyzmq + msgpack roles (the ceilings):
 - ``raw-pull OUT``: PULL connected to OUT; ``expect N TIMEOUT`` and ``total`` as for ``handler``.
 - ``raw-queue FRONT BACK``: ROUTER bound at FRONT <-> DEALER bound at BACK, draining both sides.
 - ``raw-echo BACK``: DEALER connected to BACK; unpacks each request, packs and sends a reply.
+
+Raw nats-py roles (the NATS ceilings; URL is the server, SUBJECT the run's own; STREAM ``-`` for core NATS):
+
+- ``raw-nats-pull URL SUBJECT STREAM``: JetStream: creates the stream (file storage, interest retention,
+  ``discard: new``, a 120 s duplicate window, as our NATS connection does) and a durable pull consumer with explicit acks, fetches up
+  to 1000 at a time, unpacks each message and acknowledges it once handled. Core NATS: a subscription,
+  unpacking each message. ``expect N TIMEOUT`` and ``total`` as for ``handler``.
+- ``raw-nats-push URL SUBJECT STREAM SIZE SENDERS``: ``prepare N`` and ``send N`` as for ``raw-push``;
+  JetStream: SENDERS coroutines, each awaiting the PubAck of its publish (with a ``Nats-Msg-Id``, as
+  ours, for the stream's duplicate window) before its next; core NATS:
+  publishes in one loop, then a flush (there is nothing to await).
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
+from uuid import uuid4
 
 import msgpack
 import zmq
@@ -307,6 +319,126 @@ def raw_echo(back: str) -> None:
         send([client, packb(reply)])
 
 
+# Raw nats-py --------------------------------------------------------------------------------------------
+
+NATS_FETCH = 1000  # what one pull asks for at most: our NATS connection's window
+
+
+async def raw_nats_pull(url: str, subject: str, stream: str) -> None:
+    """Consume SUBJECT (JetStream: from STREAM, a durable pull consumer, acked) and count, as ``handler``."""
+    import nats
+    from nats.js.api import (
+        AckPolicy,
+        ConsumerConfig,
+        DiscardPolicy,
+        RetentionPolicy,
+        StorageType,
+        StreamConfig,
+    )
+
+    from benchmarks.e2e import COUNTER
+
+    nc = await nats.connect(url)
+    hit, unpackb = COUNTER.hit, msgpack.unpackb
+    loop = asyncio.get_running_loop()
+    consuming: asyncio.Task[None] | None = None
+    if stream == "-":
+
+        async def on_message(msg: Any) -> None:
+            unpackb(msg.data)
+            hit()
+
+        await nc.subscribe(subject, cb=on_message, pending_msgs_limit=-1, pending_bytes_limit=-1)
+    else:
+        js = nc.jetstream()
+        await js.add_stream(
+            StreamConfig(
+                name=stream,
+                subjects=[subject],
+                retention=RetentionPolicy.INTEREST,
+                discard=DiscardPolicy.NEW,
+                storage=StorageType.FILE,
+                duplicate_window=120.0,
+            )
+        )
+        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=-1)
+        subscription = await js.pull_subscribe(subject, durable=stream, stream=stream, config=config)
+
+        async def consume() -> None:
+            fetch = subscription.fetch
+            while True:
+                try:
+                    messages = await fetch(NATS_FETCH, timeout=5.0)
+                except TimeoutError:
+                    continue
+                for msg in messages:
+                    unpackb(msg.data)
+                    hit()
+                    await msg.ack()
+
+        consuming = loop.create_task(consume())
+    await nc.flush()
+    try:
+        say("ready")
+        async for words in _commands():
+            if words[0] == "expect":
+                target, timeout = int(words[1]), float(words[2])
+                reached = asyncio.Event()
+                COUNTER.arm(target, reached.set)
+                say("armed")
+                try:
+                    await asyncio.wait_for(reached.wait(), timeout)
+                except TimeoutError:
+                    say("timeout", COUNTER.since_armed)
+                else:
+                    say("done", COUNTER.since_armed, repr(COUNTER.reached_at))
+            elif words[0] == "total":
+                say("total", COUNTER.total)
+            else:
+                say("error unknown command", words[0])
+    finally:
+        if consuming is not None:
+            consuming.cancel()
+            await asyncio.gather(consuming, return_exceptions=True)
+        await nc.close()
+
+
+async def raw_nats_push(url: str, subject: str, stream: str, size: int, senders: int) -> None:
+    """Publish packed dicts of SIZE bytes to SUBJECT (JetStream: each sender awaiting its PubAck)."""
+    import nats
+
+    from benchmarks.e2e import plain_messages
+
+    nc = await nats.connect(url)
+    core_publish, js_publish, packb = nc.publish, nc.jetstream().publish, msgpack.packb
+    try:
+        say("ready")
+        prepared: list[dict[str, Any]] = []
+        async for words in _commands():
+            count = int(words[1])
+            if words[0] == "prepare":
+                prepared = plain_messages(count, size)
+                say("prepared")
+                continue
+            messages = prepared if len(prepared) == count else plain_messages(count, size)
+            prepared = []
+            start = time.monotonic()
+            if stream == "-":
+                for message in messages:
+                    await core_publish(subject, packb(message))
+                await nc.flush()
+            else:
+
+                async def send_all(share: Sequence[dict[str, Any]]) -> None:
+                    for message in share:  # a Nats-Msg-Id as ours sends, so that a resend is dropped
+                        await js_publish(subject, packb(message), headers={"Nats-Msg-Id": uuid4().hex})
+
+                await asyncio.gather(*(send_all(messages[i::senders]) for i in range(senders)))
+            say("sent", repr(start), repr(time.monotonic()))
+    finally:
+        await nc.close()
+
+
 ROLES: dict[str, Callable[[list[str]], None]] = {
     "handler": lambda args: run_main(handler(args[0], *args[1:2])),
     "drain": lambda args: run_main(drain(args[0], int(args[1]), float(args[2]))),
@@ -316,6 +448,10 @@ ROLES: dict[str, Callable[[list[str]], None]] = {
     "raw-pull": lambda args: raw_pull(args[0]),
     "raw-queue": lambda args: raw_queue(args[0], args[1]),
     "raw-echo": lambda args: raw_echo(args[0]),
+    "raw-nats-pull": lambda args: run_main(raw_nats_pull(args[0], args[1], args[2])),
+    "raw-nats-push": lambda args: run_main(
+        raw_nats_push(args[0], args[1], args[2], int(args[3]), int(args[4]))
+    ),
 }
 
 

@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -298,3 +299,97 @@ def test_the_profile_summary_ranks_processes_threads_and_functions_of_a_raw_py_s
     ]
     assert read_profile(raw.read_text().splitlines(), skip=["route ("]).samples == 4
     assert main([str(raw), "--within", "nothing like it"]) == 1
+
+
+PEER_SCENARIOS = {  # scenario -> the paths it measures, in order
+    "peer-nats-events": ["publisher -> our broker process, ipc -> handler, acked; vs FastStream over nats"],
+    "peer-redis-request-reply": [
+        "client -> our broker process, ipc -> handler -> client, 1 in flight; vs FastStream over redis",
+        "client -> our broker process, ipc -> handler -> client, 100 in flight; vs FastStream over redis",
+    ],
+}
+
+
+def skip_unless_peer_servers(completed: subprocess.CompletedProcess[str]) -> None:
+    """Skip when a peer scenario skipped itself (no server here); fail instead when ``CI`` is set."""
+    skipped = [line for line in completed.stderr.splitlines() if ": skipped, " in line]
+    if skipped:
+        if os.environ.get("CI"):
+            pytest.fail(f"{skipped[0]} (CI is set, so this fails instead of skipping)")
+        pytest.skip(skipped[0])
+
+
+def test_the_quick_peer_scenarios_measure_ours_as_a_ratio_of_faststream_in_the_same_run(tmp_path):
+    pytest.importorskip("faststream", reason="the peers extra is not installed: pip install -e '.[peers]'")
+    path = tmp_path / "peers.json"
+    completed = run_benchmarks("--quick", *PEER_SCENARIOS, "--json", str(path))
+    assert completed.returncode == 0, completed.stderr
+    skip_unless_peer_servers(completed)
+    results = json.loads(path.read_text())
+    assert [(result["scenario"], result["path"]) for result in results] == [
+        (scenario, name) for scenario, names in PEER_SCENARIOS.items() for name in names
+    ]
+    for result in results:
+        assert result["ceiling"].startswith("FastStream 0.")
+        assert result["msgs_per_s"] == result["messages"] / result["seconds"] > 0
+        assert result["ratio"] == result["msgs_per_s"] / result["ceiling_msgs_per_s"]  # ours / peer
+        assert result["cpu_us"] > 0  # our publisher (or client) and handler processes
+        assert result["ceiling_cpu_us"] > 0  # FastStream's
+        assert result["server_cpu_us"] > 0  # our broker process
+        if "request-reply" in result["scenario"]:  # latency on both sides
+            assert 0 < result["p50_us"] <= result["p99_us"]
+            assert 0 < result["ceiling_p50_us"] <= result["ceiling_p99_us"]
+        else:
+            assert result["ceiling_p50_us"] is None
+
+
+def test_a_peer_scenario_without_its_server_prints_one_skip_line_and_the_run_goes_on(tmp_path):
+    pytest.importorskip("faststream", reason="the peers extra is not installed: pip install -e '.[peers]'")
+    path = tmp_path / "skipped.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--no-progress", "peer-rabbit-events", "codec",
+         "--json", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MINOS_BENCH_RABBIT_URL": "amqp://guest:guest@127.0.0.1:1/"},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    skips = [line for line in completed.stderr.splitlines() if "skipped" in line]
+    assert skips == ["peer-rabbit-events: skipped, no server answers at 127.0.0.1:1"]
+    assert [result["scenario"] for result in json.loads(path.read_text())] == ["codec"] * 3
+
+
+def test_every_peer_scenario_without_faststream_prints_one_skip_line_and_measures_nothing(
+    monkeypatch, capsys
+):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import SCENARIOS, peers
+
+    monkeypatch.setattr(peers.importlib.util, "find_spec", lambda name: None)
+    names = [name for name in SCENARIOS if name.startswith("peer-")]
+    assert len(names) == 8  # events and request/reply over core NATS, JetStream, RabbitMQ, Redis
+    for name in names:
+        assert SCENARIOS[name](True) == []
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"{name}: skipped, FastStream is not installed (pip install -e '.[peers]')" for name in names
+    ]
+
+
+def test_the_quick_nats_events_scenario_also_measures_raw_nats_py_ceilings_on_the_same_server(tmp_path):
+    path = tmp_path / "nats.json"
+    completed = run_benchmarks("--quick", "nats-events", "--json", str(path))
+    assert completed.returncode == 0, completed.stderr
+    skip_unless_peer_servers(completed)
+    results = {result["scenario"]: result for result in json.loads(path.read_text())}
+    assert sorted(results) == ["nats-events", "nats-events:core", "nats-events:jetstream"]
+    assert results["nats-events"]["ceiling"].startswith("raw pyzmq+msgpack")
+    for name in ("nats-events:core", "nats-events:jetstream"):
+        result = results[name]
+        assert result["ceiling"].startswith("raw nats-py")
+        assert result["msgs_per_s"] == results["nats-events"]["msgs_per_s"]  # one measurement of ours
+        assert result["ratio"] == result["msgs_per_s"] / result["ceiling_msgs_per_s"]
+        assert result["cpu_us"] > 0
+        assert result["ceiling_cpu_us"] > 0
