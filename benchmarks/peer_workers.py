@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from benchmarks.workers import _commands, say
+from benchmarks.workers import _commands, expect, say
 from minos.networks.actors import run_main
 
 __all__ = ["KINDS", "main", "peer_body"]
@@ -124,16 +124,7 @@ async def peer_handler(kind: str, url: str, name: str, mode: str) -> None:
         say("ready")
         async for words in _commands():
             if words[0] == "expect":
-                target, timeout = int(words[1]), float(words[2])
-                reached = asyncio.Event()
-                COUNTER.arm(target, partial(loop.call_soon_threadsafe, reached.set))
-                say("armed")
-                try:
-                    await asyncio.wait_for(reached.wait(), timeout)
-                except TimeoutError:
-                    say("timeout", COUNTER.since_armed)
-                else:
-                    say("done", COUNTER.since_armed, repr(COUNTER.reached_at))
+                await expect(words, lambda wake: partial(loop.call_soon_threadsafe, wake))
             elif words[0] == "total":
                 say("total", COUNTER.total)
             else:

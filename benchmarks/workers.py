@@ -80,6 +80,26 @@ def _config(name: str, endpoint: str, durable_path: str | None = None) -> Any:
     return Config({"name": name, "services": [BenchService], "interfaces": {"broker": broker}})
 
 
+async def expect(words: list[str], waker: Callable[[Callable[[], None]], Callable[[], None]]) -> None:
+    """Answer ``expect TARGET TIMEOUT``: arm the counter, then say ``done`` once it reached TARGET, or ``timeout``.
+
+    ``waker`` turns the event's ``set`` into what the counter may call from where it counts (the loop's own
+    thread, or another one through ``call_soon_threadsafe``).
+    """
+    from benchmarks.e2e import COUNTER
+
+    target, timeout = int(words[1]), float(words[2])
+    reached = asyncio.Event()
+    COUNTER.arm(target, waker(reached.set))
+    say("armed")
+    try:
+        await asyncio.wait_for(reached.wait(), timeout)
+    except TimeoutError:
+        say("timeout", COUNTER.since_armed)
+    else:
+        say("done", COUNTER.since_armed, repr(COUNTER.reached_at))
+
+
 async def _commands() -> AsyncIterator[list[str]]:
     """The command lines from stdin, split into words, until it closes."""
     loop = asyncio.get_running_loop()
@@ -105,16 +125,7 @@ async def handler(endpoint: str, durable_path: str | None = None) -> None:
         say("ready")
         async for words in _commands():
             if words[0] == "expect":
-                target, timeout = int(words[1]), float(words[2])
-                reached = asyncio.Event()
-                COUNTER.arm(target, partial(loop.call_soon_threadsafe, reached.set))
-                say("armed")
-                try:
-                    await asyncio.wait_for(reached.wait(), timeout)
-                except TimeoutError:
-                    say("timeout", COUNTER.since_armed)
-                else:
-                    say("done", COUNTER.since_armed, repr(COUNTER.reached_at))
+                await expect(words, lambda wake: partial(loop.call_soon_threadsafe, wake))
             elif words[0] == "watch":
                 COUNTER.arm(-1, None, stamp=True)
                 say("armed")
@@ -382,16 +393,7 @@ async def raw_nats_pull(url: str, subject: str, stream: str) -> None:
         say("ready")
         async for words in _commands():
             if words[0] == "expect":
-                target, timeout = int(words[1]), float(words[2])
-                reached = asyncio.Event()
-                COUNTER.arm(target, reached.set)
-                say("armed")
-                try:
-                    await asyncio.wait_for(reached.wait(), timeout)
-                except TimeoutError:
-                    say("timeout", COUNTER.since_armed)
-                else:
-                    say("done", COUNTER.since_armed, repr(COUNTER.reached_at))
+                await expect(words, lambda wake: wake)
             elif words[0] == "total":
                 say("total", COUNTER.total)
             else:
