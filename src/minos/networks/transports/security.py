@@ -327,12 +327,7 @@ class CurveGuard:
 
     def close(self) -> None:
         """Stop the monitor and the authenticator (idempotent); the guarded socket is closed after it."""
-        if self._monitor is not None and self._socket is not None:
-            try:
-                self._socket.disable_monitor()
-            except zmq.ZMQError:
-                pass  # the socket is gone already: so is its monitor
-            self._monitor.close(linger=0)
+        _stop_monitor(self._socket, self._monitor)
         self._monitor = self._socket = None
         if self._authenticator is not None:
             self._authenticator.stop()
@@ -391,12 +386,7 @@ class HandshakeWatch:
     def stop(self) -> None:
         """Read what is left, then stop watching (idempotent); call before closing the watched socket."""
         self.read()
-        if self._monitor is not None and self._socket is not None:
-            try:
-                self._socket.disable_monitor()
-            except zmq.ZMQError:
-                pass  # the socket is gone already: so is its monitor
-            self._monitor.close(linger=0)
+        _stop_monitor(self._socket, self._monitor)
         self._monitor = self._socket = None
 
     def explain(self, endpoint: str, curve: CurveClient | None) -> str | None:
@@ -434,3 +424,14 @@ def _checked(key: bytes | None, path: Path) -> bytes:
             "with `minos-networks keygen DIR NAME`"
         )
     return key
+
+
+def _stop_monitor(socket: zmq.Socket[Any] | None, monitor: zmq.Socket[Any] | None) -> None:
+    """Stop ``socket``'s monitor and close its end (the socket may be gone already, and its monitor with it)."""
+    if monitor is None or socket is None:
+        return
+    try:
+        socket.disable_monitor()
+    except zmq.ZMQError:
+        pass  # the socket is gone already: so is its monitor
+    monitor.close(linger=0)
