@@ -13,6 +13,9 @@ import shutil
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import pytest
 
@@ -21,7 +24,7 @@ from minos.networks import BrokerMessageV1, BrokerMessageV1Payload, BrokerPublis
 from minos.networks.protocol import FrameCodec
 from minos.networks.transports import BrokerUnavailableError, NatsConnection, NatsSettings
 
-from .nats_servers import NatsCluster
+from .nats_servers import NatsCluster, PrivateServer
 
 TOPIC = "order.created"
 SENDERS = 20
@@ -155,66 +158,70 @@ class ClosedLoop:
         assert self.accepted == MESSAGES
 
 
+@dataclass
+class BesideTheLeader:
+    consumer: Consumer
+    sender: ClosedLoop
+    leader: PrivateServer
+    survivor: PrivateServer  # the publisher's node: not the stream's leader
+
+
+@asynccontextmanager
+async def beside_the_leader(cluster: NatsCluster, prefix: str) -> AsyncIterator[BesideTheLeader]:
+    """A consumer of a new stream, and a closed-loop publisher (not started) on a node that does not lead it."""
+    stream = f"{prefix}{uuid.uuid4().hex[:6].upper()}"
+    consumer = Consumer(stream, cluster.urls)
+    await consumer.start()  # creates the stream, replicated on the three nodes
+    leader = cluster.node(await cluster.stream_leader(stream))
+    survivor = next(node for node in cluster.nodes if node is not leader)
+    sender = ClosedLoop(stream, (survivor.url,))  # its own link stays up when the leader goes
+    try:
+        yield BesideTheLeader(consumer, sender, leader, survivor)
+    finally:
+        await sender.publisher.stop(2.0)
+        await consumer.connection.close(1.0)
+
+
 async def test_a_publisher_whose_node_survives_rides_through_the_loss_of_the_stream_leader(cluster):
     """The bug of issue 16: after a leader loss, publishes requeued on the PubAck timeout waited forever."""
     for round_ in range(LEADER_LOSS_ROUNDS):
-        stream = f"LEADER{round_}{uuid.uuid4().hex[:6].upper()}"
-        consumer = Consumer(stream, cluster.urls)
-        await consumer.start()  # creates the stream, replicated on the three nodes
-        leader = await cluster.stream_leader(stream)
-        survivor = next(node for node in cluster.nodes if node.name != leader)
-        sender = ClosedLoop(stream, (survivor.url,))  # its own link stays up: it is not on the leader
-        try:
-            sender.start()
-            await sender.wait_accepted(MESSAGES // 4)
-            cluster.node(leader).kill()
-            await sender.wait_all_sent()
-            cluster.node(leader).start()
+        async with beside_the_leader(cluster, f"LEADER{round_}") as run:
+            run.sender.start()
+            await run.sender.wait_accepted(MESSAGES // 4)
+            run.leader.kill()
+            await run.sender.wait_all_sent()
+            run.leader.start()
             await cluster.wait_jetstream()
-            await consumer.wait_all(MESSAGES)
-            assert set(consumer.received) == set(range(MESSAGES)), "lost messages"
-            print(f"leader loss round {round_}: {consumer.duplicates} duplicates")
-        finally:
-            await sender.publisher.stop(2.0)
-            await consumer.connection.close(1.0)
+            await run.consumer.wait_all(MESSAGES)
+            assert set(run.consumer.received) == set(range(MESSAGES)), "lost messages"
+            print(f"leader loss round {round_}: {run.consumer.duplicates} duplicates")
 
 
 async def test_a_publisher_whose_node_survives_resumes_once_quorum_is_back(cluster):
-    stream = f"QUORUM{uuid.uuid4().hex[:6].upper()}"
-    consumer = Consumer(stream, cluster.urls)
-    await consumer.start()
-    leader = await cluster.stream_leader(stream)
-    survivor = next(node for node in cluster.nodes if node.name != leader)
-    sender = ClosedLoop(stream, (survivor.url,))
-    lost = [node for node in cluster.nodes if node is not survivor]  # the leader among them
-    try:
-        sender.start()
-        await sender.wait_accepted(MESSAGES // 4)
+    async with beside_the_leader(cluster, "QUORUM") as run:
+        lost = [node for node in cluster.nodes if node is not run.survivor]  # the leader among them
+        run.sender.start()
+        await run.sender.wait_accepted(MESSAGES // 4)
         for node in lost:
             node.kill()
         # Longer than the PubAck timer (2 x connect_timeout): what was in flight must go again.
-        await asyncio.sleep(
-            3 * CONNECT_TIMEOUT
-        )  # sync-ok: an outage of a set length, not waiting for an event
-        stalled_at = sender.accepted
+        await asyncio.sleep(3 * CONNECT_TIMEOUT)  # sync-ok: an outage of a set length
+        stalled_at = run.sender.accepted
         assert stalled_at < MESSAGES, "the outage began after every send was accepted"
         restarted = time.monotonic()
         for node in lost:
             node.start()
-        await cluster.stream_leader(stream)
+        await cluster.stream_leader(run.consumer.connection.settings.stream)
         leader_seen = time.monotonic()
-        await sender.wait_all_sent()
-        first = sender.accepted_at[stalled_at]  # the first acceptance after the outage began
-        await consumer.wait_all(MESSAGES)
-        assert set(consumer.received) == set(range(MESSAGES)), "lost messages"
+        await run.sender.wait_all_sent()
+        first = run.sender.accepted_at[stalled_at]  # the first acceptance after the outage began
+        await run.consumer.wait_all(MESSAGES)
+        assert set(run.consumer.received) == set(range(MESSAGES)), "lost messages"
         print(
             f"quorum loss: stalled at {stalled_at}; the first send accepted {first - restarted:.2f} s after the "
             f"nodes were started again (a leader seen by the test after {leader_seen - restarted:.2f} s), "
-            f"{consumer.duplicates} duplicates"
+            f"{run.consumer.duplicates} duplicates"
         )
-    finally:
-        await sender.publisher.stop(2.0)
-        await consumer.connection.close(1.0)
 
 
 async def test_a_consumer_whose_node_dies_reconnects_and_gets_every_message(cluster):
