@@ -12,6 +12,19 @@ FORBIDDEN = {
     "protocol": {"zmq", "pykka", "aiohttp", "transports", "actors", "enroute", "http", "periodic"},
     "transports": {"actors", "enroute", "http", "periodic", "discovery", "specs", "system"},
     "actors": {"enroute", "http", "periodic", "discovery", "specs", "system"},
+    # routes and dispatch sit under every port: no port, transport or periodic machinery (no cycle with periodic)
+    "enroute": {
+        "zmq",
+        "aiohttp",
+        "transports",
+        "brokers",
+        "durable",
+        "http",
+        "periodic",
+        "discovery",
+        "specs",
+        "system",
+    },
 }
 
 

@@ -14,8 +14,8 @@ import aiohttp
 
 from minos.common import ConfigSource, as_config
 
+from ..actors.clock import Sleep
 from ..exceptions import MinosDiscoveryConnectorException
-from ..periodic.cron import Sleep
 
 __all__ = [
     "Backoff",

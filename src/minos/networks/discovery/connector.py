@@ -14,9 +14,9 @@ from typing import Any, Self
 from minos.common import Config, ConfigSource, KnownKeys, as_config
 
 from ..actors import StartStop
+from ..actors.clock import Sleep
 from ..enroute import EnrouteCollector, RestEnrouteDecorator, import_object
 from ..exceptions import MinosDiscoveryConnectorException, MinosInvalidDiscoveryClient
-from ..periodic.cron import Sleep
 from ..system.health import HEALTH_CHECKS, ComponentHealth, HealthRegistry
 from ..system.network import get_host_ip
 from .clients import (

@@ -10,8 +10,8 @@ from typing import Any, ClassVar, TypeVar
 
 from croniter import croniter
 
-from ..periodic.cron import CronTab
 from ..protocol.messages import EnrouteDecoratorKind
+from .cron import CronTab
 from .handlers import HandlerMeta
 
 __all__ = [

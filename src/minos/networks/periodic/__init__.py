@@ -1,7 +1,8 @@
 """Periodic handlers: cron schedules, the tasks that follow them (an actor each), their scheduler and port."""
 
+from ..actors.clock import Clock, Sleep
+from ..enroute.cron import CronTab
 from .clock import FakeClock
-from .cron import Clock, CronTab, Sleep
 from .port import PeriodicPort
 from .requests import ScheduledRequest, ScheduledRequestContent, ScheduledResponseException
 from .scheduler import PERIODIC_KEYS, PeriodicTaskScheduler

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .cron import CronTab
+from ..enroute.cron import CronTab
 
 __all__ = ["FakeClock"]
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Self
 from minos.common import ConfigSource, as_config
 
 from ..actors import StartStop
-from .cron import Clock, Sleep
+from ..actors.clock import Clock, Sleep
 from .scheduler import PeriodicTaskScheduler
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class PeriodicPort(StartStop):
 
     def _registry(self) -> HealthRegistry:
         if self._health is None:
-            # system imports enroute, which imports periodic.cron: imported here, when first needed.
+            # system imports periodic (an upward import until health moves down): imported when first needed.
             from ..system.health import HEALTH_CHECKS
 
             self._health = HEALTH_CHECKS

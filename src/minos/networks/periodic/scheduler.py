@@ -9,7 +9,8 @@ from typing import Self
 from minos.common import ConfigSource, KnownKeys, as_config
 
 from ..actors import ActorService, RestartPolicy, StartStop
-from .cron import Clock, Sleep
+from ..actors.clock import Clock, Sleep
+from ..enroute import PeriodicEventEnrouteDecorator, PeriodicRouter
 from .task import PeriodicTask
 
 __all__ = ["PERIODIC_KEYS", "PeriodicTaskScheduler"]
@@ -65,9 +66,6 @@ class PeriodicTaskScheduler(StartStop):
             ImportError: A service cannot be imported.
         """
         config = as_config(config)
-        # enroute imports periodic.cron, so periodic imports enroute only when it is used.
-        from ..enroute import PeriodicEventEnrouteDecorator, PeriodicRouter
-
         config.check_keys("interfaces.periodic", PERIODIC_KEYS)
         stop_timeout = config.get_float("interfaces.periodic.stop_timeout", DEFAULT_STOP_TIMEOUT)
         tasks = []

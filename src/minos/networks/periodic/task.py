@@ -15,9 +15,10 @@ from typing import Any
 from croniter import croniter
 
 from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, tell
+from ..actors.clock import Clock, Sleep
+from ..enroute.cron import CronTab
 from ..exceptions import ResponseException
 from ..tracing import periodic_run
-from .cron import Clock, CronTab, Sleep
 from .requests import ScheduledRequest
 
 __all__ = ["PeriodicTask", "PeriodicTaskActor"]

@@ -5,19 +5,15 @@ from __future__ import annotations
 import asyncio
 import copy
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from croniter import CroniterError, croniter
 
-__all__ = ["Clock", "CronTab", "Sleep"]
+from ..actors.clock import Clock, Sleep, utc_now
 
-Clock = Callable[[], datetime]
-"""Returns the current time as an aware datetime (UTC by default)."""
-
-Sleep = Callable[[float], Awaitable[None]]
-"""Suspends the caller for a number of seconds without blocking the event loop."""
+__all__ = ["CronTab"]
 
 _REBOOT: Final = "@reboot"
 _ALIASES: Final = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
@@ -26,10 +22,6 @@ _HELP: Final = (
     "(second minute hour day-of-month month day-of-week), 7 with a year last (minos 0.7's form), or one of "
     "@reboot, " + ", ".join(sorted(_ALIASES))
 )
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class CronTab:
@@ -62,7 +54,7 @@ class CronTab:
     def __init__(
         self, pattern: str | croniter, clock: Clock | None = None, *, sleep: Sleep | None = None
     ) -> None:
-        self._clock: Clock = _utc_now if clock is None else clock
+        self._clock: Clock = utc_now if clock is None else clock
         self._sleep: Sleep = asyncio.sleep if sleep is None else sleep
         impl: Any
         if isinstance(pattern, croniter):
