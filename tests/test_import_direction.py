@@ -12,6 +12,11 @@ FORBIDDEN = {
     "protocol": {"zmq", "pykka", "aiohttp", "transports", "actors", "enroute", "http", "periodic"},
     "transports": {"actors", "enroute", "http", "periodic", "discovery", "specs", "system"},
     "actors": {"enroute", "http", "periodic", "discovery", "specs", "system"},
+    # the features sit under system, the composition root: none of them imports it
+    **{
+        feature: {"system"}
+        for feature in ("brokers", "durable", "http", "periodic", "discovery", "specs", "testing")
+    },
     # routes and dispatch sit under every port: no port, transport or periodic machinery (no cycle with periodic)
     "enroute": {
         "zmq",

@@ -11,9 +11,9 @@ from typing import Any, Self
 from minos.common import Config, ConfigSource, as_config
 
 from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, StartStop
+from ..actors.health import HEALTH_CHECKS
 from ..durable import Inbox
 from ..enroute import BrokerDispatcher
-from ..system.health import HEALTH_CHECKS
 from ..transports import BrokerServer
 from .config import BrokerSettings, RetryPolicy, broker_settings, connection_factory
 from .duplicates import DuplicateFilter

@@ -15,10 +15,10 @@ from minos.common import Config, ConfigSource, KnownKeys, as_config
 
 from ..actors import StartStop
 from ..actors.clock import Sleep
+from ..actors.health import HEALTH_CHECKS, ComponentHealth, HealthRegistry
 from ..enroute import EnrouteCollector, RestEnrouteDecorator, import_object
 from ..exceptions import MinosDiscoveryConnectorException, MinosInvalidDiscoveryClient
-from ..system.health import HEALTH_CHECKS, ComponentHealth, HealthRegistry
-from ..system.network import get_host_ip
+from ..transports.network import get_host_ip
 from .clients import (
     Backoff,
     DiscoveryClient,

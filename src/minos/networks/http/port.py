@@ -11,7 +11,7 @@ from yarl import URL
 from minos.common import ConfigSource, as_config
 
 from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, RestartPolicy, StartStop
-from ..system.health import HEALTH_CHECKS
+from ..actors.health import HEALTH_CHECKS
 from .connector import AioHttpConnector, HttpConnector
 
 __all__ = ["HttpPort", "HttpServerActor"]

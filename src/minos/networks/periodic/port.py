@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from minos.common import ConfigSource, as_config
 
 from ..actors import StartStop
 from ..actors.clock import Clock, Sleep
+from ..actors.health import HEALTH_CHECKS, HealthRegistry
 from .scheduler import PeriodicTaskScheduler
-
-if TYPE_CHECKING:
-    from ..system.health import HealthRegistry
 
 __all__ = ["PeriodicPort"]
 
@@ -92,8 +90,5 @@ class PeriodicPort(StartStop):
 
     def _registry(self) -> HealthRegistry:
         if self._health is None:
-            # system imports periodic (an upward import until health moves down): imported when first needed.
-            from ..system.health import HEALTH_CHECKS
-
             self._health = HEALTH_CHECKS
         return self._health

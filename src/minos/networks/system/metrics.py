@@ -13,7 +13,7 @@ process (or tests) never collide.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -23,9 +23,9 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:  # the ports import system.health, so this module imports them only for the types
-    from ..actors import ActorService
-    from ..brokers import BrokerPort
+from ..actors import ActorService
+from ..brokers import BrokerPort
+from ..brokers.stats import DURATION_BUCKETS, total
 
 __all__ = ["MESSAGE_COUNTERS", "ServiceCollector"]
 
@@ -68,7 +68,6 @@ class ServiceCollector(Collector):
     def _messages(self) -> Iterator[Metric]:
         if self.broker is None:
             return
-        from ..brokers.stats import DURATION_BUCKETS, total
 
         topics = total(self.broker.stats.values())
         for name, documentation in MESSAGE_COUNTERS:

@@ -7,18 +7,18 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from minos.common import TOP_LEVEL_KEYS, Config, ConfigError, ConfigSource, KnownKeys, as_config
 
 from .. import tracing
 from ..actors import StartStop
-
-if TYPE_CHECKING:  # the ports import system.health, so this module imports them only when it runs
-    from ..brokers import BrokerPort, BrokerSettings
-    from ..discovery import DiscoveryConnector
-    from ..http import HttpPort
-    from ..periodic import PeriodicPort
+from ..brokers import BROKER_KEYS, BrokerPort, BrokerSettings, broker_settings, connection_factory
+from ..discovery import DiscoveryConnector, discovery_keys
+from ..enroute import BrokerDispatcher, EnrouteCollector
+from ..http import HTTP_KEYS, AioHttpConnector, HttpPort
+from ..periodic import PERIODIC_KEYS, PeriodicPort
+from ..specs.routes import SPEC_KEYS
 
 __all__ = ["ServiceRunner", "check_config", "run_service", "unknown_keys"]
 
@@ -95,11 +95,6 @@ def check_config(config: Config) -> list[ConfigError]:
 
 
 def _sections(config: Config) -> list[tuple[str, KnownKeys]]:
-    from ..brokers import BROKER_KEYS
-    from ..discovery import discovery_keys
-    from ..http import HTTP_KEYS
-    from ..periodic import PERIODIC_KEYS
-    from ..specs.routes import SPEC_KEYS
     from .logs import LOGGING_KEYS
 
     return [
@@ -179,7 +174,6 @@ class ServiceRunner(StartStop):
             for problem in problems[1:]:
                 logger.error("%s", problem)
             raise problems[0]
-        from ..brokers import BrokerPort, broker_settings
 
         if (traced := config.get_bool("tracing", None)) is not None:  # absent: on when an SDK is set
             tracing.configure(traced)
@@ -333,13 +327,11 @@ def _embeds(settings: BrokerSettings) -> bool:
 
 
 def _collect(config: Config, service: object) -> None:
-    from ..enroute import EnrouteCollector
 
     EnrouteCollector(service, config).get_all()
 
 
 def _check_broker(config: Config) -> None:
-    from ..brokers import broker_settings, connection_factory
 
     settings = broker_settings(config)
     if settings.curve is not None:
@@ -349,19 +341,16 @@ def _check_broker(config: Config) -> None:
 
 
 def _broker_routes(config: Config) -> list[str]:
-    from ..enroute import BrokerDispatcher
 
     return BrokerDispatcher.from_config(config).topics
 
 
 def _periodic_port(config: Config) -> PeriodicPort:
-    from ..periodic import PeriodicPort
 
     return PeriodicPort.from_config(config)
 
 
 def _http_port(config: Config, *, routes: bool = True) -> HttpPort:
-    from ..http import AioHttpConnector, HttpPort
 
     port = HttpPort.from_config(config)
     if routes:
@@ -375,7 +364,6 @@ def _http_port(config: Config, *, routes: bool = True) -> HttpPort:
 
 def _collect_metrics(http: HttpPort, broker: BrokerPort | None, periodic: PeriodicPort) -> None:
     """With ``interfaces.http.metrics: true``, have the HTTP port's registry report the whole service."""
-    from ..http import AioHttpConnector
     from .metrics import ServiceCollector
 
     connector = http.connector
@@ -396,7 +384,6 @@ def _log_settings(config: Config) -> None:
 
 
 def _discovery(config: Config) -> DiscoveryConnector:
-    from ..discovery import DiscoveryConnector
 
     return DiscoveryConnector.from_config(config)
 
