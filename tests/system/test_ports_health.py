@@ -5,7 +5,18 @@ import logging
 from uuid import uuid4
 
 from minos.common import Config
-from minos.networks import HEALTH_CHECKS, BrokerPort, InMemoryRequest, Request, SystemService, enroute
+from minos.networks import (
+    HEALTH_CHECKS,
+    AioHttpConnector,
+    BrokerPort,
+    HealthRegistry,
+    HttpAdapter,
+    HttpPort,
+    InMemoryRequest,
+    Request,
+    SystemService,
+    enroute,
+)
 
 
 class Jobs:
@@ -83,3 +94,27 @@ def _event_on_log(logger_name: str, text: str) -> asyncio.Event:
 
     logger.addHandler(Handler())
     return event
+
+
+async def test_ports_given_a_registry_of_their_own_register_there_and_not_in_the_process_one():
+    registry = HealthRegistry()
+    connector = AioHttpConnector(HttpAdapter([]), host="127.0.0.1", port=0)
+    http = HttpPort(connector, name=f"http{uuid4().hex[:6]}", health=registry)
+    broker = BrokerPort(
+        None, connect=_unused, group="nobody", name=f"broker{uuid4().hex[:6]}", health=registry
+    )
+    await http.start()
+    await broker.start()
+    try:
+        assert set(registry.checks()) == {http.name, broker.name}
+        assert not {http.name, broker.name} & set(HEALTH_CHECKS.checks())
+        response = await SystemService(registry=registry).check_health(InMemoryRequest())
+        assert set((await response.content())["components"]) == {http.name, broker.name}
+    finally:
+        await broker.stop()
+        await http.stop()
+    assert registry.checks() == {}
+
+
+def _unused(**_: object) -> None:
+    raise AssertionError("a port without dispatchers connects to nothing")

@@ -11,7 +11,7 @@ from typing import Any, Self
 from minos.common import Config, ConfigSource, as_config
 
 from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, StartStop
-from ..actors.health import HEALTH_CHECKS
+from ..actors.health import HEALTH_CHECKS, HealthRegistry
 from ..durable import Inbox
 from ..enroute import BrokerDispatcher
 from ..transports import BrokerServer
@@ -87,6 +87,7 @@ class BrokerPort(StartStop):
         server: Builds the embedded broker; None when the broker runs elsewhere.
         inbox: Makes the dispatchers durable (see ``DispatchSink``); its store is opened before they
             start and closed after they stop.
+        health: Where the port registers while started; the process's ``HEALTH_CHECKS`` by default.
     """
 
     def __init__(
@@ -105,8 +106,10 @@ class BrokerPort(StartStop):
         dead_letter_topic: str | None = None,
         server: Callable[[], BrokerServer] | None = None,
         inbox: Inbox | None = None,
+        health: HealthRegistry | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self._health = HEALTH_CHECKS if health is None else health
         self.inbox = inbox
         self.duplicates = duplicates if duplicates is not None else DuplicateFilter()
         self.server: BrokerServer | None = None
@@ -252,11 +255,11 @@ class BrokerPort(StartStop):
         if self.inbox is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.inbox.store.open)
         await self.service.start()
-        HEALTH_CHECKS.register_unique(self, self.name)
+        self._health.register_unique(self, self.name)
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop the dispatchers (running handlers finish within the close timeout), then the broker."""
-        HEALTH_CHECKS.unregister(self)
+        self._health.unregister(self)
         await self.service.stop(timeout)
         if self.inbox is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.inbox.store.close)

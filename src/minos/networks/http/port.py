@@ -11,7 +11,7 @@ from yarl import URL
 from minos.common import ConfigSource, as_config
 
 from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, RestartPolicy, StartStop
-from ..actors.health import HEALTH_CHECKS
+from ..actors.health import HEALTH_CHECKS, HealthRegistry
 from .connector import AioHttpConnector, HttpConnector
 
 __all__ = ["HttpPort", "HttpServerActor"]
@@ -61,6 +61,7 @@ class HttpPort(StartStop):
         connector: The server to run.
         name: Names the actor and its threads (``minos-<name>-server``, ``minos-<name>-server-loop``).
         policy: The supervisor's restart intensity.
+        health: Where the port registers while started; the process's ``HEALTH_CHECKS`` by default.
     """
 
     def __init__(
@@ -69,8 +70,10 @@ class HttpPort(StartStop):
         *,
         name: str = "http-port",
         policy: RestartPolicy | None = None,
+        health: HealthRegistry | None = None,
     ) -> None:
         self.connector = connector
+        self._health = HEALTH_CHECKS if health is None else health
         self.name = name
         bound = _stop_bound(connector)
         # The loop gets `bound` for the connector, then cancel_timeout (1 s) for leftover tasks, then a join.
@@ -120,7 +123,7 @@ class HttpPort(StartStop):
             OSError: The server could not listen, e.g. on an address already in use.
         """
         await self.service.start()
-        HEALTH_CHECKS.register_unique(self, self.name)
+        self._health.register_unique(self, self.name)
 
     def health(self) -> tuple[bool, str]:
         """Healthy while the server runs (for ``/system/health``)."""
@@ -138,7 +141,7 @@ class HttpPort(StartStop):
             timeout: Seconds for the whole stop; by default what the connector's ``shutdown_timeout``
                 needs, plus a margin.
         """
-        HEALTH_CHECKS.unregister(self)
+        self._health.unregister(self)
         await self.service.stop(self._spec.stop_timeout + _MARGIN if timeout is None else timeout)
 
     def __repr__(self) -> str:
