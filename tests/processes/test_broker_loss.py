@@ -167,4 +167,6 @@ async def test_clients_started_and_stopped_against_broker_processes_leave_no_fil
     terminate_shared_zmq_context()
     after = open_fds()
     assert {fd: target for fd, target in after.items() if before.get(fd) != target} == {}
-    assert len(after) == len(before)
+    # Fewer is no leak: what an earlier test left to the garbage collector (an event loop's selector and
+    # self-pipe, say) may be closed meanwhile; seen once in a fresh-clone run (23 before, 18 after).
+    assert len(after) <= len(before)
