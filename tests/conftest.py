@@ -2,9 +2,11 @@
 
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -289,3 +291,19 @@ async def welcome_peer(router) -> bytes:
     assert command == b"HELLO"
     await router.send_multipart([peer, b"WELCOME", WELCOME_HEAD.pack(PROTOCOL_VERSION, 1000)])
     return peer
+
+
+IPC_PATH_LIMIT = 100  # bytes; the kernel's limit for a unix socket path is 107
+
+
+@pytest.fixture
+def short_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory whose socket paths fit the ipc limit: tmp_path when short enough, else one of its own."""
+    if len(str(tmp_path / "broker.sock")) <= IPC_PATH_LIMIT:
+        yield tmp_path
+        return
+    path = Path(tempfile.mkdtemp(prefix="minos-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

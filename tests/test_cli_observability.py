@@ -6,11 +6,9 @@ Every wait is bounded and rests on a handshake: a line the process prints, a rep
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import aiohttp
@@ -27,7 +25,6 @@ START_TIMEOUT = 20.0  # seconds for a process to print its ready line
 LINE_TIMEOUT = 10.0  # seconds for an expected line once ready
 STOP_TIMEOUT = 15.0  # seconds for a process to exit after SIGTERM
 COMMAND_TIMEOUT = 60.0  # seconds for a one-shot command
-IPC_PATH_LIMIT = 100  # bytes; the kernel's limit for a unix socket path is 107
 ROOT = Path(__file__).resolve().parent.parent
 
 SERVICE_MODULE = """
@@ -63,18 +60,12 @@ services:
 
 
 @pytest.fixture
-def workdir(tmp_path):
+def workdir(short_dir):
     """A directory for the service module, its config and a broker socket (short enough for ipc)."""
-    path = tmp_path
-    if len(str(tmp_path / "broker.sock")) > IPC_PATH_LIMIT:
-        path = Path(tempfile.mkdtemp(prefix="minos-"))
+    path = short_dir
     (path / "cli_ledger_service.py").write_text(SERVICE_MODULE)
     (path / "service.yml").write_text(CONFIG.format(endpoint=f"ipc://{path / 'service.sock'}"))
-    try:
-        yield path
-    finally:
-        if path != tmp_path:
-            shutil.rmtree(path, ignore_errors=True)
+    return path
 
 
 def environment(workdir):

@@ -7,14 +7,11 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from importlib.metadata import version
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -24,7 +21,6 @@ from .conftest import CliProcess
 START_TIMEOUT = 20.0  # seconds for `run` to print its ready line
 STOP_TIMEOUT = 15.0  # seconds for `run` to exit after SIGTERM (its stop bound here is 8 s)
 COMMAND_TIMEOUT = 30.0  # seconds for a one-shot command
-IPC_PATH_LIMIT = 100  # bytes; the kernel's limit for a unix socket path is 107
 
 SERVICE_MODULE = """
 import asyncio
@@ -85,20 +81,14 @@ services:
 
 
 @pytest.fixture
-def workdir(tmp_path):
+def workdir(short_dir):
     """A directory for the service module, its config and its broker socket (short enough for ipc)."""
-    path = tmp_path
-    if len(str(tmp_path / "broker.sock")) > IPC_PATH_LIMIT:
-        path = Path(tempfile.mkdtemp(prefix="minos-"))
+    path = short_dir
     (path / "cli_run_service.py").write_text(SERVICE_MODULE)
     (path / "cli_run_bad_cron.py").write_text(BAD_CRON_MODULE)
     config = path / "service.yml"
     config.write_text(CONFIG.format(endpoint=f"ipc://{path / 'broker.sock'}"))
-    try:
-        yield path
-    finally:
-        if path != tmp_path:
-            shutil.rmtree(path, ignore_errors=True)
+    return path
 
 
 def environment(workdir, **overrides):

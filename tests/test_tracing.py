@@ -9,9 +9,6 @@ writes each finished span to stdout as a JSON line; the test matches its trace i
 import asyncio
 import json
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -35,7 +32,6 @@ from .conftest import CliProcess
 from .spans import parent_of, recording
 
 WAIT = 20.0  # seconds any single wait may take (a process starting on two busy cores)
-IPC_PATH_LIMIT = 100
 
 AUDIT_MODULE = """
 import sys
@@ -75,18 +71,12 @@ services:
 
 
 @pytest.fixture
-def workdir(tmp_path):
+def workdir(short_dir):
     """A directory for the audit service's module, its config and the broker's socket (short enough for ipc)."""
-    path = tmp_path
-    if len(str(tmp_path / "broker.sock")) > IPC_PATH_LIMIT:
-        path = Path(tempfile.mkdtemp(prefix="minos-"))
+    path = short_dir
     (path / "tracing_audit_service.py").write_text(AUDIT_MODULE)
     (path / "audit.yml").write_text(AUDIT_CONFIG.format(endpoint=f"ipc://{path / 'broker.sock'}"))
-    try:
-        yield path
-    finally:
-        if path != tmp_path:
-            shutil.rmtree(path, ignore_errors=True)
+    return path
 
 
 def services(pool):

@@ -1,13 +1,10 @@
 """Dead letters: parsed from their messages, listed without being consumed, replayed exactly (API and CLI)."""
 
 import asyncio
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
@@ -176,19 +173,6 @@ async def test_the_same_process_handles_a_replay_even_though_it_saw_the_message_
     finally:
         await handler.stop()
     assert service.handled == [(sent.identifier, "again")]
-
-
-@pytest.fixture
-def short_dir(tmp_path):
-    """A directory whose socket paths fit the ipc limit."""
-    if len(str(tmp_path / "broker.sock")) <= 100:
-        yield tmp_path
-        return
-    path = Path(tempfile.mkdtemp(prefix="minos-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 async def cli(*args):

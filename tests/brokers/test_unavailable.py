@@ -1,8 +1,6 @@
 """No broker at the endpoint: every client raises BrokerUnavailableError naming it, within its timeout, quietly."""
 
 import logging
-import shutil
-import tempfile
 import time
 from functools import partial
 
@@ -33,11 +31,9 @@ class Orders:
 
 
 @pytest.fixture
-def nowhere():
-    """An ipc endpoint where no broker listens (in a short directory: ipc paths are limited to 107 bytes)."""
-    directory = tempfile.mkdtemp(prefix="minos-")
-    yield f"ipc://{directory}/nobody.sock"
-    shutil.rmtree(directory, ignore_errors=True)
+def nowhere(short_dir):
+    """An ipc endpoint where no broker listens."""
+    return f"ipc://{short_dir}/nobody.sock"
 
 
 def no_broker_config(endpoint: str) -> Config:

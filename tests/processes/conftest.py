@@ -7,11 +7,9 @@ Processes are stopped with SIGTERM and killed when they do not end in time, what
 
 import asyncio
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -33,7 +31,6 @@ BROKER_STATS = re.compile(
 HEARTBEAT = 0.2  # seconds, for the broker and every peer: a dead peer is noticed within about 0.6 s
 START_TIMEOUT = 15.0  # seconds a process gets to print its ready line (two cores, several starting at once)
 STOP_TIMEOUT = 8.0  # seconds a process gets to end after SIGTERM before it is killed
-IPC_PATH_LIMIT = 100  # bytes; the kernel's limit for a unix socket path is 107
 
 GROUP_A = "svc-a"
 GROUP_B = "svc-b"
@@ -296,19 +293,6 @@ def processes(tmp_path):
         yield started
     finally:
         started.stop_all()
-
-
-@pytest.fixture
-def short_dir(tmp_path):
-    """A directory whose socket paths fit the ipc limit: tmp_path when short enough."""
-    if len(str(tmp_path / "broker.sock")) <= IPC_PATH_LIMIT:
-        yield tmp_path
-        return
-    path = Path(tempfile.mkdtemp(prefix="minos-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(params=["ipc", "tcp"])

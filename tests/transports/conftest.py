@@ -1,11 +1,8 @@
 """Fixtures for the transport tests: ZeroMQ brokers running in background threads, each with its own loop."""
 
 import asyncio
-import shutil
-import tempfile
 import threading
 import uuid
-from pathlib import Path
 
 import pytest
 import zmq
@@ -14,7 +11,6 @@ import zmq.asyncio
 from minos.networks.transports import BrokerServer, ZmqConnection
 
 START_TIMEOUT = 5.0
-IPC_PATH_LIMIT = 100  # bytes; the kernel's limit for a socket path is 107
 
 
 class BrokerThread:
@@ -48,17 +44,6 @@ class BrokerThread:
             asyncio.run(self.server.run())
         except BaseException as error:
             self.error = error
-
-
-@pytest.fixture
-def short_dir(tmp_path):
-    """A directory whose socket paths fit the ipc limit: tmp_path when short enough."""
-    if len(str(tmp_path / "broker.sock")) <= IPC_PATH_LIMIT:
-        yield tmp_path
-        return
-    path = Path(tempfile.mkdtemp(prefix="minos-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

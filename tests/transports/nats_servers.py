@@ -8,11 +8,16 @@ import asyncio
 import socket
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import nats
 import nats.errors
 import nats.js.errors
+from nats.js import JetStreamContext
+
+_T = TypeVar("_T")
 
 WAIT = 5.0  # seconds a server gets to listen after it started
 CLUSTER_WAIT = 30.0  # seconds a cluster gets to elect its JetStream meta leader (two busy cores)
@@ -130,38 +135,38 @@ class NatsCluster:
 
     async def wait_jetstream(self) -> None:
         """Return once the cluster's JetStream answers API calls (a meta leader is elected), within CLUSTER_WAIT."""
-        urls = [node.url for node in self.nodes if node.running]
-        deadline = time.monotonic() + CLUSTER_WAIT
-        client = await nats.connect(urls, connect_timeout=2, allow_reconnect=False)
-        try:
-            while True:
-                try:
-                    await client.jetstream(timeout=1).account_info()
-                    return
-                except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
-                    if time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(
-                        0.1
-                    )  # sync-ok: an election in other processes has no event to wait on
-        finally:
-            await client.close()
+
+        async def answers(js: JetStreamContext) -> bool:
+            await js.account_info()
+            return True
+
+        await self._poll("JetStream does not answer", answers)
 
     async def stream_leader(self, stream: str) -> str:
         """The name of the node leading ``stream`` now, waiting (within CLUSTER_WAIT) while it has none."""
+
+        async def leader(js: JetStreamContext) -> str | None:
+            info = await js.stream_info(stream)
+            return info.cluster.leader if info.cluster is not None and info.cluster.leader else None
+
+        return await self._poll(f"the stream {stream!r} has no leader", leader)
+
+    async def _poll(self, what: str, probe: Callable[[JetStreamContext], Awaitable[_T | None]]) -> _T:
+        """``probe``'s first answer that is not None (an error counts as none yet), within CLUSTER_WAIT."""
         urls = [node.url for node in self.nodes if node.running]
         deadline = time.monotonic() + CLUSTER_WAIT
         client = await nats.connect(urls, connect_timeout=2, allow_reconnect=False)
         try:
+            js = client.jetstream(timeout=1)
             while True:
                 try:
-                    info = await client.jetstream(timeout=1).stream_info(stream)
-                    if info.cluster is not None and info.cluster.leader:
-                        return info.cluster.leader
+                    answer = await probe(js)
+                    if answer is not None:
+                        return answer
                 except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
                     pass
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"the stream {stream!r} has no leader after {CLUSTER_WAIT} s")
+                    raise TimeoutError(f"{what} after {CLUSTER_WAIT} s")
                 await asyncio.sleep(0.1)  # sync-ok: an election in other processes has no event to wait on
         finally:
             await client.close()
