@@ -11,12 +11,19 @@ The reply and the dead letter are ``publish`` spans under the attempt that led t
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ..durable import Inbox
+from ..enroute import BrokerDispatcher
 from ..protocol import BrokerMessageV1Payload
 from ..tracing import MESSAGING_SYSTEM, Tracing, current
 from ..transports import Incoming
+from .config import RetryPolicy
+from .duplicates import DuplicateFilter
 from .handler import DispatchSink, _Job
+from .peer import PeerHandle
+from .stats import DispatchStats
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -31,7 +38,7 @@ def dispatch_sink(group: str) -> Callable[..., DispatchSink]:
     Call it when the sink's actor starts, and the result with ``DispatchSink``'s arguments.
     """
     tracing = current()
-    return DispatchSink if tracing is None else TracedDispatchSink.maker(tracing, group)
+    return DispatchSink if tracing is None else partial(TracedDispatchSink, tracing=tracing, group=group)
 
 
 class _JobTrace:
@@ -54,24 +61,36 @@ class _JobTrace:
 class TracedDispatchSink(DispatchSink):
     """A ``DispatchSink`` that traces what it does with ``tracing``; ``group`` is the consumer group.
 
-    Build it with :meth:`maker`, which takes the sink's arguments as ``DispatchSink`` does.
+    The other arguments are ``DispatchSink``'s.
     """
 
-    _tracing: Tracing
-    _group: str
-    _redelivered = False
-
-    @classmethod
-    def maker(cls, tracing: Tracing, group: str) -> Callable[..., DispatchSink]:
-        """A callable taking ``DispatchSink``'s arguments and returning a sink that traces with ``tracing``."""
-
-        def make(*args: Any, **kwargs: Any) -> TracedDispatchSink:
-            sink = cls(*args, **kwargs)
-            sink._tracing = tracing
-            sink._group = group
-            return sink
-
-        return make
+    def __init__(
+        self,
+        handle: PeerHandle,
+        dispatcher: BrokerDispatcher,
+        concurrency: int,
+        duplicates: DuplicateFilter,
+        *,
+        tracing: Tracing,
+        group: str,
+        retries: RetryPolicy | None = None,
+        dead_letter_topic: str | None = None,
+        inbox: Inbox | None = None,
+        stats: DispatchStats | None = None,
+    ) -> None:
+        super().__init__(
+            handle,
+            dispatcher,
+            concurrency,
+            duplicates,
+            retries=retries,
+            dead_letter_topic=dead_letter_topic,
+            inbox=inbox,
+            stats=stats,
+        )
+        self._tracing = tracing
+        self._group = group
+        self._redelivered = False
 
     def __call__(self, incoming: Incoming) -> None:
         self._redelivered = incoming.redelivered  # read by _submit, which the call reaches synchronously
