@@ -15,7 +15,7 @@ from .actor import (
     wait_stopped,
 )
 from .bridge import ActorTimeoutError, ReplyFuture, ask, await_future, call
-from .deadletters import PROCESS_DEAD_LETTERS, DeadLetter, DeadLetters, tell
+from .deadletters import DeadLetter, DeadLetters, tell
 from .eventloop import LOOP_VARIABLE, loop_kind, new_event_loop, run_main
 from .loop import BorrowedLoop, LoopActor, LoopClosedError
 from .service import ActorService, StartStop
@@ -38,7 +38,6 @@ from .system import ActorSystem, threads
 __all__ = [
     "DEFAULT_RESTART_POLICY",
     "LOOP_VARIABLE",
-    "PROCESS_DEAD_LETTERS",
     "THREAD_PREFIX",
     "Actor",
     "ActorContext",

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, NamedTuple
 
@@ -32,7 +32,7 @@ import pykka
 from pykka.messages import ProxyGetAttr, _ActorStop  # pykka's stop message has no public name
 
 from .bridge import ActorTimeoutError, ReplyFuture, await_future
-from .deadletters import PROCESS_DEAD_LETTERS, DeadLetters, short_repr, tell
+from .deadletters import DeadLetters, short_repr, tell
 
 __all__ = [
     "START_MARGIN",
@@ -65,12 +65,13 @@ class ActorContext:
         name: Names the actor in logs and its thread (``minos-<name>``); a supervisor gives a child
             the name of its :class:`~minos.networks.actors.ChildSpec`, the same after each restart.
         parent: The supervisor told about the actor's failures, or None.
-        dead_letters: Where undelivered messages to and from this actor are recorded.
+        dead_letters: Where undelivered messages to and from this actor are recorded; a sink of its own
+            when not given (an ``ActorSystem`` gives every actor of its tree the system's one).
     """
 
     name: str
     parent: pykka.ActorRef[Any] | None = None
-    dead_letters: DeadLetters = PROCESS_DEAD_LETTERS
+    dead_letters: DeadLetters = field(default_factory=DeadLetters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +129,8 @@ class Actor(pykka.ThreadingActor):
 
     Args:
         context: Name, parent and dead-letter sink; without one the actor is named
-            ``<ClassName>-<n>``, has no parent and reports to :data:`PROCESS_DEAD_LETTERS`.
+            ``<ClassName>-<n>``, has no parent and records its dead letters in a sink of its own
+            (``actor.context.dead_letters``).
     """
 
     _lifecycle: _Lifecycle

@@ -12,7 +12,7 @@ from typing import Any
 
 import pykka
 
-__all__ = ["PROCESS_DEAD_LETTERS", "DeadLetter", "DeadLetters", "tell"]
+__all__ = ["DeadLetter", "DeadLetters", "tell"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,10 +109,6 @@ class DeadLetters:
             self._last_log = self._clock()
         if unlogged:
             logger.warning("%d more dead letters since the last report (%d in all)", unlogged, total)
-
-
-PROCESS_DEAD_LETTERS = DeadLetters()
-"""Where actors started without an :class:`~minos.networks.actors.ActorContext` report dead letters."""
 
 
 def tell(ref: pykka.ActorRef[Any], message: object, *, dead_letters: DeadLetters) -> bool:
