@@ -18,7 +18,7 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -168,6 +168,8 @@ class BrokerServer:
         self._seen: dict[bytes, float] = {}  # connected peers: when each was last heard from
         self._blocked: dict[bytes, int] = {}  # peer -> first refused sequence (see the ordering rule)
         self._replies: list[list[bytes]] = []
+        self._accepted: dict[bytes, list[int]] = {}  # peer -> sequences published, for the batch's PUBOK
+        self._refused: dict[bytes, list[int]] = {}  # peer -> sequences refused, for the batch's PUBNO
         self._lost_peers = 0
         self._malformed = 0
         self._ignored = 0
@@ -177,6 +179,15 @@ class BrokerServer:
         self._strikes_until = 0.0
         self._log_malformed = LogLimiter()
         self._log_cut_off = LogLimiter()
+        # What a known peer may send, and the method handling it: one lookup per frame in the loop.
+        self._commands: dict[bytes, Callable[[bytes, list[bytes], float], None]] = {
+            PUB: self._publish,
+            ACK: self._ack,
+            HB: self._heartbeat,
+            SUB: self._subscribe,
+            BYE: self._bye,
+            HELLO: self._hello,
+        }
 
     # Questions ------------------------------------------------------------------------------------------
 
@@ -358,70 +369,56 @@ class BrokerServer:
             await waker.wait(next_tick - monotonic())
 
     def _handle(self, batch: list[list[bytes]], now: float) -> None:
-        table = self._table
         seen = self._seen
-        replies = self._replies
-        accepted: dict[bytes, list[int]] = {}
-        refused: dict[bytes, list[int]] = {}
+        commands = self._commands
         reset: set[bytes] = set()
         for frames in batch:
-            count = len(frames)
-            if count < 2:
+            if len(frames) < 2:
                 self._malformed_frame(frames, "no command frame")
                 continue
             peer = frames[0]
-            command = frames[1]
             if peer not in seen:
-                if command == HELLO:
-                    self._hello(peer, frames, now)
-                elif command in CLIENT_COMMANDS:
-                    self._ignored += 1
-                    if command != BYE and peer not in reset:
-                        reset.add(peer)
-                        replies.append([peer, RESET])
-                else:
-                    self._malformed_frame(frames, "unknown command")
+                self._from_unknown_peer(peer, frames, now, reset)
                 continue
             seen[peer] = now
-            if command == PUB:
-                if count != 3:
-                    self._malformed_frame(frames, "PUB takes one frame of records")
-                    continue
-                self._publish(peer, frames, accepted, refused)
-            elif command == ACK:
-                try:
-                    if count != 3:
-                        raise struct.error("ACK takes one frame of tags")
-                    tags = unpack_u64s(frames[2])
-                except struct.error as exc:
-                    self._malformed_frame(frames, str(exc))
-                    continue
-                table.ack(peer, tags)
-            elif command == HB:
-                pass
-            elif command == SUB:
-                self._subscribe(peer, frames)
-            elif command == BYE:
-                self._forget(peer, lost=False)
-            elif command == HELLO:
-                self._hello(peer, frames, now)
-            else:
+            handler = commands.get(frames[1])
+            if handler is None:
                 self._malformed_frame(frames, "unknown command or one only the broker sends")
+            else:
+                handler(peer, frames, now)
+        replies = self._replies
+        accepted, refused = self._accepted, self._refused
         for peer, sequences in accepted.items():
             replies.append([peer, PUBOK, pack_u64s(sequences)])
         for peer, sequences in refused.items():
             replies.append([peer, PUBNO, pack_u64s(sequences)])
+        accepted.clear()
+        refused.clear()
 
-    def _publish(
-        self,
-        peer: bytes,
-        frames: list[bytes],
-        accepted: dict[bytes, list[int]],
-        refused: dict[bytes, list[int]],
-    ) -> None:
+    def _from_unknown_peer(self, peer: bytes, frames: list[bytes], now: float, reset: set[bytes]) -> None:
+        """Handle a frame of a peer that has not said HELLO (or was forgotten): RESET tells it to."""
+        command = frames[1]
+        if command == HELLO:
+            self._hello(peer, frames, now)
+        elif command in CLIENT_COMMANDS:
+            self._ignored += 1
+            if command != BYE and peer not in reset:
+                reset.add(peer)
+                self._replies.append([peer, RESET])
+        else:
+            self._malformed_frame(frames, "unknown command")
+
+    # The commands of a known peer: each handler takes the peer, its frames and the batch's time. --------
+
+    def _publish(self, peer: bytes, frames: list[bytes], now: float) -> None:
+        if len(frames) != 3:
+            self._malformed_frame(frames, "PUB takes one frame of records")
+            return
         publish = self._table.publish
         blocked = self._blocked
         checked = self._checked_topics
+        accepted = self._accepted
+        refused = self._refused
         first_refused = blocked.get(peer)
         try:
             for sequence, strategy, topic, body in iter_records(frames[2]):
@@ -449,6 +446,22 @@ class BrokerServer:
         except ValueError as exc:
             self._malformed_frame(frames, f"PUB: {exc}")
 
+    def _ack(self, peer: bytes, frames: list[bytes], now: float) -> None:
+        try:
+            if len(frames) != 3:
+                raise struct.error("ACK takes one frame of tags")
+            tags = unpack_u64s(frames[2])
+        except struct.error as exc:
+            self._malformed_frame(frames, str(exc))
+            return
+        self._table.ack(peer, tags)
+
+    def _heartbeat(self, peer: bytes, frames: list[bytes], now: float) -> None:
+        pass  # the peer is alive: its time was noted on the way in, as for every frame
+
+    def _bye(self, peer: bytes, frames: list[bytes], now: float) -> None:
+        self._forget(peer, lost=False)
+
     def _hello(self, peer: bytes, frames: list[bytes], now: float) -> None:
         if len(frames) != 3 or len(frames[2]) != HELLO_HEAD.size:
             self._malformed_frame(frames, "HELLO takes one >H version frame")
@@ -465,7 +478,7 @@ class BrokerServer:
         interval_ms = max(1, round(self.heartbeat_interval * 1000))
         self._replies.append([peer, WELCOME, WELCOME_HEAD.pack(PROTOCOL_VERSION, interval_ms)])
 
-    def _subscribe(self, peer: bytes, frames: list[bytes]) -> None:
+    def _subscribe(self, peer: bytes, frames: list[bytes], now: float) -> None:
         if len(frames) < 5:
             self._malformed_frame(frames, "SUB takes a head, a group and at least one topic")
             return
