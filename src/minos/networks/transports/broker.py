@@ -7,8 +7,9 @@ waits once, on the socket's file descriptor, a timer or ``stop()``.
 
 Defences: the ROUTER's ``MAXMSGSIZE`` makes libzmq drop the connection of a peer sending a frame over
 ``wire.frame_limit(max_frame_size)`` before reading it; a peer sending ``MALFORMED_CUTOFF`` malformed frames
-within ``MALFORMED_WINDOW`` seconds is forgotten (as if lost); with CURVE (``security.CurveGuard``) only
-allow-listed client keys get through the handshake, and the guard's sockets are served by the same loop.
+within ``MALFORMED_WINDOW`` seconds is forgotten, as if lost (``peers.BrokerPeers`` counts, and notices
+the peers gone silent); with CURVE (``security.CurveGuard``) only allow-listed client keys get through the
+handshake, and the guard's sockets are served by the same loop.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import zmq
 
 from ..exceptions import MinosNetworkException
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
+from .peers import BrokerPeers
 from .routing import RoutingTable
 from .security import CurveGuard, CurveServer
 from .wire import (
@@ -36,9 +38,6 @@ from .wire import (
     HB,
     HELLO,
     HELLO_HEAD,
-    LOST_AFTER,
-    MALFORMED_CUTOFF,
-    MALFORMED_WINDOW,
     MSG,
     PROTOCOL_VERSION,
     PUB,
@@ -53,7 +52,6 @@ from .wire import (
     SUBOK_HEAD,
     WELCOME,
     WELCOME_HEAD,
-    LogLimiter,
     Wakeup,
     frame_limit,
     iter_records,
@@ -70,7 +68,6 @@ logger = logging.getLogger(__name__)
 
 _CLOSE_LINGER_MS: Final = 200
 _MAX_CHECKED_TOPICS: Final = 100_000  # published topics known to be UTF-8; forgotten all at once beyond it
-_MAX_STRUCK_PEERS: Final = 10_000  # peers whose malformed frames are counted at once; bounds the memory
 
 
 class BrokerBindError(MinosNetworkException, OSError):
@@ -165,20 +162,12 @@ class BrokerServer:
         self._running = False
         self._started = threading.Event()
         self._socket: zmq.Socket[bytes] | None = None
-        self._seen: dict[bytes, float] = {}  # connected peers: when each was last heard from
-        self._blocked: dict[bytes, int] = {}  # peer -> first refused sequence (see the ordering rule)
+        self._peers = BrokerPeers(self._table)
         self._replies: list[list[bytes]] = []
         self._accepted: dict[bytes, list[int]] = {}  # peer -> sequences published, for the batch's PUBOK
         self._refused: dict[bytes, list[int]] = {}  # peer -> sequences refused, for the batch's PUBNO
-        self._lost_peers = 0
-        self._malformed = 0
         self._ignored = 0
-        self._cut_off = 0
         self._checked_topics: set[bytes] = set()  # published topics already found to be UTF-8
-        self._strikes: dict[bytes, int] = {}  # peer -> malformed frames in the current window
-        self._strikes_until = 0.0
-        self._log_malformed = LogLimiter()
-        self._log_cut_off = LogLimiter()
         # What a known peer may send, and the method handling it: one lookup per frame in the loop.
         self._commands: dict[bytes, Callable[[bytes, list[bytes], float], None]] = {
             PUB: self._publish,
@@ -213,6 +202,7 @@ class BrokerServer:
     def stats(self) -> BrokerStats:
         """The counters now; readable from any thread (the figures may be a moment apart)."""
         table = self._table.stats
+        peers = self._peers
         return BrokerStats(
             published=table.published,
             refused=table.refused,
@@ -222,11 +212,11 @@ class BrokerServer:
             unknown_acks=table.unknown_acks,
             discarded=table.discarded,
             size=self._table.size,
-            peers=len(self._seen),
-            lost_peers=self._lost_peers,
-            malformed=self._malformed,
+            peers=len(peers.seen),
+            lost_peers=peers.lost,
+            malformed=peers.malformed,
             ignored=self._ignored,
-            cut_off_peers=self._cut_off,
+            cut_off_peers=peers.cut_off,
             refused_handshakes=self._guard.refused if self._guard is not None else 0,
         )
 
@@ -312,7 +302,7 @@ class BrokerServer:
             self._running = False
             self._started.set()  # a waiter must not wait for a start that failed
             self._socket = None
-            self._seen.clear()
+            self._peers.seen.clear()
             socket.close(linger=_CLOSE_LINGER_MS)
             logger.info("broker on %s stopped", ", ".join(self._endpoints) or self._requested)
 
@@ -369,12 +359,12 @@ class BrokerServer:
             await waker.wait(next_tick - monotonic())
 
     def _handle(self, batch: list[list[bytes]], now: float) -> None:
-        seen = self._seen
+        seen = self._peers.seen
         commands = self._commands
         reset: set[bytes] = set()
         for frames in batch:
             if len(frames) < 2:
-                self._malformed_frame(frames, "no command frame")
+                self._peers.malformed_frame(frames, "no command frame")
                 continue
             peer = frames[0]
             if peer not in seen:
@@ -383,7 +373,7 @@ class BrokerServer:
             seen[peer] = now
             handler = commands.get(frames[1])
             if handler is None:
-                self._malformed_frame(frames, "unknown command or one only the broker sends")
+                self._peers.malformed_frame(frames, "unknown command or one only the broker sends")
             else:
                 handler(peer, frames, now)
         replies = self._replies
@@ -406,16 +396,16 @@ class BrokerServer:
                 reset.add(peer)
                 self._replies.append([peer, RESET])
         else:
-            self._malformed_frame(frames, "unknown command")
+            self._peers.malformed_frame(frames, "unknown command")
 
     # The commands of a known peer: each handler takes the peer, its frames and the batch's time. --------
 
     def _publish(self, peer: bytes, frames: list[bytes], now: float) -> None:
         if len(frames) != 3:
-            self._malformed_frame(frames, "PUB takes one frame of records")
+            self._peers.malformed_frame(frames, "PUB takes one frame of records")
             return
         publish = self._table.publish
-        blocked = self._blocked
+        blocked = self._peers.blocked
         checked = self._checked_topics
         accepted = self._accepted
         refused = self._refused
@@ -444,7 +434,7 @@ class BrokerServer:
                         answers = refused[peer] = []
                 answers.append(sequence)
         except ValueError as exc:
-            self._malformed_frame(frames, f"PUB: {exc}")
+            self._peers.malformed_frame(frames, f"PUB: {exc}")
 
     def _ack(self, peer: bytes, frames: list[bytes], now: float) -> None:
         try:
@@ -452,7 +442,7 @@ class BrokerServer:
                 raise struct.error("ACK takes one frame of tags")
             tags = unpack_u64s(frames[2])
         except struct.error as exc:
-            self._malformed_frame(frames, str(exc))
+            self._peers.malformed_frame(frames, str(exc))
             return
         self._table.ack(peer, tags)
 
@@ -460,36 +450,36 @@ class BrokerServer:
         pass  # the peer is alive: its time was noted on the way in, as for every frame
 
     def _bye(self, peer: bytes, frames: list[bytes], now: float) -> None:
-        self._forget(peer, lost=False)
+        self._peers.forget(peer, lost=False)
 
     def _hello(self, peer: bytes, frames: list[bytes], now: float) -> None:
         if len(frames) != 3 or len(frames[2]) != HELLO_HEAD.size:
-            self._malformed_frame(frames, "HELLO takes one >H version frame")
+            self._peers.malformed_frame(frames, "HELLO takes one >H version frame")
             return
         (version,) = HELLO_HEAD.unpack(frames[2])
         if version != PROTOCOL_VERSION:
             # Not a peer: a client of another release is refused, and the log line says which version.
-            self._malformed_frame(
+            self._peers.malformed_frame(
                 frames, f"HELLO of wire protocol version {version}; this broker speaks {PROTOCOL_VERSION}"
             )
             return
-        self._forget(peer, lost=False)  # a second HELLO starts the peer afresh
-        self._seen[peer] = now
+        self._peers.forget(peer, lost=False)  # a second HELLO starts the peer afresh
+        self._peers.seen[peer] = now
         interval_ms = max(1, round(self.heartbeat_interval * 1000))
         self._replies.append([peer, WELCOME, WELCOME_HEAD.pack(PROTOCOL_VERSION, interval_ms)])
 
     def _subscribe(self, peer: bytes, frames: list[bytes], now: float) -> None:
         if len(frames) < 5:
-            self._malformed_frame(frames, "SUB takes a head, a group and at least one topic")
+            self._peers.malformed_frame(frames, "SUB takes a head, a group and at least one topic")
             return
         try:
             request, window, transient = SUB_HEAD.unpack(frames[2])
         except struct.error:
-            self._malformed_frame(frames, "the SUB head is not >QIB")
+            self._peers.malformed_frame(frames, "the SUB head is not >QIB")
             return
         group, topics = frames[3], frames[4:]
         if not group or not all(topics) or window < 1 or transient > 1:
-            self._malformed_frame(
+            self._peers.malformed_frame(
                 frames, "SUB needs a group, topics, a window of at least 1, transient 0 or 1"
             )
             return
@@ -498,7 +488,7 @@ class BrokerServer:
             for topic in topics:
                 _check_utf8("a topic", topic)
         except ValueError as exc:
-            self._malformed_frame(frames, f"SUB: {exc}")
+            self._peers.malformed_frame(frames, f"SUB: {exc}")
             return
         for topic in topics:
             self._table.subscribe(peer, group, topic, window=window, transient=bool(transient))
@@ -546,73 +536,12 @@ class BrokerServer:
     def _unreachable(self, peer: bytes, exc: zmq.ZMQError) -> None:
         if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
             raise exc
-        if peer in self._seen:
+        if peer in self._peers.seen:
             logger.info("peer %s is unreachable (%s); requeueing what it held", peer.hex(), exc.strerror)
-            self._forget(peer, lost=True)
+            self._peers.forget(peer, lost=True)
 
     def _tick(self, socket: zmq.Socket[bytes], now: float) -> None:
-        if now >= self._strikes_until:
-            self._strikes.clear()
-            self._strikes_until = now + MALFORMED_WINDOW
-        deadline = now - LOST_AFTER * self.heartbeat_interval
-        for peer, last_heard in list(self._seen.items()):
-            if last_heard < deadline:
-                logger.info(
-                    "peer %s silent for %.3f s (over %d heartbeats); requeueing what it held",
-                    peer.hex(),
-                    now - last_heard,
-                    LOST_AFTER,
-                )
-                self._forget(peer, lost=True)
-            else:
-                self._send(socket, [peer, HB])
-
-    def _forget(self, peer: bytes, *, lost: bool) -> None:
-        if self._seen.pop(peer, None) is None:
-            return
-        self._blocked.pop(peer, None)
-        self._table.peer_lost(peer)
-        if lost:
-            self._lost_peers += 1
-
-    def _malformed_frame(self, frames: list[bytes], why: str) -> None:
-        self._malformed += 1
-        peer = frames[0] if frames else b""
-        strikes = self._strikes
-        if len(strikes) >= _MAX_STRUCK_PEERS and peer not in strikes:
-            strikes.clear()  # a flood of fresh routing ids: start counting again rather than grow
-        count = strikes[peer] = strikes.get(peer, 0) + 1
-        if count >= MALFORMED_CUTOFF:
-            del strikes[peer]
-            self._cut_off_peer(peer)
-        if not self._log_malformed():
-            return
-        command = frames[1][:16] if len(frames) > 1 else b""
-        logger.warning(
-            "ignored a malformed frame from peer %s (command %r, %d parts): %s; %d malformed so far "
-            "(logged at most once a second): is the client speaking minos wire protocol version %d?",
-            peer.hex(),
-            command,
-            len(frames),
-            why,
-            self._malformed,
-            PROTOCOL_VERSION,
-        )
-
-    def _cut_off_peer(self, peer: bytes) -> None:
-        self._cut_off += 1
-        known = peer in self._seen
-        self._forget(peer, lost=True)
-        if self._log_cut_off():
-            logger.warning(
-                "cut off peer %s: %d malformed frames within %.0f s%s; %d peers cut off so far (logged at "
-                "most once a second): check what runs at that peer, it does not speak the minos wire protocol",
-                peer.hex(),
-                MALFORMED_CUTOFF,
-                MALFORMED_WINDOW,
-                "; requeueing what it held" if known else "",
-                self._cut_off,
-            )
+        self._peers.tick(now, self.heartbeat_interval, lambda peer: self._send(socket, [peer, HB]))
 
 
 def _check_utf8(what: str, name: bytes) -> None:
