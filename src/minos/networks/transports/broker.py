@@ -7,9 +7,11 @@ waits once, on the socket's file descriptor, a timer or ``stop()``.
 
 Defences: the ROUTER's ``MAXMSGSIZE`` makes libzmq drop the connection of a peer sending a frame over
 ``wire.frame_limit(max_frame_size)`` before reading it; a peer sending ``MALFORMED_CUTOFF`` malformed frames
-within ``MALFORMED_WINDOW`` seconds is forgotten, as if lost (``peers.BrokerPeers`` counts, and notices
-the peers gone silent); with CURVE (``security.CurveGuard``) only allow-listed client keys get through the
-handshake, and the guard's sockets are served by the same loop.
+within ``MALFORMED_WINDOW`` seconds is forgotten, as if lost; with CURVE (``security.CurveGuard``) only
+allow-listed client keys get through the handshake, and the guard's sockets are served by the same loop.
+
+Beside it: ``binding`` readies the socket (options, CURVE, endpoints), ``peers.BrokerPeers`` remembers
+each peer (last heard from, blocked, malformed frames) and ``brokerstats`` holds what ``stats`` answers.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 import zmq
 
-from ..exceptions import MinosNetworkException
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
+from .binding import BrokerBindError, bind_router, prepare_router, secure_router
+from .brokerstats import BrokerStats
 from .peers import BrokerPeers
 from .routing import RoutingTable
 from .security import CurveGuard, CurveServer
@@ -53,7 +55,6 @@ from .wire import (
     WELCOME,
     WELCOME_HEAD,
     Wakeup,
-    frame_limit,
     iter_records,
     pack_u64s,
     readable,
@@ -68,37 +69,6 @@ logger = logging.getLogger(__name__)
 
 _CLOSE_LINGER_MS: Final = 200
 _MAX_CHECKED_TOPICS: Final = 100_000  # published topics known to be UTF-8; forgotten all at once beyond it
-
-
-class BrokerBindError(MinosNetworkException, OSError):
-    """The broker could not bind one of its endpoints (address in use, bad endpoint, path too long)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerStats:
-    """A snapshot of a broker's counters (those of its routing table, then its own)."""
-
-    published: int
-    refused: int
-    delivered: int
-    acknowledged: int
-    redelivered: int
-    unknown_acks: int
-    discarded: int
-    size: int
-    """Messages queued or in flight now."""
-    peers: int
-    """Peers connected now (said HELLO, not gone)."""
-    lost_peers: int
-    """Peers declared lost, by silence or because a send to them failed (not those that said BYE)."""
-    malformed: int
-    """Frames ignored because they break the wire protocol."""
-    ignored: int
-    """Frames of known commands ignored because their peer is unknown (answered by RESET)."""
-    cut_off_peers: int
-    """Peers forgotten for sending too many malformed frames (``wire.MALFORMED_CUTOFF``)."""
-    refused_handshakes: int
-    """CURVE handshakes refused: unknown client key, no CURVE, or a wrong server key."""
 
 
 class BrokerServer:
@@ -265,20 +235,9 @@ class BrokerServer:
         self._socket = socket
         fds: list[int] = []
         try:
-            socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
-            socket.setsockopt(zmq.SNDHWM, 0)  # what a peer may get is bounded by its credit window
-            socket.setsockopt(zmq.RCVHWM, 0)  # what a peer may send is bounded by its max_in_flight
-            socket.setsockopt(zmq.MAXMSGSIZE, frame_limit(self.max_frame_size))
-            guard_fds = self._secure(socket)
-            for endpoint in self._requested:
-                try:
-                    socket.bind(endpoint)
-                except zmq.ZMQError as exc:
-                    raise BrokerBindError(
-                        f"the broker cannot bind {endpoint!r}: {exc.strerror}; free the address, pick "
-                        "another one, or for ipc use a path shorter than about 100 characters"
-                    ) from exc
-                self._endpoints.append(socket.getsockopt_string(zmq.LAST_ENDPOINT))
+            prepare_router(socket, max_frame_size=self.max_frame_size)
+            self._guard, guard_fds = secure_router(socket, self._context, self._curve, self._requested)
+            bind_router(socket, self._requested, self._endpoints)  # each bound endpoint shows at once
             waker = Wakeup(loop)
             with self._lock:
                 self._loop, self._waker = loop, waker
@@ -305,28 +264,6 @@ class BrokerServer:
             self._peers.seen.clear()
             socket.close(linger=_CLOSE_LINGER_MS)
             logger.info("broker on %s stopped", ", ".join(self._endpoints) or self._requested)
-
-    def _secure(self, socket: zmq.Socket[bytes]) -> list[int]:
-        """Make ``socket`` a CURVE server when configured; return the guard's FDs for the loop to watch."""
-        if self._curve is None:
-            return []
-        if all(endpoint.startswith("inproc://") for endpoint in self._requested):
-            logger.info(
-                "CURVE is not applied to %s: inproc links never leave the process and stay plain",
-                self._requested,
-            )
-            return []
-        guard = CurveGuard(self._context, self._curve)
-        try:
-            fds = guard.secure(socket)
-        except zmq.ZMQError as exc:
-            guard.close()
-            raise BrokerBindError(
-                f"the CURVE broker for {self._requested!r} cannot start its ZAP authenticator: {exc.strerror}; "
-                "another one runs on this zmq context already: give each CURVE broker a context of its own"
-            ) from exc
-        self._guard = guard
-        return fds
 
     # The loop -------------------------------------------------------------------------------------------
 
