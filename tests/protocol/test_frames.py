@@ -30,7 +30,14 @@ from minos.networks.protocol import (
     decode_message,
     encode_message,
 )
-from minos.networks.protocol.frames import EXT_BIGINT, EXT_DATE, EXT_DATETIME, EXT_DECIMAL, EXT_TIME, EXT_UUID
+from minos.networks.protocol.extensions import (
+    EXT_BIGINT,
+    EXT_DATE,
+    EXT_DATETIME,
+    EXT_DECIMAL,
+    EXT_TIME,
+    EXT_UUID,
+)
 
 MULTICAST = BrokerMessageV1Strategy.MULTICAST
 TWO_HOURS_EAST = timezone(timedelta(hours=2))

@@ -35,7 +35,7 @@ application codes)::
                               complement, big-endian, as ``int.to_bytes(..., signed=True)``
 
 The decoder also reads msgpack's own timestamp extension (-1) as an aware UTC datetime; the encoder
-never writes it.
+never writes it. ``extensions`` writes and reads these types: it holds this module's hooks into msgpack.
 
 Round trips are exact (``decode(encode(m)) == m``, floats bit for bit, Decimal digit for digit), except:
 
@@ -58,18 +58,15 @@ both sides; content nests less than 1024 levels deep (msgpack's limit, the same 
 
 from __future__ import annotations
 
-import reprlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime, time, timedelta, timezone
-from decimal import Context, Decimal, InvalidOperation
-from struct import Struct
 from typing import Any, Final
 from uuid import UUID, SafeUUID
 
 import msgpack  # type: ignore[import-untyped]
 
 from ..exceptions import FrameDecodeError, FrameEncodeError
+from .extensions import SUPPORTED_CONTENT, decode_ext, encode_ext, show
 from .messages import (
     BrokerMessage,
     BrokerMessageV1,
@@ -89,35 +86,11 @@ WIRE_VERSION: Final = 1
 Frame = bytes | bytearray | memoryview
 """What ``decode`` takes for a frame; at run time anything exporting a contiguous buffer (``zmq.Frame``) works."""
 
-EXT_UUID: Final = 1
-EXT_DATETIME: Final = 2
-EXT_DATE: Final = 3
-EXT_TIME: Final = 4
-EXT_DECIMAL: Final = 5
-EXT_BIGINT: Final = 6
-
 _UNICAST: Final = BrokerMessageV1Strategy.UNICAST
 _MULTICAST: Final = BrokerMessageV1Strategy.MULTICAST
 _STRATEGY_BY_CODE: Final[dict[int, BrokerMessageV1Strategy]] = {0: _UNICAST, 1: _MULTICAST}
 _STATUS_BY_CODE: Final[dict[int, int]] = {int(status): status for status in BrokerMessageV1Status}
 
-_DATETIME = Struct(">HBBBBBBI")
-_DATETIME_AWARE = Struct(">HBBBBBBIq")
-_DATE = Struct(">HBB")
-_TIME = Struct(">BBBBI")
-_TIME_AWARE = Struct(">BBBBIq")
-_MICROSECOND = timedelta(microseconds=1)
-_INT_MIN = -(2**63)
-_INT_MAX = 2**64 - 1
-# Traps a malformed string whatever the thread's own decimal context says; never rounds (the
-# Decimal constructor keeps every digit whatever the context's precision).
-_DECIMAL_CONTEXT = Context(traps=[InvalidOperation])
-
-_SUPPORTED = "None, bool, int, float, str, bytes, list, tuple, dict, UUID, datetime, date, time and Decimal"
-_ExtType = msgpack.ExtType
-# ExtType's own constructor checks its arguments in Python, which costs more than the whole rest of
-# writing a UUID; ours are right by construction.
-_new_tuple = tuple.__new__
 _unpackb = msgpack.unpackb
 
 # Building a message through its dataclass constructor costs 2.3 us, more than the whole rest of a
@@ -131,7 +104,7 @@ _set_reply_topic = BrokerMessage.__dict__["reply_topic"].__set__
 _set_content = BrokerMessageV1Payload.__dict__["content"].__set__
 _set_headers = BrokerMessageV1Payload.__dict__["headers"].__set__
 _set_status = BrokerMessageV1Payload.__dict__["status"].__set__
-# The same for UUID, whose constructor (0.85 us) checks what 16 bytes cannot get wrong.
+# The same for the identifier's UUID, whose constructor (0.85 us) checks what 16 bytes cannot get wrong.
 _set_uuid_int = UUID.__dict__["int"].__set__
 _set_uuid_is_safe = UUID.__dict__["is_safe"].__set__
 _UUID_SAFETY_UNKNOWN = SafeUUID.unknown
@@ -157,7 +130,7 @@ class FrameCodec:
         if type(max_frame_size) is not int or max_frame_size <= 0:
             raise ValueError(f"max_frame_size must be a positive int of bytes, got {max_frame_size!r}")
         self._max_frame_size = max_frame_size
-        packer = msgpack.Packer(default=_encode_ext, use_bin_type=True, datetime=False, autoreset=True)
+        packer = msgpack.Packer(default=encode_ext, use_bin_type=True, datetime=False, autoreset=True)
         self._pack: Callable[[Any], bytes] = packer.pack
 
     @property
@@ -195,7 +168,7 @@ class FrameCodec:
             ):
                 raise FrameEncodeError(
                     f"the headers of the message to {message.topic!r} must map str to str, got "
-                    f"{_show(key)}: {_show(value)}; convert the value with str() before setting it"
+                    f"{show(key)}: {show(value)}; convert the value with str() before setting it"
                 )
         try:
             body = self._pack(
@@ -216,7 +189,7 @@ class FrameCodec:
             # msgpack's recursion limit, a str holding a lone surrogate, a tzinfo that fails ...
             raise FrameEncodeError(
                 f"cannot encode the message to {message.topic!r}: {str(exc).rstrip('.')}; content may hold "
-                f"{_SUPPORTED}, nested less than 1024 levels deep, and strings must be valid Unicode"
+                f"{SUPPORTED_CONTENT}, nested less than 1024 levels deep, and strings must be valid Unicode"
             ) from exc
         size = len(topic) + len(body)
         if size > self._max_frame_size:
@@ -261,11 +234,11 @@ class FrameCodec:
         try:
             topic = topic_frame.decode()
         except UnicodeDecodeError as exc:
-            raise FrameDecodeError(f"the topic frame is not valid UTF-8: {_show(topic_frame)}") from exc
+            raise FrameDecodeError(f"the topic frame is not valid UTF-8: {show(topic_frame)}") from exc
         try:
             # max_str_len, max_bin_len and the other limits default to the body's own length, so no
             # declared length can make msgpack allocate more than the frame size.
-            body = _unpackb(body_frame, ext_hook=_decode_ext, timestamp=3, strict_map_key=False)
+            body = _unpackb(body_frame, ext_hook=decode_ext, timestamp=3, strict_map_key=False)
         except FrameDecodeError:
             raise
         except Exception as exc:
@@ -281,32 +254,30 @@ class FrameCodec:
 def _message(topic: str, body: Any) -> BrokerMessageV1:
     """Check a decoded body against the wire spec and return its message."""
     if type(body) is not list:
-        raise FrameDecodeError(f"the body must be a msgpack array of 7 items, got {_show(body)}")
+        raise FrameDecodeError(f"the body must be a msgpack array of 7 items, got {show(body)}")
     if len(body) != 7:
         if body:
             _check_version(body[0])
-        raise FrameDecodeError(f"the body must be an array of 7 items, got {len(body)}: {_show(body)}")
+        raise FrameDecodeError(f"the body must be an array of 7 items, got {len(body)}: {show(body)}")
     version, identifier, strategy_code, reply_topic, status, headers, content = body
     if version != 1 or type(version) is not int:
         _check_version(version)
     if type(identifier) is not bytes or len(identifier) != 16:
-        raise FrameDecodeError(f"the identifier must be a bin of 16 bytes, got {_show(identifier)}")
+        raise FrameDecodeError(f"the identifier must be a bin of 16 bytes, got {show(identifier)}")
     strategy = _STRATEGY_BY_CODE.get(strategy_code) if type(strategy_code) is int else None
     if strategy is None:
         raise FrameDecodeError(
-            f"the strategy must be 0 (unicast) or 1 (multicast), got {_show(strategy_code)}"
+            f"the strategy must be 0 (unicast) or 1 (multicast), got {show(strategy_code)}"
         )
     if reply_topic is not None and (type(reply_topic) is not str or not reply_topic):
-        raise FrameDecodeError(f"the reply topic must be a non-empty str or nil, got {_show(reply_topic)}")
+        raise FrameDecodeError(f"the reply topic must be a non-empty str or nil, got {show(reply_topic)}")
     if type(status) is not int:
-        raise FrameDecodeError(f"the status must be an int, got {_show(status)}")
+        raise FrameDecodeError(f"the status must be an int, got {show(status)}")
     if type(headers) is not dict:
-        raise FrameDecodeError(f"the headers must be a map of str to str, got {_show(headers)}")
+        raise FrameDecodeError(f"the headers must be a map of str to str, got {show(headers)}")
     for key, value in headers.items():
         if type(key) is not str or type(value) is not str:
-            raise FrameDecodeError(
-                f"the headers must be a map of str to str, got {_show(key)}: {_show(value)}"
-            )
+            raise FrameDecodeError(f"the headers must be a map of str to str, got {show(key)}: {show(value)}")
 
     uuid = _new(UUID)
     _set_uuid_int(uuid, _from_bytes(identifier))
@@ -322,198 +293,6 @@ def _message(topic: str, body: Any) -> BrokerMessageV1:
     _set_strategy(message, strategy)
     _set_reply_topic(message, reply_topic)
     return message
-
-
-# --- encoding the extension types -------------------------------------------------------------
-
-
-def _encode_uuid(value: UUID) -> Any:
-    return _new_tuple(_ExtType, (EXT_UUID, value.int.to_bytes(16)))
-
-
-def _encode_datetime(value: datetime) -> Any:
-    offset = value.utcoffset()
-    if offset is None:
-        data = _DATETIME.pack(
-            value.year, value.month, value.day, value.hour, value.minute, value.second, value.fold,
-            value.microsecond,
-        )  # fmt: skip
-    else:
-        data = _DATETIME_AWARE.pack(
-            value.year, value.month, value.day, value.hour, value.minute, value.second, value.fold,
-            value.microsecond, offset // _MICROSECOND,
-        )  # fmt: skip
-    return _new_tuple(_ExtType, (EXT_DATETIME, data))
-
-
-def _encode_date(value: date) -> Any:
-    return _new_tuple(_ExtType, (EXT_DATE, _DATE.pack(value.year, value.month, value.day)))
-
-
-def _encode_time(value: time) -> Any:
-    offset = value.utcoffset()
-    if offset is None:
-        data = _TIME.pack(value.hour, value.minute, value.second, value.fold, value.microsecond)
-    else:
-        data = _TIME_AWARE.pack(
-            value.hour, value.minute, value.second, value.fold, value.microsecond, offset // _MICROSECOND
-        )
-    return _new_tuple(_ExtType, (EXT_TIME, data))
-
-
-def _encode_decimal(value: Decimal) -> Any:
-    return _new_tuple(_ExtType, (EXT_DECIMAL, str(value).encode("ascii")))
-
-
-def _encode_bigint(value: int) -> Any:
-    # msgpack hands over only the ints it cannot write itself, those outside -2**63 .. 2**64 - 1.
-    data = value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True)
-    return _new_tuple(_ExtType, (EXT_BIGINT, data))
-
-
-# Exact types first; subclasses are found by isinstance, in this order (a datetime is also a date).
-_EXT_ENCODERS: Final[dict[type, Callable[[Any], Any]]] = {
-    UUID: _encode_uuid,
-    datetime: _encode_datetime,
-    date: _encode_date,
-    time: _encode_time,
-    Decimal: _encode_decimal,
-    int: _encode_bigint,
-}
-
-
-def _encode_ext(value: Any) -> Any:
-    """msgpack's ``default`` hook, called only for what msgpack cannot write itself."""
-    kind = type(value)
-    if kind is UUID:  # by far the most common: spare it the table
-        return _new_tuple(_ExtType, (EXT_UUID, value.int.to_bytes(16)))
-    encoder = _EXT_ENCODERS.get(kind)
-    if encoder is None:
-        for base, candidate in _EXT_ENCODERS.items():
-            if isinstance(value, base):
-                encoder = candidate
-                break
-        else:
-            raise FrameEncodeError(
-                f"cannot encode a {kind.__module__}.{kind.__qualname__} in a message: {_show(value)}; "
-                f"content may hold {_SUPPORTED}, nested in lists and dicts"
-            )
-    return encoder(value)
-
-
-# --- decoding the extension types ----------------------------------------------------------------
-
-_timezones: dict[int, timezone] = {}
-
-
-def _fixed_timezone(microseconds: int) -> timezone:
-    # Most traffic carries a handful of offsets; a bounded cache spares building one per value.
-    zone = _timezones.get(microseconds)
-    if zone is None:
-        try:
-            zone = timezone(microseconds * _MICROSECOND)
-        except (ValueError, OverflowError) as exc:
-            raise FrameDecodeError(f"a UTC offset of {microseconds} microseconds is out of range") from exc
-        if len(_timezones) < 256:
-            _timezones[microseconds] = zone
-    return zone
-
-
-def _decode_uuid(data: bytes) -> UUID:
-    if len(data) != 16:
-        raise FrameDecodeError(f"a UUID (extension {EXT_UUID}) is 16 bytes, got {_show(data)}")
-    uuid = _new(UUID)
-    _set_uuid_int(uuid, _from_bytes(data))
-    _set_uuid_is_safe(uuid, _UUID_SAFETY_UNKNOWN)
-    return uuid
-
-
-def _decode_datetime(data: bytes) -> datetime:
-    try:
-        if len(data) == _DATETIME.size:
-            year, month, day, hour, minute, second, fold, microsecond = _DATETIME.unpack(data)
-            return datetime(year, month, day, hour, minute, second, microsecond, fold=fold)
-        if len(data) == _DATETIME_AWARE.size:
-            year, month, day, hour, minute, second, fold, microsecond, offset = _DATETIME_AWARE.unpack(data)
-            zone = _fixed_timezone(offset)
-            return datetime(year, month, day, hour, minute, second, microsecond, zone, fold=fold)
-    except ValueError as exc:
-        raise FrameDecodeError(
-            f"a datetime (extension {EXT_DATETIME}) is invalid: {exc}: {_show(data)}"
-        ) from exc
-    raise FrameDecodeError(
-        f"a datetime (extension {EXT_DATETIME}) is 12 or 20 bytes, got {len(data)}: {_show(data)}"
-    )
-
-
-def _decode_date(data: bytes) -> date:
-    if len(data) != _DATE.size:
-        raise FrameDecodeError(f"a date (extension {EXT_DATE}) is 4 bytes, got {len(data)}: {_show(data)}")
-    try:
-        return date(*_DATE.unpack(data))
-    except ValueError as exc:
-        raise FrameDecodeError(f"a date (extension {EXT_DATE}) is invalid: {exc}: {_show(data)}") from exc
-
-
-def _decode_time(data: bytes) -> time:
-    try:
-        if len(data) == _TIME.size:
-            hour, minute, second, fold, microsecond = _TIME.unpack(data)
-            return time(hour, minute, second, microsecond, fold=fold)
-        if len(data) == _TIME_AWARE.size:
-            hour, minute, second, fold, microsecond, offset = _TIME_AWARE.unpack(data)
-            return time(hour, minute, second, microsecond, _fixed_timezone(offset), fold=fold)
-    except ValueError as exc:
-        raise FrameDecodeError(f"a time (extension {EXT_TIME}) is invalid: {exc}: {_show(data)}") from exc
-    raise FrameDecodeError(f"a time (extension {EXT_TIME}) is 8 or 16 bytes, got {len(data)}: {_show(data)}")
-
-
-def _decode_decimal(data: bytes) -> Decimal:
-    try:
-        text = data.decode("ascii")
-        value = Decimal(text, _DECIMAL_CONTEXT)
-    except (UnicodeDecodeError, InvalidOperation) as exc:
-        raise FrameDecodeError(f"a Decimal (extension {EXT_DECIMAL}) is invalid: {_show(data)}") from exc
-    # Decimal() also takes spaces, underscores and lowercase; the wire holds only what str() writes.
-    if str(value) != text:
-        raise FrameDecodeError(
-            f"a Decimal (extension {EXT_DECIMAL}) must be written as str() writes it, got {_show(data)}"
-        )
-    return value
-
-
-def _decode_bigint(data: bytes) -> int:
-    value = _from_bytes(data, "big", signed=True)
-    if _INT_MIN <= value <= _INT_MAX:
-        raise FrameDecodeError(
-            f"a big int (extension {EXT_BIGINT}) must be outside the msgpack int range, got {_show(data)}"
-        )
-    return value
-
-
-_EXT_DECODERS: Final[dict[int, Callable[[bytes], Any]]] = {
-    EXT_UUID: _decode_uuid,
-    EXT_DATETIME: _decode_datetime,
-    EXT_DATE: _decode_date,
-    EXT_TIME: _decode_time,
-    EXT_DECIMAL: _decode_decimal,
-    EXT_BIGINT: _decode_bigint,
-}
-
-
-def _decode_ext(code: int, data: bytes) -> Any:
-    """msgpack's ``ext_hook``."""
-    if code == EXT_UUID and len(data) == 16:  # by far the most common: spare it the table and a call
-        uuid = _new(UUID)
-        _set_uuid_int(uuid, _from_bytes(data))
-        _set_uuid_is_safe(uuid, _UUID_SAFETY_UNKNOWN)
-        return uuid
-    decoder = _EXT_DECODERS.get(code)
-    if decoder is None:
-        raise FrameDecodeError(
-            f"unknown extension type {code} ({len(data)} bytes); this codec reads {sorted(_EXT_DECODERS)}"
-        )
-    return decoder(data)
 
 
 # --- the module's functions ----------------------------------------------------------------------
@@ -557,7 +336,7 @@ def _check_version(version: object) -> None:
     if version == 1 and type(version) is int:
         return
     raise FrameDecodeError(
-        f"unsupported wire version {_show(version)}; this codec reads version {WIRE_VERSION} only "
+        f"unsupported wire version {show(version)}; this codec reads version {WIRE_VERSION} only "
         "(is the peer running another release of minos.networks?)"
     )
 
@@ -566,7 +345,7 @@ def _count_frames(frames: object) -> str:
     try:
         return str(len(frames))  # type: ignore[arg-type]
     except Exception:
-        return _show(frames)
+        return show(frames)
 
 
 def _bytes_view(frame: object, name: str) -> memoryview:
@@ -574,41 +353,10 @@ def _bytes_view(frame: object, name: str) -> memoryview:
         view = memoryview(frame)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise FrameDecodeError(
-            f"the {name} frame must be bytes-like (bytes, bytearray or memoryview), got {_show(frame)}"
+            f"the {name} frame must be bytes-like (bytes, bytearray or memoryview), got {show(frame)}"
         ) from exc
     if not view.c_contiguous:
-        raise FrameDecodeError(f"the {name} frame must be a contiguous buffer, got {_show(frame)}")
+        raise FrameDecodeError(f"the {name} frame must be a contiguous buffer, got {show(frame)}")
     if view.ndim != 1 or view.itemsize != 1:
         view = view.cast("B")
     return view
-
-
-class _Repr(reprlib.Repr):
-    """A ``repr`` for error messages: short, and safe on any value a peer can send."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.maxlevel = 3
-        self.maxstring = 80
-        self.maxother = 80
-        self.maxlist = self.maxtuple = self.maxdict = 8
-
-    def repr_bytes(self, value: bytes, level: int) -> str:
-        if len(value) <= 40:
-            return repr(value)
-        return f"{value[:40]!r}... ({len(value)} bytes)"
-
-    def repr_int(self, value: int, level: int) -> str:
-        if value.bit_length() > 256:
-            return f"<int of {value.bit_length()} bits>"
-        return repr(value)
-
-
-_repr = _Repr()
-
-
-def _show(value: object) -> str:
-    try:
-        return _repr.repr(value)
-    except Exception:
-        return f"<{type(value).__name__}>"

@@ -7,8 +7,11 @@ waits once, on the socket's file descriptor, a timer or ``stop()``.
 
 Defences: the ROUTER's ``MAXMSGSIZE`` makes libzmq drop the connection of a peer sending a frame over
 ``wire.frame_limit(max_frame_size)`` before reading it; a peer sending ``MALFORMED_CUTOFF`` malformed frames
-within ``MALFORMED_WINDOW`` seconds is forgotten (as if lost); with CURVE (``security.CurveGuard``) only
+within ``MALFORMED_WINDOW`` seconds is forgotten, as if lost; with CURVE (``security.CurveGuard``) only
 allow-listed client keys get through the handshake, and the guard's sockets are served by the same loop.
+
+Beside it: ``binding`` readies the socket (options, CURVE, endpoints), ``peers.BrokerPeers`` remembers
+each peer (last heard from, blocked, malformed frames) and ``brokerstats`` holds what ``stats`` answers.
 """
 
 from __future__ import annotations
@@ -18,14 +21,15 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import zmq
 
-from ..exceptions import MinosNetworkException
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
+from .binding import BrokerBindError, bind_router, prepare_router, secure_router
+from .brokerstats import BrokerStats
+from .peers import BrokerPeers
 from .routing import RoutingTable
 from .security import CurveGuard, CurveServer
 from .wire import (
@@ -36,9 +40,6 @@ from .wire import (
     HB,
     HELLO,
     HELLO_HEAD,
-    LOST_AFTER,
-    MALFORMED_CUTOFF,
-    MALFORMED_WINDOW,
     MSG,
     PROTOCOL_VERSION,
     PUB,
@@ -53,9 +54,7 @@ from .wire import (
     SUBOK_HEAD,
     WELCOME,
     WELCOME_HEAD,
-    LogLimiter,
     Wakeup,
-    frame_limit,
     iter_records,
     pack_u64s,
     readable,
@@ -70,38 +69,6 @@ logger = logging.getLogger(__name__)
 
 _CLOSE_LINGER_MS: Final = 200
 _MAX_CHECKED_TOPICS: Final = 100_000  # published topics known to be UTF-8; forgotten all at once beyond it
-_MAX_STRUCK_PEERS: Final = 10_000  # peers whose malformed frames are counted at once; bounds the memory
-
-
-class BrokerBindError(MinosNetworkException, OSError):
-    """The broker could not bind one of its endpoints (address in use, bad endpoint, path too long)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerStats:
-    """A snapshot of a broker's counters (those of its routing table, then its own)."""
-
-    published: int
-    refused: int
-    delivered: int
-    acknowledged: int
-    redelivered: int
-    unknown_acks: int
-    discarded: int
-    size: int
-    """Messages queued or in flight now."""
-    peers: int
-    """Peers connected now (said HELLO, not gone)."""
-    lost_peers: int
-    """Peers declared lost, by silence or because a send to them failed (not those that said BYE)."""
-    malformed: int
-    """Frames ignored because they break the wire protocol."""
-    ignored: int
-    """Frames of known commands ignored because their peer is unknown (answered by RESET)."""
-    cut_off_peers: int
-    """Peers forgotten for sending too many malformed frames (``wire.MALFORMED_CUTOFF``)."""
-    refused_handshakes: int
-    """CURVE handshakes refused: unknown client key, no CURVE, or a wrong server key."""
 
 
 class BrokerServer:
@@ -165,18 +132,21 @@ class BrokerServer:
         self._running = False
         self._started = threading.Event()
         self._socket: zmq.Socket[bytes] | None = None
-        self._seen: dict[bytes, float] = {}  # connected peers: when each was last heard from
-        self._blocked: dict[bytes, int] = {}  # peer -> first refused sequence (see the ordering rule)
+        self._peers = BrokerPeers(self._table)
         self._replies: list[list[bytes]] = []
-        self._lost_peers = 0
-        self._malformed = 0
+        self._accepted: dict[bytes, list[int]] = {}  # peer -> sequences published, for the batch's PUBOK
+        self._refused: dict[bytes, list[int]] = {}  # peer -> sequences refused, for the batch's PUBNO
         self._ignored = 0
-        self._cut_off = 0
         self._checked_topics: set[bytes] = set()  # published topics already found to be UTF-8
-        self._strikes: dict[bytes, int] = {}  # peer -> malformed frames in the current window
-        self._strikes_until = 0.0
-        self._log_malformed = LogLimiter()
-        self._log_cut_off = LogLimiter()
+        # What a known peer may send, and the method handling it: one lookup per frame in the loop.
+        self._commands: dict[bytes, Callable[[bytes, list[bytes], float], None]] = {
+            PUB: self._publish,
+            ACK: self._ack,
+            HB: self._heartbeat,
+            SUB: self._subscribe,
+            BYE: self._bye,
+            HELLO: self._hello,
+        }
 
     # Questions ------------------------------------------------------------------------------------------
 
@@ -202,6 +172,7 @@ class BrokerServer:
     def stats(self) -> BrokerStats:
         """The counters now; readable from any thread (the figures may be a moment apart)."""
         table = self._table.stats
+        peers = self._peers
         return BrokerStats(
             published=table.published,
             refused=table.refused,
@@ -211,11 +182,11 @@ class BrokerServer:
             unknown_acks=table.unknown_acks,
             discarded=table.discarded,
             size=self._table.size,
-            peers=len(self._seen),
-            lost_peers=self._lost_peers,
-            malformed=self._malformed,
+            peers=len(peers.seen),
+            lost_peers=peers.lost,
+            malformed=peers.malformed,
             ignored=self._ignored,
-            cut_off_peers=self._cut_off,
+            cut_off_peers=peers.cut_off,
             refused_handshakes=self._guard.refused if self._guard is not None else 0,
         )
 
@@ -264,20 +235,9 @@ class BrokerServer:
         self._socket = socket
         fds: list[int] = []
         try:
-            socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
-            socket.setsockopt(zmq.SNDHWM, 0)  # what a peer may get is bounded by its credit window
-            socket.setsockopt(zmq.RCVHWM, 0)  # what a peer may send is bounded by its max_in_flight
-            socket.setsockopt(zmq.MAXMSGSIZE, frame_limit(self.max_frame_size))
-            guard_fds = self._secure(socket)
-            for endpoint in self._requested:
-                try:
-                    socket.bind(endpoint)
-                except zmq.ZMQError as exc:
-                    raise BrokerBindError(
-                        f"the broker cannot bind {endpoint!r}: {exc.strerror}; free the address, pick "
-                        "another one, or for ipc use a path shorter than about 100 characters"
-                    ) from exc
-                self._endpoints.append(socket.getsockopt_string(zmq.LAST_ENDPOINT))
+            prepare_router(socket, max_frame_size=self.max_frame_size)
+            self._guard, guard_fds = secure_router(socket, self._context, self._curve, self._requested)
+            bind_router(socket, self._requested, self._endpoints)  # each bound endpoint shows at once
             waker = Wakeup(loop)
             with self._lock:
                 self._loop, self._waker = loop, waker
@@ -301,31 +261,9 @@ class BrokerServer:
             self._running = False
             self._started.set()  # a waiter must not wait for a start that failed
             self._socket = None
-            self._seen.clear()
+            self._peers.seen.clear()
             socket.close(linger=_CLOSE_LINGER_MS)
             logger.info("broker on %s stopped", ", ".join(self._endpoints) or self._requested)
-
-    def _secure(self, socket: zmq.Socket[bytes]) -> list[int]:
-        """Make ``socket`` a CURVE server when configured; return the guard's FDs for the loop to watch."""
-        if self._curve is None:
-            return []
-        if all(endpoint.startswith("inproc://") for endpoint in self._requested):
-            logger.info(
-                "CURVE is not applied to %s: inproc links never leave the process and stay plain",
-                self._requested,
-            )
-            return []
-        guard = CurveGuard(self._context, self._curve)
-        try:
-            fds = guard.secure(socket)
-        except zmq.ZMQError as exc:
-            guard.close()
-            raise BrokerBindError(
-                f"the CURVE broker for {self._requested!r} cannot start its ZAP authenticator: {exc.strerror}; "
-                "another one runs on this zmq context already: give each CURVE broker a context of its own"
-            ) from exc
-        self._guard = guard
-        return fds
 
     # The loop -------------------------------------------------------------------------------------------
 
@@ -358,70 +296,56 @@ class BrokerServer:
             await waker.wait(next_tick - monotonic())
 
     def _handle(self, batch: list[list[bytes]], now: float) -> None:
-        table = self._table
-        seen = self._seen
-        replies = self._replies
-        accepted: dict[bytes, list[int]] = {}
-        refused: dict[bytes, list[int]] = {}
+        seen = self._peers.seen
+        commands = self._commands
         reset: set[bytes] = set()
         for frames in batch:
-            count = len(frames)
-            if count < 2:
-                self._malformed_frame(frames, "no command frame")
+            if len(frames) < 2:
+                self._peers.malformed_frame(frames, "no command frame")
                 continue
             peer = frames[0]
-            command = frames[1]
             if peer not in seen:
-                if command == HELLO:
-                    self._hello(peer, frames, now)
-                elif command in CLIENT_COMMANDS:
-                    self._ignored += 1
-                    if command != BYE and peer not in reset:
-                        reset.add(peer)
-                        replies.append([peer, RESET])
-                else:
-                    self._malformed_frame(frames, "unknown command")
+                self._from_unknown_peer(peer, frames, now, reset)
                 continue
             seen[peer] = now
-            if command == PUB:
-                if count != 3:
-                    self._malformed_frame(frames, "PUB takes one frame of records")
-                    continue
-                self._publish(peer, frames, accepted, refused)
-            elif command == ACK:
-                try:
-                    if count != 3:
-                        raise struct.error("ACK takes one frame of tags")
-                    tags = unpack_u64s(frames[2])
-                except struct.error as exc:
-                    self._malformed_frame(frames, str(exc))
-                    continue
-                table.ack(peer, tags)
-            elif command == HB:
-                pass
-            elif command == SUB:
-                self._subscribe(peer, frames)
-            elif command == BYE:
-                self._forget(peer, lost=False)
-            elif command == HELLO:
-                self._hello(peer, frames, now)
+            handler = commands.get(frames[1])
+            if handler is None:
+                self._peers.malformed_frame(frames, "unknown command or one only the broker sends")
             else:
-                self._malformed_frame(frames, "unknown command or one only the broker sends")
+                handler(peer, frames, now)
+        replies = self._replies
+        accepted, refused = self._accepted, self._refused
         for peer, sequences in accepted.items():
             replies.append([peer, PUBOK, pack_u64s(sequences)])
         for peer, sequences in refused.items():
             replies.append([peer, PUBNO, pack_u64s(sequences)])
+        accepted.clear()
+        refused.clear()
 
-    def _publish(
-        self,
-        peer: bytes,
-        frames: list[bytes],
-        accepted: dict[bytes, list[int]],
-        refused: dict[bytes, list[int]],
-    ) -> None:
+    def _from_unknown_peer(self, peer: bytes, frames: list[bytes], now: float, reset: set[bytes]) -> None:
+        """Handle a frame of a peer that has not said HELLO (or was forgotten): RESET tells it to."""
+        command = frames[1]
+        if command == HELLO:
+            self._hello(peer, frames, now)
+        elif command in CLIENT_COMMANDS:
+            self._ignored += 1
+            if command != BYE and peer not in reset:
+                reset.add(peer)
+                self._replies.append([peer, RESET])
+        else:
+            self._peers.malformed_frame(frames, "unknown command")
+
+    # The commands of a known peer: each handler takes the peer, its frames and the batch's time. --------
+
+    def _publish(self, peer: bytes, frames: list[bytes], now: float) -> None:
+        if len(frames) != 3:
+            self._peers.malformed_frame(frames, "PUB takes one frame of records")
+            return
         publish = self._table.publish
-        blocked = self._blocked
+        blocked = self._peers.blocked
         checked = self._checked_topics
+        accepted = self._accepted
+        refused = self._refused
         first_refused = blocked.get(peer)
         try:
             for sequence, strategy, topic, body in iter_records(frames[2]):
@@ -447,36 +371,52 @@ class BrokerServer:
                         answers = refused[peer] = []
                 answers.append(sequence)
         except ValueError as exc:
-            self._malformed_frame(frames, f"PUB: {exc}")
+            self._peers.malformed_frame(frames, f"PUB: {exc}")
+
+    def _ack(self, peer: bytes, frames: list[bytes], now: float) -> None:
+        try:
+            if len(frames) != 3:
+                raise struct.error("ACK takes one frame of tags")
+            tags = unpack_u64s(frames[2])
+        except struct.error as exc:
+            self._peers.malformed_frame(frames, str(exc))
+            return
+        self._table.ack(peer, tags)
+
+    def _heartbeat(self, peer: bytes, frames: list[bytes], now: float) -> None:
+        pass  # the peer is alive: its time was noted on the way in, as for every frame
+
+    def _bye(self, peer: bytes, frames: list[bytes], now: float) -> None:
+        self._peers.forget(peer, lost=False)
 
     def _hello(self, peer: bytes, frames: list[bytes], now: float) -> None:
         if len(frames) != 3 or len(frames[2]) != HELLO_HEAD.size:
-            self._malformed_frame(frames, "HELLO takes one >H version frame")
+            self._peers.malformed_frame(frames, "HELLO takes one >H version frame")
             return
         (version,) = HELLO_HEAD.unpack(frames[2])
         if version != PROTOCOL_VERSION:
             # Not a peer: a client of another release is refused, and the log line says which version.
-            self._malformed_frame(
+            self._peers.malformed_frame(
                 frames, f"HELLO of wire protocol version {version}; this broker speaks {PROTOCOL_VERSION}"
             )
             return
-        self._forget(peer, lost=False)  # a second HELLO starts the peer afresh
-        self._seen[peer] = now
+        self._peers.forget(peer, lost=False)  # a second HELLO starts the peer afresh
+        self._peers.seen[peer] = now
         interval_ms = max(1, round(self.heartbeat_interval * 1000))
         self._replies.append([peer, WELCOME, WELCOME_HEAD.pack(PROTOCOL_VERSION, interval_ms)])
 
-    def _subscribe(self, peer: bytes, frames: list[bytes]) -> None:
+    def _subscribe(self, peer: bytes, frames: list[bytes], now: float) -> None:
         if len(frames) < 5:
-            self._malformed_frame(frames, "SUB takes a head, a group and at least one topic")
+            self._peers.malformed_frame(frames, "SUB takes a head, a group and at least one topic")
             return
         try:
             request, window, transient = SUB_HEAD.unpack(frames[2])
         except struct.error:
-            self._malformed_frame(frames, "the SUB head is not >QIB")
+            self._peers.malformed_frame(frames, "the SUB head is not >QIB")
             return
         group, topics = frames[3], frames[4:]
         if not group or not all(topics) or window < 1 or transient > 1:
-            self._malformed_frame(
+            self._peers.malformed_frame(
                 frames, "SUB needs a group, topics, a window of at least 1, transient 0 or 1"
             )
             return
@@ -485,7 +425,7 @@ class BrokerServer:
             for topic in topics:
                 _check_utf8("a topic", topic)
         except ValueError as exc:
-            self._malformed_frame(frames, f"SUB: {exc}")
+            self._peers.malformed_frame(frames, f"SUB: {exc}")
             return
         for topic in topics:
             self._table.subscribe(peer, group, topic, window=window, transient=bool(transient))
@@ -533,73 +473,12 @@ class BrokerServer:
     def _unreachable(self, peer: bytes, exc: zmq.ZMQError) -> None:
         if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
             raise exc
-        if peer in self._seen:
+        if peer in self._peers.seen:
             logger.info("peer %s is unreachable (%s); requeueing what it held", peer.hex(), exc.strerror)
-            self._forget(peer, lost=True)
+            self._peers.forget(peer, lost=True)
 
     def _tick(self, socket: zmq.Socket[bytes], now: float) -> None:
-        if now >= self._strikes_until:
-            self._strikes.clear()
-            self._strikes_until = now + MALFORMED_WINDOW
-        deadline = now - LOST_AFTER * self.heartbeat_interval
-        for peer, last_heard in list(self._seen.items()):
-            if last_heard < deadline:
-                logger.info(
-                    "peer %s silent for %.3f s (over %d heartbeats); requeueing what it held",
-                    peer.hex(),
-                    now - last_heard,
-                    LOST_AFTER,
-                )
-                self._forget(peer, lost=True)
-            else:
-                self._send(socket, [peer, HB])
-
-    def _forget(self, peer: bytes, *, lost: bool) -> None:
-        if self._seen.pop(peer, None) is None:
-            return
-        self._blocked.pop(peer, None)
-        self._table.peer_lost(peer)
-        if lost:
-            self._lost_peers += 1
-
-    def _malformed_frame(self, frames: list[bytes], why: str) -> None:
-        self._malformed += 1
-        peer = frames[0] if frames else b""
-        strikes = self._strikes
-        if len(strikes) >= _MAX_STRUCK_PEERS and peer not in strikes:
-            strikes.clear()  # a flood of fresh routing ids: start counting again rather than grow
-        count = strikes[peer] = strikes.get(peer, 0) + 1
-        if count >= MALFORMED_CUTOFF:
-            del strikes[peer]
-            self._cut_off_peer(peer)
-        if not self._log_malformed():
-            return
-        command = frames[1][:16] if len(frames) > 1 else b""
-        logger.warning(
-            "ignored a malformed frame from peer %s (command %r, %d parts): %s; %d malformed so far "
-            "(logged at most once a second): is the client speaking minos wire protocol version %d?",
-            peer.hex(),
-            command,
-            len(frames),
-            why,
-            self._malformed,
-            PROTOCOL_VERSION,
-        )
-
-    def _cut_off_peer(self, peer: bytes) -> None:
-        self._cut_off += 1
-        known = peer in self._seen
-        self._forget(peer, lost=True)
-        if self._log_cut_off():
-            logger.warning(
-                "cut off peer %s: %d malformed frames within %.0f s%s; %d peers cut off so far (logged at "
-                "most once a second): check what runs at that peer, it does not speak the minos wire protocol",
-                peer.hex(),
-                MALFORMED_CUTOFF,
-                MALFORMED_WINDOW,
-                "; requeueing what it held" if known else "",
-                self._cut_off,
-            )
+        self._peers.tick(now, self.heartbeat_interval, lambda peer: self._send(socket, [peer, HB]))
 
 
 def _check_utf8(what: str, name: bytes) -> None:
