@@ -78,7 +78,7 @@ def _broker(
     )
 
     from .actors import run_main
-    from .system.collector import tune_gc
+    from .system.gc_tuning import tune_gc
 
     tune_gc()  # a broker allocates a few objects per message and may hold a million of them
 

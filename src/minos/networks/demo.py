@@ -233,7 +233,7 @@ def _expected(order: int, amount: int) -> dict[str, Any]:
 
 def run() -> int:
     """Run the demo; the exit code is 0 when every reply came back right."""
-    from .system.collector import tune_gc
+    from .system.gc_tuning import tune_gc
 
     tune_gc()  # as ``minos-networks run`` does for a service
     return 0 if run_main(main()) else 1

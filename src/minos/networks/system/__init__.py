@@ -2,7 +2,7 @@
 
 from ..actors.health import HEALTH_CHECKS, ComponentHealth, HealthCheck, HealthRegistry
 from ..transports.network import consume_queue, get_host_ip, get_host_name, get_ip
-from .collector import tune_gc
+from .gc_tuning import tune_gc
 from .health import SystemService
 from .logs import JsonFormatter, MessageContextFilter, TextFormatter, configure_logging, log_settings
 from .metrics import ServiceCollector

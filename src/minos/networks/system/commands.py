@@ -18,7 +18,7 @@ import yaml
 from minos.common import Config, ConfigError, MinosException
 
 from ..actors import run_main
-from .collector import tune_gc
+from .gc_tuning import tune_gc
 from .logs import configure_logging, log_settings
 from .runner import ServiceRunner, check_config, unknown_keys
 
