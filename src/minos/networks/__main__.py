@@ -193,7 +193,7 @@ def _dead_letters(action: str, config_path: str, identifiers: list[UUID] | None,
             file=sys.stderr,
         )
         return EXIT_FAILURE
-    queue = DeadLetterQueue.from_config(config, idle_timeout=idle_timeout)
+    queue = DeadLetterQueue.from_config(config, idle_timeout=idle_timeout, settings=settings)
 
     async def run() -> int:
         if action == "list":

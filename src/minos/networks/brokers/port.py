@@ -15,7 +15,7 @@ from ..actors.health import HEALTH_CHECKS, HealthRegistry
 from ..durable import Inbox
 from ..enroute import BrokerDispatcher
 from ..transports import BrokerServer
-from .config import BrokerSettings, RetryPolicy, broker_settings, connection_factory
+from .config import BrokerSettings, RetryPolicy, broker_settings
 from .duplicates import DuplicateFilter
 from .handler import DispatchSink
 from .peer import ConnectionFactory, PeerHandle, Subscription
@@ -156,19 +156,43 @@ class BrokerPort(StartStop):
         self.service = ActorService(name, children)
 
     @classmethod
-    def from_config(cls, config: ConfigSource) -> Self:
-        """The port ``config`` describes: its services' broker handlers, and its embedded broker if any."""
+    def from_config(
+        cls,
+        config: ConfigSource,
+        *,
+        settings: BrokerSettings | None = None,
+        health: HealthRegistry | None = None,
+    ) -> Self:
+        """The port ``config`` describes: its services' broker handlers, and its embedded broker if any.
+
+        Args:
+            config: The service's configuration.
+            settings: ``config``'s broker settings, when the caller has read them already (the composition
+                root reads them once); read from ``config`` otherwise.
+            health: Where the port registers while started.
+        """
         config = as_config(config)
-        settings = broker_settings(config)
-        return cls._build(config, settings, BrokerDispatcher.from_config(config))
+        settings = broker_settings(config) if settings is None else settings
+        return cls._build(config, settings, BrokerDispatcher.from_config(config), health)
 
     @classmethod
-    def broker_only(cls, config: Config) -> Self:
-        """Just the embedded broker ``config`` describes (nothing at all when the broker runs elsewhere)."""
-        return cls._build(config, broker_settings(config), None)
+    def broker_only(
+        cls, config: Config, *, settings: BrokerSettings | None = None, health: HealthRegistry | None = None
+    ) -> Self:
+        """Just the embedded broker ``config`` describes (nothing at all when the broker runs elsewhere).
+
+        ``settings`` and ``health`` are those of :meth:`from_config`.
+        """
+        return cls._build(config, broker_settings(config) if settings is None else settings, None, health)
 
     @classmethod
-    def _build(cls, config: Config, settings: BrokerSettings, dispatcher: BrokerDispatcher | None) -> Self:
+    def _build(
+        cls,
+        config: Config,
+        settings: BrokerSettings,
+        dispatcher: BrokerDispatcher | None,
+        health: HealthRegistry | None,
+    ) -> Self:
         server = None
         if settings.transport == "zmq" and settings.embedded:
             curve = settings.curve
@@ -187,7 +211,7 @@ class BrokerPort(StartStop):
         return cls(
             dispatcher,
             inbox=inbox,
-            connect=connection_factory(config),
+            connect=settings.connection_factory(),
             group=settings.group,
             name=f"{config.name}-broker-port",
             dispatchers=settings.dispatchers,
@@ -198,6 +222,7 @@ class BrokerPort(StartStop):
             retries=settings.retries,
             dead_letter_topic=settings.dead_letter_topic,
             server=server,
+            health=health,
         )
 
     def _serve(self, server: Callable[[], BrokerServer]) -> BrokerServer:

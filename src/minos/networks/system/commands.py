@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final
@@ -18,6 +19,7 @@ import yaml
 from minos.common import Config, ConfigError, MinosException
 
 from ..actors import run_main
+from ..brokers import BrokerClient, BrokerPublisher, BrokerSettings, broker_settings
 from .gc_tuning import tune_gc
 from .logs import configure_logging, log_settings
 from .runner import ServiceRunner, check_config, unknown_keys
@@ -219,8 +221,6 @@ def publish_command(path: str, topic: str, content: object, *, wait_reply: bool,
     config = load_config(path, prefix, check=unknown_keys)
     if config is None:
         return EXIT_CONFIG
-    from ..brokers import broker_settings
-
     try:
         settings = broker_settings(config)
     except ConfigError as error:
@@ -239,11 +239,8 @@ def publish_command(path: str, topic: str, content: object, *, wait_reply: bool,
             )
             return EXIT_CONFIG
         endpoint = reachable[0]
-        overrides = {
-            "MINOS_INTERFACES__BROKER__ENDPOINT": endpoint,
-            "MINOS_INTERFACES__BROKER__EMBEDDED": "false",
-        }
-        config = Config(path, environ={**os.environ, **overrides})
+        # What reading the file with interfaces.broker.endpoint and embedded overridden would give.
+        settings = replace(settings, endpoint=endpoint, embedded=False)
     elif settings.transport != "zmq":
         print(
             f"{prefix}: {path}: interfaces.broker.transport: {settings.transport!r} is in-process only",
@@ -252,7 +249,7 @@ def publish_command(path: str, topic: str, content: object, *, wait_reply: bool,
         return EXIT_CONFIG
     try:
         return run_main(
-            _publish(config, topic, content, wait_reply=wait_reply, timeout=timeout, prefix=prefix)
+            _publish(config, settings, topic, content, wait_reply=wait_reply, timeout=timeout, prefix=prefix)
         )
     except BrokenPipeError:
         raise  # the reader of the reply went away: main() ends quietly
@@ -262,16 +259,24 @@ def publish_command(path: str, topic: str, content: object, *, wait_reply: bool,
 
 
 async def _publish(
-    config: Config, topic: str, content: object, *, wait_reply: bool, timeout: float, prefix: str
+    config: Config,
+    settings: BrokerSettings,
+    topic: str,
+    content: object,
+    *,
+    wait_reply: bool,
+    timeout: float,
+    prefix: str,
 ) -> int:
-    from ..brokers import BrokerClient, BrokerPublisher
     from ..protocol import BrokerMessageV1, BrokerMessageV1Payload
     from ..transports import BrokerUnavailableError
 
     message = BrokerMessageV1(topic, BrokerMessageV1Payload(content))
     sender: BrokerClient | BrokerPublisher
     sender = (
-        BrokerClient.from_config(config) if wait_reply else BrokerPublisher.from_config(config, durable=False)
+        BrokerClient.from_config(config, settings=settings)
+        if wait_reply
+        else BrokerPublisher.from_config(config, durable=False, settings=settings)
     )
     try:
         # Connecting is bounded by interfaces.broker.connect_timeout, and fails with BrokerUnavailableError

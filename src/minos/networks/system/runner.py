@@ -13,7 +13,7 @@ from minos.common import TOP_LEVEL_KEYS, Config, ConfigError, ConfigSource, Know
 
 from .. import tracing
 from ..actors import StartStop
-from ..brokers import BROKER_KEYS, BrokerPort, BrokerSettings, broker_settings, connection_factory
+from ..brokers import BROKER_KEYS, BrokerPort, BrokerSettings, broker_settings
 from ..discovery import DiscoveryConnector, discovery_keys
 from ..enroute import BrokerDispatcher, EnrouteCollector
 from ..http import HTTP_KEYS, AioHttpConnector, HttpPort
@@ -182,7 +182,7 @@ class ServiceRunner(StartStop):
         broker = None
         endpoints: tuple[str, ...] = ()
         if _broker_routes(config) or (config.has_interface("broker") and _embeds(settings)):
-            broker = BrokerPort.from_config(config)
+            broker = BrokerPort.from_config(config, settings=settings)
             if settings.nats is not None:  # the NATS servers are the broker
                 endpoints = settings.nats.servers
             elif _embeds(settings):
@@ -335,7 +335,7 @@ def _check_broker(config: Config) -> None:
 
     settings = broker_settings(config)
     if settings.curve is not None:
-        connection_factory(config)  # loads the client keys, refusing a secret key others can read
+        settings.connection_factory()  # loads the client keys, refusing a secret key others can read
         if _embeds(settings) and settings.curve.for_broker:
             settings.curve.server()
 
