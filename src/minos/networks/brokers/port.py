@@ -11,7 +11,7 @@ from typing import Any, Self
 from minos.common import Config, ConfigSource, as_config
 
 from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, StartStop
-from ..actors.health import HEALTH_CHECKS, HealthRegistry
+from ..actors.health import HealthRegistry
 from ..durable import Inbox
 from ..enroute import BrokerDispatcher
 from ..transports import BrokerServer
@@ -87,7 +87,7 @@ class BrokerPort(StartStop):
         server: Builds the embedded broker; None when the broker runs elsewhere.
         inbox: Makes the dispatchers durable (see ``DispatchSink``); its store is opened before they
             start and closed after they stop.
-        health: Where the port registers while started; the process's ``HEALTH_CHECKS`` by default.
+        health: Where the port registers while started; None registers it nowhere.
     """
 
     def __init__(
@@ -109,7 +109,7 @@ class BrokerPort(StartStop):
         health: HealthRegistry | None = None,
     ) -> None:
         self.dispatcher = dispatcher
-        self._health = HEALTH_CHECKS if health is None else health
+        self._health = health
         self.inbox = inbox
         self.duplicates = duplicates if duplicates is not None else DuplicateFilter()
         self.server: BrokerServer | None = None
@@ -169,7 +169,7 @@ class BrokerPort(StartStop):
             config: The service's configuration.
             settings: ``config``'s broker settings, when the caller has read them already (the composition
                 root reads them once); read from ``config`` otherwise.
-            health: Where the port registers while started.
+            health: Where the port registers while started; None registers it nowhere.
         """
         config = as_config(config)
         settings = broker_settings(config) if settings is None else settings
@@ -280,11 +280,13 @@ class BrokerPort(StartStop):
         if self.inbox is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.inbox.store.open)
         await self.service.start()
-        self._health.register_unique(self, self.name)
+        if self._health is not None:
+            self._health.register_unique(self, self.name)
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop the dispatchers (running handlers finish within the close timeout), then the broker."""
-        self._health.unregister(self)
+        if self._health is not None:
+            self._health.unregister(self)
         await self.service.stop(timeout)
         if self.inbox is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.inbox.store.close)

@@ -1,6 +1,6 @@
 """The running system: its composition root (ServiceRunner), readiness at ``GET /system/health``, host helpers."""
 
-from ..actors.health import HEALTH_CHECKS, ComponentHealth, HealthCheck, HealthRegistry
+from ..actors.health import ComponentHealth, HealthCheck, HealthRegistry
 from ..transports.network import consume_queue, get_host_ip, get_host_name, get_ip
 from .gc_tuning import tune_gc
 from .health import SystemService
@@ -9,7 +9,6 @@ from .metrics import ServiceCollector
 from .runner import ServiceRunner, check_config, run_service
 
 __all__ = [
-    "HEALTH_CHECKS",
     "ComponentHealth",
     "HealthCheck",
     "HealthRegistry",
