@@ -469,7 +469,7 @@ def start_broker(endpoint: str, *options: str, name: str = "broker") -> Worker:
     With ``--stats`` among the options, read its lines with ``benchmarks.probes.StatsFeed``: a broker
     whose stdout nobody reads blocks once the pipe is full.
     """
-    from minos.networks.__main__ import READY_LINE
+    from minos.networks.cli.broker import READY_LINE
 
     return Worker(
         name,

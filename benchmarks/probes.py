@@ -9,7 +9,7 @@ Memory: ``VmRSS`` (resident now) and ``VmHWM`` (the peak of ``VmRSS`` since the 
 ``/proc/PID/status``, Linux only. The kernel keeps the peak, so nothing has to sample at the right moment.
 
 Broker stats: a broker started with ``--stats`` prints one ``key=value`` line per interval (see
-``minos.networks.system.stats``). ``StatsFeed`` reads them in a thread of its own, so the broker never
+``minos.networks.cli.live_view``). ``StatsFeed`` reads them in a thread of its own, so the broker never
 blocks on a full pipe, and lets the scenario wait until a counter reaches a figure: a wait on lines the
 broker prints, bounded by a deadline, not a sleep.
 """
@@ -154,7 +154,7 @@ class StatsFeed:
     """
 
     def __init__(self, broker: Worker) -> None:
-        from minos.networks.system.stats import STATS_PREFIX
+        from minos.networks.cli.live_view import STATS_PREFIX
 
         self._prefix = STATS_PREFIX
         self._broker = broker

@@ -114,7 +114,7 @@ def test_docs_into_a_pipe_closed_early_exits_141_without_a_word(workdir):  # noq
 
 
 def test_no_help_text_carries_rst_markup(capsys):
-    from minos.networks.__main__ import main
+    from minos.networks.cli import main
 
     commands = ["demo", "broker", "keygen", "dead-letters", "run", "check-config", "publish", "docs"]
     texts = []

@@ -16,8 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from minos.common import Config
-from minos.networks import BrokerMessageV1, BrokerMessageV1Payload, BrokerPublisher
-from minos.networks import __main__ as cli
+from minos.networks import BrokerMessageV1, BrokerMessageV1Payload, BrokerPublisher, cli
+from minos.networks.cli import showcase
 
 from .conftest import CliProcess
 
@@ -235,7 +235,7 @@ def test_bench_passes_the_usage_exit_code_of_the_benchmarks_through():
 
 
 def test_bench_without_a_benchmarks_folder_exits_one_saying_where_it_looked(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "_benchmark_roots", lambda: [tmp_path])
+    monkeypatch.setattr(showcase, "benchmark_roots", lambda: [tmp_path])
     assert cli.main(["bench", "--quick", "codec"]) == 1
     error = capsys.readouterr().err
     assert "no benchmarks/ folder here: the benchmarks ship with the source tree" in error

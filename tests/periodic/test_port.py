@@ -138,11 +138,17 @@ def test_a_task_cannot_be_given_twice_to_a_scheduler():
         PeriodicTaskScheduler([task, task])
 
 
-async def test_a_port_registers_its_health_check_in_the_process_registry_by_default():
-    from minos.networks.system import HEALTH_CHECKS
-
-    port = PeriodicPort(PeriodicTaskScheduler([], name="empty"))
+async def test_a_port_registers_its_health_check_in_the_registry_it_is_given():
+    registry = HealthRegistry()
+    port = PeriodicPort(PeriodicTaskScheduler([], name="empty"), health=registry)
     async with port:
-        assert HEALTH_CHECKS.checks()["periodic"] is port
-        assert HEALTH_CHECKS.report()["periodic"] == (True, "0 periodic tasks running")
-    assert port not in HEALTH_CHECKS.checks().values()
+        assert registry.checks()["periodic"] is port
+        assert registry.report()["periodic"] == (True, "0 periodic tasks running")
+    assert port not in registry.checks().values()
+
+
+async def test_a_port_given_no_registry_runs_and_reports_its_health_to_whoever_asks():
+    port = PeriodicPort(PeriodicTaskScheduler([], name="alone"))
+    async with port:
+        assert port.health() == (True, "0 periodic tasks running")
+    assert not port.running

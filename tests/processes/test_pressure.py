@@ -26,7 +26,7 @@ from minos.networks import (
     BrokerPublisher,
     MinosHandlerNotFoundEnoughEntriesException,
 )
-from minos.networks.system.stats import STATS_PREFIX
+from minos.networks.cli.live_view import STATS_PREFIX
 
 from .conftest import HEARTBEAT, START_TIMEOUT, STOP_TIMEOUT, Broker, client_config
 

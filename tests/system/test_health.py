@@ -16,7 +16,7 @@ from minos.networks.periodic import (
     PeriodicTaskActor,
     PeriodicTaskScheduler,
 )
-from minos.networks.system import HEALTH_CHECKS, ComponentHealth, HealthCheck, HealthRegistry, SystemService
+from minos.networks.system import ComponentHealth, HealthCheck, HealthRegistry, ServiceRunner, SystemService
 
 
 class Component:
@@ -105,18 +105,32 @@ async def test_the_periodic_port_is_reported_and_a_dead_task_actor_makes_the_ser
     assert (status, content["components"]) == (200, {})
 
 
-async def test_the_service_listed_in_services_serves_get_system_health_from_the_process_registry():
-    component = Component("listed")
-    HEALTH_CHECKS.register(component)
-    try:
-        routes = RestHttpRouter.from_config(Config({"name": "users", "services": [SystemService]})).routes
-        ((decorator, action),) = routes.items()
-        assert (decorator.url, decorator.method) == ("/system/health", "GET")
-        response = await action(InMemoryRequest())
-        content = await response.content()
-        assert content["components"]["listed"] == {"healthy": True, "detail": "fine"}
-    finally:
-        HEALTH_CHECKS.unregister(component)
+async def test_the_service_listed_in_services_serves_get_system_health_from_the_runners_registry():
+    config = Config(
+        {
+            "name": "users",
+            "interfaces": {"http": {"host": "127.0.0.1", "port": 0}},
+            "services": ["minos.networks.SystemService"],
+        }
+    )
+    runner = ServiceRunner.from_config(config)
+    runner.health.register(Component("listed"))
+    assert runner.http is not None
+    routes = runner.http.connector.adapter.routes
+    ((decorator, action),) = routes.items()
+    assert (decorator.url, decorator.method) == ("/system/health", "GET")
+    response = await action(InMemoryRequest())
+    content = await response.content()
+    assert content["components"] == {"listed": {"healthy": True, "detail": "fine"}}
+
+
+async def test_the_service_listed_in_services_and_built_by_a_router_alone_reports_no_components():
+    routes = RestHttpRouter.from_config(Config({"name": "users", "services": [SystemService]})).routes
+    ((decorator, action),) = routes.items()
+    assert (decorator.url, decorator.method) == ("/system/health", "GET")
+    response = await action(InMemoryRequest())
+    assert response.status == 200
+    assert (await response.content())["components"] == {}
 
 
 def test_the_registry_refuses_two_checks_of_one_name_and_takes_a_check_again_quietly():

@@ -1,4 +1,6 @@
-"""End to end: the system and spec services listed in ``services:``, served by a real HttpPort."""
+"""End to end: the system and spec services listed in ``services:``, served by a ServiceRunner's HttpPort."""
+
+from uuid import uuid4
 
 import aiohttp
 import pytest
@@ -6,9 +8,8 @@ from openapi_spec_validator import validate
 
 from minos.common import Config
 from minos.networks import enroute
-from minos.networks.http import HttpPort
 from minos.networks.specs import AsyncAPIService, OpenAPIService
-from minos.networks.system import HEALTH_CHECKS, SystemService
+from minos.networks.system import ServiceRunner, SystemService
 
 TIMEOUT = 10.0
 
@@ -36,25 +37,31 @@ async def served():
     config = Config(
         {
             "name": "orders",
-            "interfaces": {"http": {"host": "127.0.0.1", "port": 0}},
+            "interfaces": {
+                "http": {"host": "127.0.0.1", "port": 0},
+                "broker": {"endpoint": f"inproc://served-{uuid4().hex}"},  # order.create runs a broker port
+            },
             "services": [OrderService, SystemService, OpenAPIService, AsyncAPIService],
         }
     )
-    port = HttpPort.from_config(config)
-    async with port, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as client:
-        yield port, client
+    runner = ServiceRunner.from_config(config)
+    async with runner, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as client:
+        assert runner.http is not None
+        yield runner, client
 
 
 async def test_health_is_served_at_get_system_health_and_turns_503_when_a_component_fails(served):
-    port, client = served
+    runner, client = served
+    port = runner.http
     component = Flaky()
-    HEALTH_CHECKS.register(component)
+    runner.health.register(component)
     try:
         async with client.get(port.url / "system/health") as response:
             assert response.status == 200
             body = await response.json()
         assert body["status"] == "ok"
         assert body["components"]["flaky-component"] == {"healthy": True, "detail": "up"}
+        assert body["components"][port.name] == {"healthy": True, "detail": f"serving on port {port.port}"}
 
         component.healthy = False
         async with client.get(port.url / "system/health") as response:
@@ -62,11 +69,12 @@ async def test_health_is_served_at_get_system_health_and_turns_503_when_a_compon
             body = await response.json()
         assert body["failing"] == ["flaky-component"]
     finally:
-        HEALTH_CHECKS.unregister(component)
+        runner.health.unregister(component)
 
 
 async def test_the_specifications_are_served_at_get_spec(served):
-    port, client = served
+    runner, client = served
+    port = runner.http
     async with client.get(port.url / "spec/openapi") as response:
         assert response.status == 200
         openapi = await response.json()

@@ -45,9 +45,10 @@ class EntrypointLauncher:
                 or to stop within its bound, 3 the configuration is wrong (nothing was started), 130/143 a
                 second signal cut the stop short.
         """
-        # minos.networks imports minos.common, so minos.common may import it only when a service is launched:
-        # at module level this would be a cycle, and minos.common would need minos.networks to be importable.
-        from minos.networks.system.commands import run_command
+        # Lazy on purpose: minos.networks imports minos.common, so minos.common may import it only when a
+        # service is launched; at module level this would be a cycle, and minos.common would need
+        # minos.networks to be importable. (0.7 put EntrypointLauncher in minos.common: its name stays here.)
+        from minos.networks.cli.run import run_command
 
         code = run_command(self.config)
         if code:

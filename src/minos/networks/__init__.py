@@ -120,7 +120,6 @@ from .protocol import (
 )
 from .specs import AsyncAPIService, OpenAPIService
 from .system import (
-    HEALTH_CHECKS,
     HealthCheck,
     HealthRegistry,
     SystemService,
@@ -139,7 +138,6 @@ from .transports import (
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
-    "HEALTH_CHECKS",
     "REQUEST_HEADERS_CONTEXT_VAR",
     "REQUEST_REPLY_TOPIC_CONTEXT_VAR",
     "REQUEST_USER_CONTEXT_VAR",

@@ -24,7 +24,7 @@ from .actors import run_main
 from .brokers import BrokerClientPool
 from .enroute import enroute
 from .protocol import BrokerMessageV1, BrokerMessageV1Payload, BrokerMessageV1Strategy, Request, Response
-from .system import ServiceRunner
+from .system import ServiceRunner, tune_gc
 
 __all__ = ["Flow", "main", "run", "services"]
 
@@ -233,7 +233,5 @@ def _expected(order: int, amount: int) -> dict[str, Any]:
 
 def run() -> int:
     """Run the demo; the exit code is 0 when every reply came back right."""
-    from .system.collector import tune_gc
-
     tune_gc()  # as ``minos-networks run`` does for a service
     return 0 if run_main(main()) else 1

@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["HEALTH_CHECKS", "ComponentHealth", "HealthCheck", "HealthRegistry"]
+__all__ = ["ComponentHealth", "HealthCheck", "HealthRegistry"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,9 @@ class HealthCheck(Protocol):
 class HealthRegistry:
     """The health checks of the running components, by name; thread-safe.
 
-    Ports and connectors register themselves when they start and unregister when they stop, so a
-    ``SystemService`` sees exactly what runs. The process-wide one is :data:`HEALTH_CHECKS`.
+    Ports and connectors given one register themselves when they start and unregister when they stop, so
+    a ``SystemService`` reading it sees exactly what runs. The composition root (``ServiceRunner``) creates
+    one per service and hands it to every part; there is no process-wide one.
     """
 
     def __init__(self) -> None:
@@ -102,7 +103,3 @@ class HealthRegistry:
                 healthy, detail = False, f"its health check raised {exc!r}"
             results[name] = ComponentHealth(bool(healthy), str(detail))
         return results
-
-
-HEALTH_CHECKS = HealthRegistry()
-"""The process's health checks: what ports and connectors register into by default."""

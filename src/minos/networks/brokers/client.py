@@ -14,6 +14,7 @@ from minos.common import Config, ConfigSource, as_config
 from ..actors import StartStop
 from ..exceptions import MinosHandlerNotFoundEnoughEntriesException
 from ..protocol import REQUEST_REPLY_TOPIC_CONTEXT_VAR, BrokerMessage, BrokerMessageV1
+from .config import BrokerSettings, broker_settings
 from .duplicates import DuplicateFilter
 from .publisher import BrokerPublisher
 from .subscriber import BrokerSubscriber
@@ -57,13 +58,24 @@ class BrokerClient(StartStop):
         self._started = False
 
     @classmethod
-    def from_config(cls, config: ConfigSource, *, topic: str | None = None) -> Self:
-        """A client on the broker that ``interfaces.broker`` names, replying to ``topic`` (random if None)."""
+    def from_config(
+        cls, config: ConfigSource, *, topic: str | None = None, settings: BrokerSettings | None = None
+    ) -> Self:
+        """A client on the broker that ``interfaces.broker`` names, replying to ``topic`` (random if None).
+
+        ``settings`` are ``config``'s broker settings when the caller has read them already; they are read
+        from ``config`` otherwise, once for both the publisher and the subscriber.
+        """
         config = as_config(config)
+        settings = broker_settings(config) if settings is None else settings
         topic = topic or f"{config.name}.reply.{uuid4().hex}"
         # Never durable: a request whose reply is awaited times out with an error instead of being resent.
-        publisher = BrokerPublisher.from_config(config, name=f"{config.name}-client-publisher", durable=False)
-        subscriber = BrokerSubscriber.from_config(config, [topic], group=topic, transient=True)
+        publisher = BrokerPublisher.from_config(
+            config, name=f"{config.name}-client-publisher", durable=False, settings=settings
+        )
+        subscriber = BrokerSubscriber.from_config(
+            config, [topic], group=topic, transient=True, settings=settings
+        )
         return cls(topic, publisher, subscriber)
 
     def __repr__(self) -> str:

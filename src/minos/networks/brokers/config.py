@@ -208,6 +208,39 @@ class BrokerSettings:
             "send_timeout": self.send_timeout,
         }
 
+    def connection_factory(self) -> ConnectionFactory:
+        """How a service with these settings connects to its broker (see :func:`connection_factory`).
+
+        Raises:
+            KeyFileError: A CURVE key file is missing or refused, e.g. a secret key readable by others.
+        """
+        if self.transport == "memory":
+            broker = memory_broker(self.endpoint, max_messages=self.max_messages)
+            return partial(MemoryConnection, broker, max_in_flight=self.max_in_flight)
+        if self.nats is not None:
+            return partial(
+                NatsConnection,
+                self.nats,
+                max_in_flight=self.max_in_flight,
+                dead_letter_topic=self.dead_letter_topic,
+                max_frame_size=self.max_frame_size,
+            )
+        if self.partitions:
+            return partial(
+                PartitionedConnection,
+                [partial(_zmq_part, self, endpoint) for endpoint in self.partitions],
+            )
+        # inproc endpoints need the broker's zmq context: both sides use zmq.Context.instance(), the default.
+        return partial(
+            ZmqConnection,
+            self.endpoint,
+            max_in_flight=self.max_in_flight,
+            heartbeat_interval=self.heartbeat_interval,
+            connect_timeout=self.connect_timeout,
+            curve=_client_curve(self),
+            max_frame_size=self.max_frame_size,
+        )
+
 
 def broker_settings(config: Config) -> BrokerSettings:
     """Read and check ``interfaces.broker`` (every key optional; one that is not in ``BROKER_KEYS`` is an error).
@@ -426,34 +459,11 @@ def memory_broker(name: str, *, max_messages: int = 1_000_000) -> MemoryBroker:
 
 
 def connection_factory(config: Config) -> ConnectionFactory:
-    """How this service connects to its broker, as ``interfaces.broker`` says."""
-    settings = broker_settings(config)
-    if settings.transport == "memory":
-        broker = memory_broker(settings.endpoint, max_messages=settings.max_messages)
-        return partial(MemoryConnection, broker, max_in_flight=settings.max_in_flight)
-    if settings.nats is not None:
-        return partial(
-            NatsConnection,
-            settings.nats,
-            max_in_flight=settings.max_in_flight,
-            dead_letter_topic=settings.dead_letter_topic,
-            max_frame_size=settings.max_frame_size,
-        )
-    if settings.partitions:
-        return partial(
-            PartitionedConnection,
-            [partial(_zmq_part, settings, endpoint) for endpoint in settings.partitions],
-        )
-    # inproc endpoints need the broker's zmq context: both sides use zmq.Context.instance(), the default.
-    return partial(
-        ZmqConnection,
-        settings.endpoint,
-        max_in_flight=settings.max_in_flight,
-        heartbeat_interval=settings.heartbeat_interval,
-        connect_timeout=settings.connect_timeout,
-        curve=_client_curve(settings),
-        max_frame_size=settings.max_frame_size,
-    )
+    """How this service connects to its broker, as ``interfaces.broker`` says.
+
+    The composition root, which has the settings already, calls ``BrokerSettings.connection_factory``.
+    """
+    return broker_settings(config).connection_factory()
 
 
 def _zmq_part(

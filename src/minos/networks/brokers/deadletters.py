@@ -31,7 +31,7 @@ from minos.common import ConfigSource, as_config
 from ..exceptions import FrameDecodeError, MinosNetworkException
 from ..protocol import BrokerMessage, BrokerMessageV1, BrokerMessageV1Payload, FrameCodec
 from ..transports import Incoming
-from .config import broker_settings, connection_factory
+from .config import BrokerSettings, broker_settings
 from .peer import ConnectionFactory, PeerHandle, Subscription
 from .publisher import strategy_code
 from .service import PeerService
@@ -181,12 +181,22 @@ class DeadLetterQueue:
         self._close_timeout = close_timeout
 
     @classmethod
-    def from_config(cls, config: ConfigSource, *, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> Self:
-        """The dead-letter queue of the service ``config`` describes (``interfaces.broker.dead_letter_topic``)."""
+    def from_config(
+        cls,
+        config: ConfigSource,
+        *,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        settings: BrokerSettings | None = None,
+    ) -> Self:
+        """The dead-letter queue of the service ``config`` describes (``interfaces.broker.dead_letter_topic``).
+
+        ``settings`` are ``config``'s broker settings when the caller has read them already (the command
+        line reads them once); they are read from ``config`` otherwise.
+        """
         config = as_config(config)
-        settings = broker_settings(config)
+        settings = broker_settings(config) if settings is None else settings
         return cls(
-            connect=connection_factory(config),
+            connect=settings.connection_factory(),
             topic=settings.dead_letter_topic,
             name=f"{config.name}-dead-letters",
             window=settings.window,

@@ -11,11 +11,11 @@ from typing import Any, Self
 from minos.common import Config, ConfigSource, as_config
 
 from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, StartStop
-from ..actors.health import HEALTH_CHECKS, HealthRegistry
+from ..actors.health import HealthRegistry
 from ..durable import Inbox
 from ..enroute import BrokerDispatcher
 from ..transports import BrokerServer
-from .config import BrokerSettings, RetryPolicy, broker_settings, connection_factory
+from .config import BrokerSettings, RetryPolicy, broker_settings
 from .duplicates import DuplicateFilter
 from .handler import DispatchSink
 from .peer import ConnectionFactory, PeerHandle, Subscription
@@ -87,7 +87,7 @@ class BrokerPort(StartStop):
         server: Builds the embedded broker; None when the broker runs elsewhere.
         inbox: Makes the dispatchers durable (see ``DispatchSink``); its store is opened before they
             start and closed after they stop.
-        health: Where the port registers while started; the process's ``HEALTH_CHECKS`` by default.
+        health: Where the port registers while started; None registers it nowhere.
     """
 
     def __init__(
@@ -109,7 +109,7 @@ class BrokerPort(StartStop):
         health: HealthRegistry | None = None,
     ) -> None:
         self.dispatcher = dispatcher
-        self._health = HEALTH_CHECKS if health is None else health
+        self._health = health
         self.inbox = inbox
         self.duplicates = duplicates if duplicates is not None else DuplicateFilter()
         self.server: BrokerServer | None = None
@@ -156,19 +156,43 @@ class BrokerPort(StartStop):
         self.service = ActorService(name, children)
 
     @classmethod
-    def from_config(cls, config: ConfigSource) -> Self:
-        """The port ``config`` describes: its services' broker handlers, and its embedded broker if any."""
+    def from_config(
+        cls,
+        config: ConfigSource,
+        *,
+        settings: BrokerSettings | None = None,
+        health: HealthRegistry | None = None,
+    ) -> Self:
+        """The port ``config`` describes: its services' broker handlers, and its embedded broker if any.
+
+        Args:
+            config: The service's configuration.
+            settings: ``config``'s broker settings, when the caller has read them already (the composition
+                root reads them once); read from ``config`` otherwise.
+            health: Where the port registers while started; None registers it nowhere.
+        """
         config = as_config(config)
-        settings = broker_settings(config)
-        return cls._build(config, settings, BrokerDispatcher.from_config(config))
+        settings = broker_settings(config) if settings is None else settings
+        return cls._build(config, settings, BrokerDispatcher.from_config(config), health)
 
     @classmethod
-    def broker_only(cls, config: Config) -> Self:
-        """Just the embedded broker ``config`` describes (nothing at all when the broker runs elsewhere)."""
-        return cls._build(config, broker_settings(config), None)
+    def broker_only(
+        cls, config: Config, *, settings: BrokerSettings | None = None, health: HealthRegistry | None = None
+    ) -> Self:
+        """Just the embedded broker ``config`` describes (nothing at all when the broker runs elsewhere).
+
+        ``settings`` and ``health`` are those of :meth:`from_config`.
+        """
+        return cls._build(config, broker_settings(config) if settings is None else settings, None, health)
 
     @classmethod
-    def _build(cls, config: Config, settings: BrokerSettings, dispatcher: BrokerDispatcher | None) -> Self:
+    def _build(
+        cls,
+        config: Config,
+        settings: BrokerSettings,
+        dispatcher: BrokerDispatcher | None,
+        health: HealthRegistry | None,
+    ) -> Self:
         server = None
         if settings.transport == "zmq" and settings.embedded:
             curve = settings.curve
@@ -187,7 +211,7 @@ class BrokerPort(StartStop):
         return cls(
             dispatcher,
             inbox=inbox,
-            connect=connection_factory(config),
+            connect=settings.connection_factory(),
             group=settings.group,
             name=f"{config.name}-broker-port",
             dispatchers=settings.dispatchers,
@@ -198,6 +222,7 @@ class BrokerPort(StartStop):
             retries=settings.retries,
             dead_letter_topic=settings.dead_letter_topic,
             server=server,
+            health=health,
         )
 
     def _serve(self, server: Callable[[], BrokerServer]) -> BrokerServer:
@@ -255,11 +280,13 @@ class BrokerPort(StartStop):
         if self.inbox is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.inbox.store.open)
         await self.service.start()
-        self._health.register_unique(self, self.name)
+        if self._health is not None:
+            self._health.register_unique(self, self.name)
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop the dispatchers (running handlers finish within the close timeout), then the broker."""
-        self._health.unregister(self)
+        if self._health is not None:
+            self._health.unregister(self)
         await self.service.stop(timeout)
         if self.inbox is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.inbox.store.close)

@@ -23,7 +23,7 @@ from ..tracing import Tracing, current
 from ..transports import BrokerFullError, BrokerUnavailableError, ConnectionClosedError, Incoming
 from ..transports.connection import RoomWaiters
 from ..transports.routing import MULTICAST, UNICAST
-from .config import broker_settings, connection_factory
+from .config import BrokerSettings, broker_settings
 from .peer import ConnectionFactory, PeerHandle, Subscription
 from .service import PeerService
 
@@ -104,16 +104,30 @@ class BrokerPublisher(StartStop, metaclass=ABCMeta):
         self._tracing: Tracing | None = None  # decided at start (see minos.networks.tracing)
 
     @classmethod
-    def from_config(cls, config: ConfigSource, *, name: str | None = None, durable: bool = True) -> Self:
+    def from_config(
+        cls,
+        config: ConfigSource,
+        *,
+        name: str | None = None,
+        durable: bool = True,
+        settings: BrokerSettings | None = None,
+    ) -> Self:
         """Build a publisher for the broker that ``interfaces.broker`` in ``config`` names.
 
         With ``interfaces.broker.durable`` (and ``durable``, the default), the publisher is durable; its
         outbox is named after ``durable.origin`` and ``name``, so two durable publishers sharing a store
         need distinct names. ``durable=False`` builds a plain publisher whatever the config says (request
         and reply clients, one-shot sends from the command line).
+
+        Args:
+            config: The service's configuration.
+            name: Names the publisher's actor and its outbox; ``<service>-publisher`` by default.
+            durable: False for a plain publisher even when the config sets ``interfaces.broker.durable``.
+            settings: ``config``'s broker settings, when the caller has read them already (the composition
+                root reads them once); read from ``config`` otherwise.
         """
         config = as_config(config)
-        settings = broker_settings(config)
+        settings = broker_settings(config) if settings is None else settings
         name = name or f"{config.name}-publisher"
         outbox = None
         if settings.durable is not None and durable:
@@ -125,7 +139,7 @@ class BrokerPublisher(StartStop, metaclass=ABCMeta):
                 resend_after=store.resend_after,
                 max_resend_interval=store.max_resend_interval,
             )
-        return cls(connection_factory(config), name=name, outbox=outbox, **settings.publisher())
+        return cls(settings.connection_factory(), name=name, outbox=outbox, **settings.publisher())
 
     async def start(self) -> None:
         """Connect to the broker, and with an outbox send again what it kept from before (idempotent).

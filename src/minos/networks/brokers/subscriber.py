@@ -17,7 +17,7 @@ from ..exceptions import FrameDecodeError
 from ..protocol import BrokerMessage, BrokerMessageV1, FrameCodec
 from ..transports import Incoming
 from ..transports.routing import UNICAST
-from .config import broker_settings, connection_factory
+from .config import BrokerSettings, broker_settings
 from .duplicates import DuplicateFilter
 from .peer import ConnectionFactory, PeerHandle, SinkFactory, Subscription
 from .service import PeerService
@@ -139,14 +139,24 @@ class BrokerSubscriber(StartStop, metaclass=ABCMeta):
 
     @classmethod
     def from_config(
-        cls, config: ConfigSource, topics: Iterable[str], *, group: str | None = None, transient: bool = False
+        cls,
+        config: ConfigSource,
+        topics: Iterable[str],
+        *,
+        group: str | None = None,
+        transient: bool = False,
+        settings: BrokerSettings | None = None,
     ) -> Self:
-        """Build a subscriber on the broker that ``interfaces.broker`` in ``config`` names."""
+        """Build a subscriber on the broker that ``interfaces.broker`` in ``config`` names.
+
+        ``settings`` are ``config``'s broker settings when the caller has read them already (the
+        composition root reads them once); they are read from ``config`` otherwise.
+        """
         config = as_config(config)
-        settings = broker_settings(config)
+        settings = broker_settings(config) if settings is None else settings
         return cls(
             topics,
-            connect=connection_factory(config),
+            connect=settings.connection_factory(),
             group=group or settings.group,
             name=f"{config.name}-subscriber",
             transient=transient,

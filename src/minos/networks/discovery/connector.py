@@ -15,7 +15,7 @@ from minos.common import Config, ConfigSource, KnownKeys, as_config
 
 from ..actors import StartStop
 from ..actors.clock import Sleep
-from ..actors.health import HEALTH_CHECKS, ComponentHealth, HealthRegistry
+from ..actors.health import ComponentHealth, HealthRegistry
 from ..enroute import EnrouteCollector, RestEnrouteDecorator, import_object
 from ..exceptions import MinosDiscoveryConnectorException, MinosInvalidDiscoveryClient
 from ..transports.network import get_host_ip
@@ -84,7 +84,7 @@ class DiscoveryConnector(StartStop):
             tries for as long as it runs.
         backoff: The waits between attempts.
         stop_timeout: Seconds ``unsubscribe()`` waits for the discovery service at most.
-        health: Where to register while subscribed; the process's ``HEALTH_CHECKS`` by default.
+        health: Where to register while subscribed; None registers it nowhere.
         sleep: What the waits sleep with.
         clock: Monotonic seconds, to measure ``retry_for``.
     """
@@ -116,7 +116,7 @@ class DiscoveryConnector(StartStop):
         self.retry_for = retry_for
         self.backoff = Backoff(first=0.5, maximum=30.0) if backoff is None else backoff
         self.stop_timeout = stop_timeout
-        self._health = HEALTH_CHECKS if health is None else health
+        self._health = health
         self._sleep = sleep
         self._clock = clock
         self._state = DiscoveryState.UNREGISTERED
@@ -188,7 +188,8 @@ class DiscoveryConnector(StartStop):
         """
         if self._task is None:
             self._ever_subscribed = True
-            self._health.register(self, name=HEALTH_NAME)
+            if self._health is not None:
+                self._health.register(self, name=HEALTH_NAME)
             self._registered.clear()
             self._task = asyncio.get_running_loop().create_task(
                 self._register(), name=f"discovery {self.name}"
@@ -239,7 +240,8 @@ class DiscoveryConnector(StartStop):
             if not self._ever_subscribed:
                 await self._withdraw(registered=True)
             return
-        self._health.unregister(self)
+        if self._health is not None:
+            self._health.unregister(self)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         registered = self._state is DiscoveryState.REGISTERED

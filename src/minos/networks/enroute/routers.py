@@ -40,14 +40,21 @@ class Router(ABC):
         self._routes: dict[EnrouteDecorator, Action] | None = None
 
     @classmethod
-    def from_config(cls, config: ConfigSource) -> Self:
+    def from_config(cls, config: ConfigSource, *, services: Iterable[object] | None = None) -> Self:
         """Builds the router of the services and middleware listed in ``config``.
+
+        Args:
+            config: The service's configuration.
+            services: Routed instead of ``config.services`` when given: the composition root passes them
+                with the instances it built itself (a ``SystemService`` reading its health registry).
 
         Raises:
             ImportError: A service or middleware import path cannot be imported (raised at route building).
         """
         config = as_config(config)
-        return cls(config.services, config=config, middleware=config.middleware)
+        return cls(
+            config.services if services is None else services, config=config, middleware=config.middleware
+        )
 
     @property
     def routes(self) -> dict[EnrouteDecorator, Action]:

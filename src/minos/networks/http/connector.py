@@ -61,22 +61,23 @@ class HttpAdapter:
         self._routes: dict[HttpEnrouteDecorator, Action] | None = None
 
     @classmethod
-    def from_config(cls, config: ConfigSource) -> Self:
+    def from_config(cls, config: ConfigSource, *, services: Iterable[object] | None = None) -> Self:
         """The adapter of the HTTP routers ``config`` lists under ``routers``.
 
         Without a ``routers`` key that is a ``RestHttpRouter`` of the configured ``services`` and
         ``middleware``; with one, the ``HttpRouter`` subclasses it names, each built ``from_config``.
+        ``services``, when given, replaces ``config.services`` (see ``Router.from_config``).
 
         Raises:
             ImportError: A router's import path cannot be imported.
         """
         config = as_config(config)
         if not config.routers:
-            return cls([RestHttpRouter.from_config(config)])
+            return cls([RestHttpRouter.from_config(config, services=services)])
         classes = [import_object(item) if isinstance(item, str) else item for item in config.routers]
         return cls(
             [
-                klass.from_config(config)
+                klass.from_config(config, services=services)
                 for klass in classes
                 if isinstance(klass, type) and issubclass(klass, HttpRouter)
             ]
@@ -255,13 +256,14 @@ class AioHttpConnector(HttpConnector[web.Request, web.StreamResponse]):
         self._runner: web.AppRunner | None = None
 
     @classmethod
-    def from_config(cls, config: ConfigSource) -> Self:
+    def from_config(cls, config: ConfigSource, *, services: Iterable[object] | None = None) -> Self:
         """The connector ``interfaces.http`` describes (every key optional), serving the configured routes.
 
         Keys: ``host`` (127.0.0.1), ``port`` (8080; 0 picks a free one), ``concurrency`` (100), ``backlog``
         (1000), ``max_body_size`` (1048576 bytes), ``shutdown_timeout`` (10 seconds), ``metrics`` (false;
         true serves ``GET /metrics`` from a registry of its own, :attr:`metrics`, which the composition
-        root fills with the service's collectors).
+        root fills with the service's collectors). ``services``, when given, replaces ``config.services``
+        (see ``HttpAdapter.from_config``).
 
         Raises:
             ConfigError: A key is unknown (not in ``HTTP_KEYS``), has the wrong type or an impossible value;
@@ -272,7 +274,7 @@ class AioHttpConnector(HttpConnector[web.Request, web.StreamResponse]):
         config.check_keys(key, HTTP_KEYS)
         try:
             return cls(
-                HttpAdapter.from_config(config),
+                HttpAdapter.from_config(config, services=services),
                 host=config.get_str(f"{key}.host", DEFAULT_HOST),
                 port=config.get_int(f"{key}.port", DEFAULT_PORT),
                 concurrency=config.get_int(f"{key}.concurrency", DEFAULT_CONCURRENCY),

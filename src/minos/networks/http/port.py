@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from functools import partial
 from typing import Any, Self
 
@@ -11,7 +12,7 @@ from yarl import URL
 from minos.common import ConfigSource, as_config
 
 from ..actors import ActorContext, ActorService, ChildSpec, LoopActor, RestartPolicy, StartStop
-from ..actors.health import HEALTH_CHECKS, HealthRegistry
+from ..actors.health import HealthRegistry
 from .connector import AioHttpConnector, HttpConnector
 
 __all__ = ["HttpPort", "HttpServerActor"]
@@ -61,7 +62,7 @@ class HttpPort(StartStop):
         connector: The server to run.
         name: Names the actor and its threads (``minos-<name>-server``, ``minos-<name>-server-loop``).
         policy: The supervisor's restart intensity.
-        health: Where the port registers while started; the process's ``HEALTH_CHECKS`` by default.
+        health: Where the port registers while started; None registers it nowhere.
     """
 
     def __init__(
@@ -73,7 +74,7 @@ class HttpPort(StartStop):
         health: HealthRegistry | None = None,
     ) -> None:
         self.connector = connector
-        self._health = HEALTH_CHECKS if health is None else health
+        self._health = health
         self.name = name
         bound = _stop_bound(connector)
         # The loop gets `bound` for the connector, then cancel_timeout (1 s) for leftover tasks, then a join.
@@ -86,16 +87,32 @@ class HttpPort(StartStop):
         self.service = ActorService(name, [self._spec], policy=policy)
 
     @classmethod
-    def from_config(cls, config: ConfigSource) -> Self:
+    def from_config(
+        cls,
+        config: ConfigSource,
+        *,
+        health: HealthRegistry | None = None,
+        services: Iterable[object] | None = None,
+    ) -> Self:
         """The port ``config`` describes: an :class:`AioHttpConnector` from ``interfaces.http`` serving
         the REST routes of the configured ``services`` (see ``AioHttpConnector.from_config``).
+
+        Args:
+            config: The service's configuration.
+            health: Where the port registers while started; None registers it nowhere.
+            services: The services to route to instead of ``config.services``: classes, import paths or
+                instances (the composition root passes its ``SystemService``, built with its registry).
 
         Raises:
             ConfigError: ``interfaces.http`` holds a wrong value; the message names it.
             ImportError: A configured router's import path cannot be imported.
         """
         config = as_config(config)
-        return cls(AioHttpConnector.from_config(config), name=f"{config.name}-http-port")
+        return cls(
+            AioHttpConnector.from_config(config, services=services),
+            name=f"{config.name}-http-port",
+            health=health,
+        )
 
     @property
     def running(self) -> bool:
@@ -123,7 +140,8 @@ class HttpPort(StartStop):
             OSError: The server could not listen, e.g. on an address already in use.
         """
         await self.service.start()
-        self._health.register_unique(self, self.name)
+        if self._health is not None:
+            self._health.register_unique(self, self.name)
 
     def health(self) -> tuple[bool, str]:
         """Healthy while the server runs (for ``/system/health``)."""
@@ -141,7 +159,8 @@ class HttpPort(StartStop):
             timeout: Seconds for the whole stop; by default what the connector's ``shutdown_timeout``
                 needs, plus a margin.
         """
-        self._health.unregister(self)
+        if self._health is not None:
+            self._health.unregister(self)
         await self.service.stop(self._spec.stop_timeout + _MARGIN if timeout is None else timeout)
 
     def __repr__(self) -> str:

@@ -8,7 +8,7 @@ from minos.common import ConfigSource, as_config
 
 from ..actors import StartStop
 from ..actors.clock import Clock, Sleep
-from ..actors.health import HEALTH_CHECKS, HealthRegistry
+from ..actors.health import HealthRegistry
 from .scheduler import PeriodicTaskScheduler
 
 __all__ = ["PeriodicPort"]
@@ -17,13 +17,13 @@ __all__ = ["PeriodicPort"]
 class PeriodicPort(StartStop):
     """The periodic side of a service: the scheduler of its ``@enroute.periodic.event`` handlers.
 
-    While started, the port is registered in the health registry as ``name``: healthy while every task's
-    actor follows its schedule.
+    While started, the port is registered in the health registry it was given as ``name``: healthy while
+    every task's actor follows its schedule.
 
     Args:
         scheduler: Runs the tasks.
         name: Names the port in the health report.
-        health: Where to register while started; the process's ``HEALTH_CHECKS`` by default.
+        health: Where to register while started; None registers it nowhere.
     """
 
     def __init__(
@@ -52,7 +52,7 @@ class PeriodicPort(StartStop):
             config: The service's configuration (``services``, and ``interfaces.periodic.stop_timeout``).
             clock: The time source of every task (tests pass a ``FakeClock``).
             sleep: What every task sleeps with (tests pass ``FakeClock.sleep``).
-            health: Where to register while started; the process's ``HEALTH_CHECKS`` by default.
+            health: Where to register while started; None registers it nowhere.
         """
         config = as_config(config)
         return cls(PeriodicTaskScheduler.from_config(config, clock=clock, sleep=sleep), health=health)
@@ -71,9 +71,10 @@ class PeriodicPort(StartStop):
         return self.scheduler.running
 
     async def start(self) -> None:
-        """Starts the tasks' actors and registers the port's health check; idempotent."""
+        """Starts the tasks' actors and registers the port's health check (if given a registry); idempotent."""
         await self.scheduler.start()
-        self._registry().register(self)
+        if self._health is not None:
+            self._health.register(self)
 
     async def stop(self, timeout: float | None = None) -> None:
         """Unregisters the port's health check and stops the tasks (runs in progress get to finish, bounded).
@@ -81,14 +82,10 @@ class PeriodicPort(StartStop):
         Args:
             timeout: Seconds to wait for the tasks' actors at most; the ``ActorService`` default if None.
         """
-        self._registry().unregister(self)
+        if self._health is not None:
+            self._health.unregister(self)
         await self.scheduler.stop(timeout)
 
     def health(self) -> tuple[bool, str]:
         """Healthy while every task's actor follows its schedule."""
         return self.scheduler.health()
-
-    def _registry(self) -> HealthRegistry:
-        if self._health is None:
-            self._health = HEALTH_CHECKS
-        return self._health

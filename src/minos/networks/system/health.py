@@ -7,7 +7,7 @@ import logging
 
 from minos.common import Config
 
-from ..actors.health import HEALTH_CHECKS, HealthRegistry
+from ..actors.health import HealthRegistry
 from ..enroute import enroute
 from ..protocol.requests import Request, Response
 from ..transports.network import get_host_ip
@@ -20,14 +20,17 @@ logger = logging.getLogger(__name__)
 class SystemService:
     """The system endpoints of a service; list it in ``services:`` to serve ``GET /system/health``.
 
+    Listed there, it is built by the composition root (``ServiceRunner``) with the registry every part of
+    the service registers in. Built alone, it reports no components (200).
+
     Args:
         config: The service's configuration (unused; taken so the service can be built from it).
-        registry: Where the components' health checks are; :data:`HEALTH_CHECKS` by default.
+        registry: Where the components' health checks are; an empty registry of its own if None.
     """
 
     def __init__(self, config: Config | None = None, *, registry: HealthRegistry | None = None) -> None:
         self.config = config
-        self.registry = HEALTH_CHECKS if registry is None else registry
+        self.registry = HealthRegistry() if registry is None else registry
         self._host: str | None = None
 
     @enroute.rest.query("/system/health", method="GET")

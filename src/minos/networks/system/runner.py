@@ -13,12 +13,16 @@ from minos.common import TOP_LEVEL_KEYS, Config, ConfigError, ConfigSource, Know
 
 from .. import tracing
 from ..actors import StartStop
-from ..brokers import BROKER_KEYS, BrokerPort, BrokerSettings, broker_settings, connection_factory
+from ..actors.health import HealthRegistry
+from ..brokers import BROKER_KEYS, BrokerPort, BrokerSettings, broker_settings
 from ..discovery import DiscoveryConnector, discovery_keys
-from ..enroute import BrokerDispatcher, EnrouteCollector
+from ..enroute import BrokerDispatcher, EnrouteCollector, import_object
 from ..http import HTTP_KEYS, AioHttpConnector, HttpPort
 from ..periodic import PERIODIC_KEYS, PeriodicPort
 from ..specs.routes import SPEC_KEYS
+from .health import SystemService
+from .logs import LOGGING_KEYS, log_settings
+from .metrics import ServiceCollector
 
 __all__ = ["ServiceRunner", "check_config", "run_service", "unknown_keys"]
 
@@ -90,13 +94,11 @@ def check_config(config: Config) -> list[ConfigError]:
         check("interfaces.http", lambda: _http_port(config, routes=services_ok))
     if config.discovery and services_ok:  # the connector collects the services' routes: no repeat
         check("discovery.client", lambda: _discovery(config))
-    check("logging", lambda: _log_settings(config))
+    check("logging", lambda: log_settings(config))
     return problems
 
 
 def _sections(config: Config) -> list[tuple[str, KnownKeys]]:
-    from .logs import LOGGING_KEYS
-
     return [
         ("", TOP_LEVEL_KEYS),
         ("interfaces.broker", BROKER_KEYS),
@@ -122,6 +124,7 @@ class ServiceRunner(StartStop):
 
     Args:
         name: The service's name.
+        health: The registry the parts were given, which ``GET /system/health`` reads; an empty one if None.
         broker: The broker port, or None when the service has no broker routes and runs no broker.
         http: The HTTP port, or None without ``interfaces.http``.
         periodic: The periodic port, or None without periodic routes.
@@ -135,6 +138,7 @@ class ServiceRunner(StartStop):
         self,
         name: str,
         *,
+        health: HealthRegistry | None = None,
         broker: BrokerPort | None = None,
         http: HttpPort | None = None,
         periodic: PeriodicPort | None = None,
@@ -144,6 +148,8 @@ class ServiceRunner(StartStop):
         periodic_stop: float = 5.0 + STOP_MARGIN,
     ) -> None:
         self.name = name
+        self.health = HealthRegistry() if health is None else health
+        """Where every part registers while it runs: what a listed ``SystemService`` reports."""
         self.broker = broker
         self.http = http
         self.periodic = periodic
@@ -159,7 +165,9 @@ class ServiceRunner(StartStop):
 
         A broker port is built when a service has broker routes or ``interfaces.broker`` configures an
         embedded broker; an HTTP port when ``interfaces.http`` is present; a periodic port when a service
-        has periodic routes; a discovery registration when ``discovery`` is set.
+        has periodic routes; a discovery registration when ``discovery`` is set. The runner creates the
+        one health registry (:attr:`health`) and hands it to each of them and to the ``SystemService``
+        listed in ``services``, which it builds itself; it reads ``interfaces.broker`` once.
 
         Args:
             config: The service's configuration.
@@ -179,26 +187,29 @@ class ServiceRunner(StartStop):
             tracing.configure(traced)
         tracing.current()  # when on, imports the API's propagators now, not in a port's loop at its start
         settings = broker_settings(config)
+        health = HealthRegistry()
         broker = None
         endpoints: tuple[str, ...] = ()
         if _broker_routes(config) or (config.has_interface("broker") and _embeds(settings)):
-            broker = BrokerPort.from_config(config)
+            broker = BrokerPort.from_config(config, settings=settings, health=health)
             if settings.nats is not None:  # the NATS servers are the broker
                 endpoints = settings.nats.servers
             elif _embeds(settings):
                 endpoints = (settings.endpoint, *settings.bind)
             else:
                 endpoints = settings.partitions or (settings.endpoint,)
-        periodic = _periodic_port(config)
-        http = _http_port(config) if config.has_interface("http") else None
-        if http is not None:
+        periodic = _periodic_port(config, health)
+        http = None
+        if config.has_interface("http"):
+            http = _http_port(config, health=health, services=_services(config, health))
             _collect_metrics(http, broker, periodic)
         return cls(
             config.name,
+            health=health,
             broker=broker,
             http=http,
             periodic=periodic if periodic.scheduler.tasks else None,
-            discovery=_discovery(config) if config.discovery else None,
+            discovery=DiscoveryConnector.from_config(config, health=health) if config.discovery else None,
             broker_endpoints=endpoints,
             broker_stop=settings.close_timeout + STOP_MARGIN,
             periodic_stop=config.get_float("interfaces.periodic.stop_timeout", 5.0) + STOP_MARGIN,
@@ -327,32 +338,47 @@ def _embeds(settings: BrokerSettings) -> bool:
 
 
 def _collect(config: Config, service: object) -> None:
-
     EnrouteCollector(service, config).get_all()
 
 
 def _check_broker(config: Config) -> None:
-
     settings = broker_settings(config)
     if settings.curve is not None:
-        connection_factory(config)  # loads the client keys, refusing a secret key others can read
+        settings.connection_factory()  # loads the client keys, refusing a secret key others can read
         if _embeds(settings) and settings.curve.for_broker:
             settings.curve.server()
 
 
 def _broker_routes(config: Config) -> list[str]:
-
     return BrokerDispatcher.from_config(config).topics
 
 
-def _periodic_port(config: Config) -> PeriodicPort:
+def _periodic_port(config: Config, health: HealthRegistry | None = None) -> PeriodicPort:
+    return PeriodicPort.from_config(config, health=health)
 
-    return PeriodicPort.from_config(config)
+
+def _services(config: Config, health: HealthRegistry) -> tuple[object, ...]:
+    """``config.services`` imported, each ``SystemService`` among them built here to report ``health``.
+
+    The routers build the other classes as usual, and take an instance as it is.
+    """
+    services: list[object] = []
+    for service in config.services:
+        resolved = import_object(service) if isinstance(service, str) else service
+        if isinstance(resolved, type) and issubclass(resolved, SystemService):
+            resolved = resolved(config, registry=health)
+        services.append(resolved)
+    return tuple(services)
 
 
-def _http_port(config: Config, *, routes: bool = True) -> HttpPort:
-
-    port = HttpPort.from_config(config)
+def _http_port(
+    config: Config,
+    *,
+    routes: bool = True,
+    health: HealthRegistry | None = None,
+    services: tuple[object, ...] | None = None,
+) -> HttpPort:
+    port = HttpPort.from_config(config, health=health, services=services)
     if routes:
         connector = port.connector
         if isinstance(connector, AioHttpConnector):
@@ -364,8 +390,6 @@ def _http_port(config: Config, *, routes: bool = True) -> HttpPort:
 
 def _collect_metrics(http: HttpPort, broker: BrokerPort | None, periodic: PeriodicPort) -> None:
     """With ``interfaces.http.metrics: true``, have the HTTP port's registry report the whole service."""
-    from .metrics import ServiceCollector
-
     connector = http.connector
     if isinstance(connector, AioHttpConnector) and connector.metrics is not None:
         services = [http.service, periodic.scheduler.service]
@@ -377,14 +401,7 @@ def _http_stop(port: HttpPort) -> float:
     return 2 * port.connector.shutdown_timeout + 3 * STOP_MARGIN
 
 
-def _log_settings(config: Config) -> None:
-    from .logs import log_settings
-
-    log_settings(config)
-
-
 def _discovery(config: Config) -> DiscoveryConnector:
-
     return DiscoveryConnector.from_config(config)
 
 
