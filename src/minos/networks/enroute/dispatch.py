@@ -28,6 +28,7 @@ from ..protocol.requests import (
 )
 from .decorators import BrokerEnrouteDecorator, EnrouteDecorator
 from .handlers import Action
+from .routers import BrokerRouter
 
 __all__ = [
     "HANDLING_CONTEXT_VAR",
@@ -166,8 +167,6 @@ class BrokerDispatcher:
     def from_config(cls, config: ConfigSource) -> BrokerDispatcher:
         """Builds the dispatcher of the broker routes of the services listed in ``config``."""
         config = as_config(config)
-        from .routers import BrokerRouter
-
         return cls.from_routes(BrokerRouter.from_config(config).routes)
 
     @property
