@@ -8,11 +8,9 @@ up to ``RetryPolicy.max_attempts`` times; then the message goes to the dead-lett
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 from collections import deque
-from collections.abc import Coroutine, Generator
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Self
@@ -20,6 +18,7 @@ from typing import Any, Self
 from minos.common import ConfigSource, as_config
 
 from ..actors import StartStop
+from ..actors.eager import eager_task
 from ..actors.handoff import LoopHandoff, resolve
 from ..durable import EffectError, Inbox, ReceiptSender
 from ..durable.inbox import Effects
@@ -163,16 +162,11 @@ class DispatchSink:
     def _start(self, job: _Job) -> None:
         """Run the handler at once, inline; only if it suspends does it become a Task (and take a slot).
 
-        Most handlers never suspend, and a Task per message would cost more than the dispatch itself.
-        The first step runs in a fresh context that the Task then keeps, so the context variables the
-        dispatcher sets and resets stay in one context.
+        Most handlers never suspend, and a Task per message would cost more than the dispatch itself
+        (see ``actors.eager``, which also keeps the first step and the Task in one context).
         """
-        coroutine = self._handle_one(job)
-        context = contextvars.copy_context()
         try:
-            blocked_on = context.run(coroutine.send, None)
-        except StopIteration:
-            return
+            task = eager_task(self._handle_one(job))
         except Exception:  # not acknowledged: the broker delivers it again
             logger.exception(
                 "%s: handling %s failed outside its handler",
@@ -181,7 +175,8 @@ class DispatchSink:
                 extra=message_log_fields(job.message),
             )
             return
-        task = asyncio.get_running_loop().create_task(_resume(coroutine, blocked_on), context=context)
+        if task is None:
+            return
         self._running.add(task)
         task.add_done_callback(self._finished)
 
@@ -408,36 +403,6 @@ class DispatchSink:
         if self._unsettled:
             self._all_settled = loop.create_future()
             await asyncio.wait({self._all_settled}, timeout=max(0.0, deadline - loop.time()))
-
-
-class _Resume:
-    """Drives a coroutine that already ran its first step inline, from where it stopped."""
-
-    __slots__ = ("_blocked_on", "_coroutine")
-
-    def __init__(self, coroutine: Coroutine[Any, Any, None], blocked_on: Any) -> None:
-        self._coroutine = coroutine
-        self._blocked_on = blocked_on
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        coroutine, to_yield = self._coroutine, self._blocked_on
-        while True:
-            try:
-                value = yield to_yield
-            except BaseException as error:  # cancellation and the like go to the coroutine
-                try:
-                    to_yield = coroutine.throw(error)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    to_yield = coroutine.send(value)
-                except StopIteration:
-                    return
-
-
-async def _resume(coroutine: Coroutine[Any, Any, None], blocked_on: Any) -> None:
-    await _Resume(coroutine, blocked_on)
 
 
 class BrokerHandler(StartStop):
