@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import enum
 import logging
 import os
@@ -11,10 +10,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final, TypeVar, overload
 
-import yaml
-
-from minos.common.exceptions import LayoutError, MinosException
-from minos.common.layouts import FOREIGN_SECTIONS, V1, translate
+from minos.common.exceptions import ConfigError, LayoutError
+from minos.common.keys import TOP_LEVEL_KEYS, KnownKeys, own_sections, unknown_keys
+from minos.common.layouts import V1, translate
+from minos.common.sources import EnvironmentOverrides, parse_scalar, read_yaml
 
 __all__ = ["MISSING", "TOP_LEVEL_KEYS", "Config", "ConfigError", "ConfigSource", "KnownKeys", "as_config"]
 
@@ -22,62 +21,12 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-_ENV_PREFIX: Final = "MINOS_"
-_ENV_SEPARATOR: Final = "__"
 _DICT_SOURCE: Final = "<dict>"
 _SUPPORTED_VERSION: Final = 2
 # "pkg.mod.attr" or "pkg.mod:attr.sub", as the enroute collector resolves them.
 _IMPORT_PATH: Final = re.compile(
     r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*|\.[A-Za-z_]\w*)"
 )
-
-
-class ConfigError(MinosException, ValueError):
-    """The configuration is unreadable, malformed, or lacks a value the service needs.
-
-    Args:
-        message: What is wrong, where, and what to do about it.
-        key: The dotted key at fault, when there is one.
-        source: The file path or ``"<dict>"`` the configuration came from, when known.
-    """
-
-    def __init__(self, message: str = "", *, key: str | None = None, source: str | None = None) -> None:
-        super().__init__(message)
-        self.key = key
-        self.source = source
-
-
-KnownKeys = Mapping[str, "KnownKeys | str | None"]
-"""The keys of a section: each maps to None (a value), to the known keys of its subsection (checked too,
-when the value is a mapping), or to a sentence saying what to write instead (a key that is not read here,
-such as one of minos 0.7's that has a counterpart)."""
-
-TOP_LEVEL_KEYS: Final[KnownKeys] = {
-    # ours: Config reads the first six; each section's own keys are known where it is read
-    "name": None,
-    "version": None,
-    "interfaces": {"broker": None, "http": None, "periodic": None},
-    "services": None,
-    "middleware": None,
-    "routers": None,
-    "discovery": None,  # minos.networks.discovery
-    "logging": None,  # minos.networks.system.logs
-    "spec": None,  # minos.networks.specs
-    "tracing": None,  # minos.networks.tracing: true / false (absent: on when an OpenTelemetry SDK is set)
-    # minos 0.7's, left by the translation: each entry is named in the start-up notes (used or not)
-    "pools": None,
-    # other minos packages' sections: kept for Config.get, named in one start-up warning
-    **dict.fromkeys(FOREIGN_SECTIONS),
-    "metrics": "the HTTP port serves the metrics: write interfaces.http.metrics: true",
-    # minos 0.7's v1 sections, read only in a v1 file: a top-level name makes a file ours
-    "service": "it is minos 0.7's v1 section, read only in a file without a top-level 'name'; "
-    "write name and services at the top level instead",
-    "rest": "it is minos 0.7's v1 section, read only in a v1 file (one with a 'service' section); "
-    "write interfaces.http.host and interfaces.http.port instead",
-    "broker": "it is minos 0.7's v1 section, read only in a v1 file (one with a 'service' section); "
-    "write interfaces.broker.endpoint: tcp://HOST:PORT instead",
-}
-"""The top-level keys: ours, minos 0.7's the translation leaves, and other minos packages' sections."""
 
 
 class _Missing(enum.Enum):
@@ -107,7 +56,7 @@ class Config:
     a YAML scalar: ``MINOS_INTERFACES__HTTP__PORT=8080`` sets ``interfaces.http.port`` to the int 8080.
     Variables naming a key that does not exist add it. Every ``MINOS_`` variable is read as an override.
     For 0.7 files, 0.7's own variables apply first (``MINOS_REST_PORT`` for v1, ``MINOS_INTERFACES_HTTP_
-    CONNECTOR_PORT`` for v2), then the keyword ``overrides``, then ours.
+    CONNECTOR_PORT`` for v2), then the keyword ``overrides``, then ours (see ``minos.common.sources``).
 
     The layout is checked here, so a bad configuration fails when the service starts rather than when a
     section is first used.
@@ -143,7 +92,7 @@ class Config:
         else:
             self._path = Path(source)
             self._source = str(self._path)
-            raw = self._read(self._path)
+            raw = read_yaml(self._path)
         if raw is None:
             # An empty file: report the keys it lacks rather than its emptiness.
             raw = {}
@@ -159,7 +108,7 @@ class Config:
         elif environ is None:
             environ = os.environ
         try:
-            translation = translate(_copy(raw), environ, overrides, _parse_scalar)
+            translation = translate(_copy(raw), environ, overrides, parse_scalar)
         except LayoutError as error:
             raise ConfigError(
                 f"Config key {error.key!r} in {self._source}: {error}", key=error.key, source=self._source
@@ -168,109 +117,21 @@ class Config:
         self._layout = translation.layout
         self._notes = tuple(translation.notes)
         self._notes_logged = False
-        # Maps the path of each overridden key to the variable that set it, for error messages.
-        self._overrides: dict[tuple[str, ...], str] = {
-            tuple(key.split(".")): variable for variable, key in translation.variables.items()
-        }
+        # Knows the variable that set each overridden key, for error messages.
+        self._overrides = EnvironmentOverrides(
+            self._source,
+            self._path is not None,
+            {tuple(key.split(".")): variable for variable, key in translation.variables.items()},
+        )
         present = set(self._data)
-        self._apply_overrides({k: v for k, v in environ.items() if k not in translation.variables})
-        self._own = self._own_sections(present)
+        self._overrides.apply(
+            self._data, {k: v for k, v in environ.items() if k not in translation.variables}
+        )
+        self._own, notes = own_sections(self._data, present, self._overrides.setter)
+        self._notes += notes
         self._validate()
 
     # -- construction -------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _read(path: Path) -> object:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(
-                f"Config file {str(path)!r} cannot be read ({exc.strerror or exc}). Check the path.",
-                source=str(path),
-            ) from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError(
-                f"Config file {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}). "
-                "Save it as UTF-8 YAML.",
-                source=str(path),
-            ) from exc
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            where = ""
-            mark = getattr(exc, "problem_mark", None)
-            if mark is not None:
-                where = f" at line {mark.line + 1}, column {mark.column + 1}"
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError(
-                f"Config file {str(path)!r} is not valid YAML: {problem}{where}. Fix the syntax.",
-                source=str(path),
-            ) from exc
-
-    def _apply_overrides(self, environ: Mapping[str, str]) -> None:
-        overrides: list[tuple[tuple[str, ...], str, str]] = []
-        for variable, text in environ.items():
-            if not variable.startswith(_ENV_PREFIX):
-                continue
-            parts = tuple(variable[len(_ENV_PREFIX) :].split(_ENV_SEPARATOR))
-            if not all(parts):
-                raise ConfigError(
-                    f"Environment variable {variable!r} does not name a config key: write "
-                    f"{_ENV_PREFIX}<KEY>{_ENV_SEPARATOR}<SUBKEY>, e.g. {_ENV_PREFIX}INTERFACES__HTTP__PORT, "
-                    "or unset it.",
-                    source=self._source,
-                )
-            overrides.append((parts, variable, text))
-        # Shorter paths first, so MINOS_INTERFACES__HTTP__PORT refines a whole MINOS_INTERFACES__HTTP.
-        overrides.sort(key=lambda item: (len(item[0]), item[1]))
-        for parts, variable, text in overrides:
-            self._set(parts, _parse_scalar(text), variable)
-
-    def _set(self, parts: tuple[str, ...], value: object, variable: str) -> None:
-        node = self._data
-        path: list[str] = []
-        for index, part in enumerate(parts):
-            key = _match_key(node, part)
-            path.append(key)
-            if index == len(parts) - 1:
-                node[key] = value
-                break
-            child = node.setdefault(key, {})
-            if not isinstance(child, dict):
-                dotted = ".".join(path)
-                raise ConfigError(
-                    f"Environment variable {variable!r} cannot override a key inside {dotted!r} in "
-                    f"{self._source}: {dotted!r} is {child!r} ({type(child).__name__}), not a mapping. "
-                    "Unset the variable or make the key a mapping.",
-                    key=dotted,
-                    source=self._source,
-                )
-            node = child
-        self._overrides[tuple(path)] = variable
-
-    def _own_sections(self, present: set[str]) -> frozenset[str]:
-        """The top-level keys left to the service's own code (named in the notes): the file's that are none of
-        ``TOP_LEVEL_KEYS`` nor close to one (a close one is a typo, refused), and those only a ``MINOS_``
-        variable adds (a deployment's environment carries variables for other programs, and 0.7 read only the
-        keys it asked for)."""
-        own: list[str] = []
-        for key in self._data:
-            if not isinstance(key, str) or (key in TOP_LEVEL_KEYS and key in present):
-                continue
-            if key not in present and not _is_read(TOP_LEVEL_KEYS, key):
-                self._notes += (
-                    f"{key}: not read by minos.networks (set by environment variable {self._setter(key)})",
-                )
-                own.append(key)
-            elif key not in TOP_LEVEL_KEYS and not difflib.get_close_matches(key, _read_keys(TOP_LEVEL_KEYS)):
-                own.append(key)
-        from_file = [key for key in own if key in present]
-        if from_file:
-            self._notes += (
-                "not read by minos.networks (the service's own sections, for Config.get): "
-                + ", ".join(from_file),
-            )
-        return frozenset(own)
 
     def _validate(self) -> None:
         if self._layout == V1 and self._lookup("name") is MISSING:
@@ -281,17 +142,19 @@ class Config:
                 source=self._source,
             )
         if not self.get_str("name"):
-            raise self._wrong_type("name", "", "a non-empty string")
+            raise self._overrides.wrong_type("name", "", "a non-empty string")
         version = self.get("version", default=None)
         if version is not None and (type(version) is not int or version != _SUPPORTED_VERSION):
-            raise self._wrong_type(
+            raise self._overrides.wrong_type(
                 "version",
                 version,
                 f"{_SUPPORTED_VERSION} (or 1, minos 0.7's v1 layout with a service section)",
             )
         for name, section in self.get_mapping("interfaces", default={}).items():
             if not isinstance(section, dict):
-                raise self._wrong_type(f"interfaces.{name}", section, "a mapping (write {} for no settings)")
+                raise self._overrides.wrong_type(
+                    f"interfaces.{name}", section, "a mapping (write {} for no settings)"
+                )
         self._check_items("services", lambda item: isinstance(item, type), "a class")
         self._check_items("middleware", callable, "a callable")
         self._check_items("routers", lambda item: isinstance(item, type), "a class")
@@ -303,43 +166,9 @@ class Config:
                 continue
             if not isinstance(item, str) and accepts(item):
                 continue
-            raise self._wrong_type(
+            raise self._overrides.wrong_type(
                 f"{key}[{index}]", item, f"an import path such as 'pkg.mod.ClassName', or {kind}"
             )
-
-    # -- errors -------------------------------------------------------------------------------------------
-
-    def _origin(self, key: str) -> str | None:
-        parts = tuple(key.split("."))
-        for length in range(len(parts), 0, -1):
-            variable = self._overrides.get(parts[:length])
-            if variable is not None:
-                return variable
-        return None
-
-    def _wrong_type(self, key: str, value: object, expected: str) -> ConfigError:
-        # Items such as "services[2]" were set by the variable of their list.
-        variable = self._origin(key.split("[", 1)[0])
-        if variable is None:
-            origin, fix = "", f"Fix the value in {self._source}."
-        else:
-            origin, fix = f" (set by environment variable {variable})", f"Fix or unset {variable}."
-        return ConfigError(
-            f"Config key {key!r} in {self._source} must be {expected}, but found {value!r} "
-            f"({type(value).__name__}){origin}. {fix}",
-            key=key,
-            source=self._source,
-        )
-
-    def _missing(self, key: str, expected: str) -> ConfigError:
-        variable = _ENV_PREFIX + _ENV_SEPARATOR.join(key.upper().split("."))
-        place = "the file" if self._path is not None else "the dict"
-        return ConfigError(
-            f"Config key {key!r} is missing from {self._source}; expected {expected}, found nothing. "
-            f"Add it to {place} or set {variable}.",
-            key=key,
-            source=self._source,
-        )
 
     # -- unknown keys -------------------------------------------------------------------------------------
 
@@ -357,25 +186,9 @@ class Config:
             ``Config key 'interfaces.broker.durabel' in service.yml: unknown key; did you mean 'durable'?``.
         """
         node = self._lookup(key) if key else self._data
-        if not isinstance(node, dict):
-            return []
-        problems: list[ConfigError] = []
-        for name, value in node.items():
-            if not key and name in self._own:
-                continue
-            dotted = f"{key}.{name}" if key else str(name)
-            entry = known.get(name) if isinstance(name, str) else None
-            if not isinstance(name, str) or name not in known:
-                keys = _read_keys(known)
-                close = difflib.get_close_matches(str(name), keys, n=1)
-                where = key or "the top level"
-                hint = f"did you mean {close[0]!r}?" if close else f"{where} has {', '.join(keys)}"
-                problems.append(self._unknown(dotted, f"unknown key; {hint}"))
-            elif isinstance(entry, str):
-                problems.append(self._unknown(dotted, f"not read by minos.networks: {entry}"))
-            elif entry is not None and isinstance(value, dict):
-                problems.extend(self.unknown_keys(dotted, entry))
-        return problems
+        return unknown_keys(
+            node, key, known, lookup=self._lookup, unknown=self._overrides.unknown, own=self._own
+        )
 
     def check_keys(self, key: str, known: KnownKeys) -> None:
         """Raise the first of :meth:`unknown_keys`: what a section's reader calls, so a typo is never ignored.
@@ -406,19 +219,6 @@ class Config:
                 for name in [name for name in node if str(name) == last]:
                     del node[name]
         return copy
-
-    def _setter(self, key: str) -> str | None:
-        """The variable that set ``key`` or a key inside it, if one did."""
-        parts = tuple(key.split("."))
-        inside = (variable for path, variable in self._overrides.items() if path[: len(parts)] == parts)
-        return self._origin(key) or next(inside, None)
-
-    def _unknown(self, key: str, problem: str) -> ConfigError:
-        variable = self._setter(key)
-        origin = "" if variable is None else f" (set by environment variable {variable})"
-        return ConfigError(
-            f"Config key {key!r} in {self._source}{origin}: {problem}", key=key, source=self._source
-        )
 
     # -- generic access -----------------------------------------------------------------------------------
 
@@ -455,7 +255,7 @@ class Config:
         value = self._lookup(key)
         if value is MISSING:
             if default is MISSING:
-                raise self._missing(key, "a value")
+                raise self._overrides.missing(key, "a value")
             return default
         return _copy(value)
 
@@ -463,10 +263,10 @@ class Config:
         value = self._lookup(key)
         if value is MISSING:
             if default is MISSING:
-                raise self._missing(key, expected)
+                raise self._overrides.missing(key, expected)
             return default
         if not accepts(value):
-            raise self._wrong_type(key, value, expected)
+            raise self._overrides.wrong_type(key, value, expected)
         return _copy(value)
 
     @overload
@@ -668,15 +468,6 @@ def as_config(source: ConfigSource) -> Config:
     return config
 
 
-def _is_read(known: KnownKeys, key: str) -> bool:
-    return key in known and not isinstance(known[key], str)
-
-
-def _read_keys(known: KnownKeys) -> list[str]:
-    """The keys of ``known`` that are read (not those that only say what to write instead), sorted."""
-    return sorted(key for key in known if _is_read(known, key))
-
-
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -691,26 +482,4 @@ def _copy(value: Any) -> Any:
         return {key: _copy(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_copy(item) for item in value]
-    return value
-
-
-def _match_key(node: Mapping[str, Any], part: str) -> str:
-    """Finds the existing key an upper-cased env segment names, or the lower-case key to add."""
-    lower = part.lower()
-    if lower in node:
-        return lower
-    for key in node:
-        if isinstance(key, str) and key.upper() == part.upper():
-            return key
-    return lower
-
-
-def _parse_scalar(text: str) -> object:
-    """Reads an env value as YAML would read it in the file; anything but a scalar stays a string."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if isinstance(value, dict | list):
-        return text
     return value

@@ -1,8 +1,8 @@
-"""The root exception shared by every Minos package, and the error of a minos 0.7 key that cannot be used."""
+"""The root exception shared by every Minos package, the configuration's error, and a 0.7 key's that cannot be used."""
 
 from __future__ import annotations
 
-__all__ = ["LayoutError", "MinosException"]
+__all__ = ["ConfigError", "LayoutError", "MinosException"]
 
 
 class MinosException(Exception):
@@ -21,6 +21,21 @@ class MinosException(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class ConfigError(MinosException, ValueError):
+    """The configuration is unreadable, malformed, or lacks a value the service needs.
+
+    Args:
+        message: What is wrong, where, and what to do about it.
+        key: The dotted key at fault, when there is one.
+        source: The file path or ``"<dict>"`` the configuration came from, when known.
+    """
+
+    def __init__(self, message: str = "", *, key: str | None = None, source: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.source = source
 
 
 class LayoutError(ValueError):

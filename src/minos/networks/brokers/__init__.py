@@ -11,11 +11,12 @@ from .config import (
 )
 from .deadletters import DeadLetter, DeadLetterFormatError, DeadLetterQueue
 from .duplicates import DuplicateFilter
-from .handler import BrokerHandler, DispatchSink
+from .handler import BrokerHandler
 from .peer import ConnectionFactory, PeerActor, PeerHandle, Subscription
 from .port import BrokerPort, BrokerServerActor
 from .publisher import BrokerPublisher, InMemoryBrokerPublisher
 from .service import PeerService
+from .sink import DispatchSink
 from .subscriber import BrokerSubscriber, InMemoryBrokerSubscriber
 
 __all__ = [

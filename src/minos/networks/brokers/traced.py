@@ -21,8 +21,8 @@ from ..tracing import MESSAGING_SYSTEM, Tracing, current
 from ..transports import Incoming
 from .config import RetryPolicy
 from .duplicates import DuplicateFilter
-from .handler import DispatchSink, _Job
 from .peer import PeerHandle
+from .sink import DispatchSink, _Job
 from .stats import DispatchStats
 
 if TYPE_CHECKING:

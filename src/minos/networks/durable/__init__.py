@@ -1,13 +1,16 @@
 """Durable mode: an outbox on the publishing side and an inbox on the receiving side, in SQLite or PostgreSQL.
 
 See ``outbox`` for what a durable ``send`` promises, ``inbox`` for what a durable handler promises,
-``receipts`` for how the two sides talk, and ``store`` for the database and its group commit.
+``receipts`` for how the two sides talk, ``store`` for the database and its group commit, and
+``sqlite`` and ``postgres`` for its two backends.
 """
 
 from .config import DURABLE_KEYS, DurableSettings, durable_settings
 from .inbox import Inbox, NoInboxTransactionError, inbox_execute
 from .outbox import Outbox
+from .postgres import PostgresStore
 from .receipts import OUTBOX_HEADER, ReceiptSender, decode_receipt, receipt_topic
+from .sqlite import SqliteStore
 from .store import (
     DurableStore,
     EffectError,
@@ -15,8 +18,6 @@ from .store import (
     OutboxDelete,
     OutboxPut,
     OutboxRow,
-    PostgresStore,
-    SqliteStore,
     StoreClosedError,
     StoreError,
 )

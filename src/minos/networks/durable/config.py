@@ -7,7 +7,9 @@ from pathlib import Path
 
 from minos.common import Config, ConfigError, KnownKeys
 
-from .store import DurableStore, PostgresStore, SqliteStore
+from .postgres import PostgresStore
+from .sqlite import SqliteStore
+from .store import DurableStore
 
 __all__ = ["DURABLE_KEYS", "DurableSettings", "durable_settings"]
 
