@@ -22,8 +22,7 @@ from .stats import DispatchStats
 from .subscriber import BrokerSubscriber
 from .traced import dispatch_sink
 
-# DispatchSink is re-exported: port.py (another owner's file) still imports it from here.
-__all__ = ["BrokerHandler", "DispatchSink"]
+__all__ = ["BrokerHandler"]
 
 
 class BrokerHandler(StartStop):

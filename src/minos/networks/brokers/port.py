@@ -17,9 +17,9 @@ from ..enroute import BrokerDispatcher
 from ..transports import BrokerServer
 from .config import BrokerSettings, RetryPolicy, broker_settings
 from .duplicates import DuplicateFilter
-from .handler import DispatchSink
 from .peer import ConnectionFactory, PeerHandle, Subscription
 from .service import peer_spec
+from .sink import DispatchSink
 from .stats import DispatchStats
 from .traced import dispatch_sink
 

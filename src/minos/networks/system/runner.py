@@ -45,7 +45,7 @@ def unknown_keys(config: Config) -> list[ConfigError]:
     """One error per key of ``config`` that minos.networks does not read: section by section, each in file order.
 
     Each section's known keys are kept beside the code that reads it (``TOP_LEVEL_KEYS`` in
-    ``minos.common.config``, ``BROKER_KEYS`` in ``brokers.config`` with ``DURABLE_KEYS``, ``HTTP_KEYS``,
+    ``minos.common.keys``, ``BROKER_KEYS`` in ``brokers.config`` with ``DURABLE_KEYS``, ``HTTP_KEYS``,
     ``PERIODIC_KEYS``, ``discovery_keys``, ``LOGGING_KEYS``, ``SPEC_KEYS``), and that code refuses the first
     unknown key itself, so ``X.from_config`` fails as ``check-config`` does; this lists them all at once.
     """
