@@ -29,7 +29,7 @@
     |   +-- ConnectionClosedError                   (also a ConnectionError; in transports.connection)
     |   +-- BrokerBindError                         (also an OSError; in transports.broker)
     |   +-- KeyFileError                            (also a ValueError; in transports.security)
-    |   +-- DeadLetterFormatError                   (also a ValueError; in brokers.deadletters)
+    |   +-- DeadLetterFormatError                   (also a ValueError; in brokers.dead_letter_queue)
     |   +-- NoInboxTransactionError                 (also a RuntimeError; in durable.inbox)
     |   +-- StoreError                              (in durable.store)
     |       +-- StoreClosedError

@@ -14,6 +14,7 @@ from .actor import (
     wait_started,
     wait_stopped,
 )
+from .actor_system import ActorSystem, threads
 from .bridge import ActorTimeoutError, ReplyFuture, ask, await_future, call
 from .deadletters import DeadLetter, DeadLetters, tell
 from .eventloop import LOOP_VARIABLE, loop_kind, new_event_loop, run_main
@@ -33,7 +34,6 @@ from .supervisor import (
     Supervisor,
     UnknownChildError,
 )
-from .system import ActorSystem, threads
 
 __all__ = [
     "DEFAULT_RESTART_POLICY",

@@ -11,8 +11,8 @@ from typing import Any, Self
 
 import pykka
 
+from .actor_system import ActorSystem
 from .supervisor import DEFAULT_RESTART_POLICY, ChildSpec, EscalationError, RestartPolicy, UnknownChildError
-from .system import ActorSystem
 
 __all__ = ["ActorService", "StartStop"]
 

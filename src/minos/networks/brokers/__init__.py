@@ -9,7 +9,7 @@ from .config import (
     connection_factory,
     memory_broker,
 )
-from .deadletters import DeadLetter, DeadLetterFormatError, DeadLetterQueue
+from .dead_letter_queue import DeadLetter, DeadLetterFormatError, DeadLetterQueue
 from .duplicates import DuplicateFilter
 from .handler import BrokerHandler
 from .peer import ConnectionFactory, PeerActor, PeerHandle, Subscription

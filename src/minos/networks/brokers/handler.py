@@ -16,9 +16,9 @@ from ..actors import StartStop
 from ..durable import Inbox
 from ..enroute import BrokerDispatcher
 from .config import DEAD_LETTER_SUFFIX, RetryPolicy, broker_settings
+from .dispatch_stats import DispatchStats
 from .peer import PeerHandle
 from .sink import DispatchSink
-from .stats import DispatchStats
 from .subscriber import BrokerSubscriber
 from .traced import dispatch_sink
 

@@ -16,11 +16,11 @@ from ..durable import Inbox
 from ..enroute import BrokerDispatcher
 from ..transports import BrokerServer
 from .config import BrokerSettings, RetryPolicy, broker_settings
+from .dispatch_stats import DispatchStats
 from .duplicates import DuplicateFilter
 from .peer import ConnectionFactory, PeerHandle, Subscription
 from .service import peer_spec
 from .sink import DispatchSink
-from .stats import DispatchStats
 from .traced import dispatch_sink
 
 __all__ = ["BrokerPort", "BrokerServerActor"]

@@ -24,10 +24,10 @@ from ..protocol import BrokerMessageV1, BrokerMessageV1Payload, BrokerMessageV1S
 from ..transports import Incoming
 from ..transports.routing import UNICAST
 from .config import RetryPolicy
-from .deadletters import DeadLetter
+from .dead_letter_queue import DeadLetter
+from .dispatch_stats import DispatchStats, TopicStats
 from .duplicates import DuplicateFilter
 from .peer import PeerHandle
-from .stats import DispatchStats, TopicStats
 from .subscriber import decode_delivery, publish_receipt
 
 __all__ = ["DispatchSink"]

@@ -20,10 +20,10 @@ from ..protocol import BrokerMessageV1Payload
 from ..tracing import MESSAGING_SYSTEM, Tracing, current
 from ..transports import Incoming
 from .config import RetryPolicy
+from .dispatch_stats import DispatchStats
 from .duplicates import DuplicateFilter
 from .peer import PeerHandle
 from .sink import DispatchSink, _Job
-from .stats import DispatchStats
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context

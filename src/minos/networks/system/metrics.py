@@ -1,6 +1,6 @@
 """ServiceCollector: a running service's counters as Prometheus metrics, read only when someone scrapes.
 
-Nothing on the message path touches prometheus objects: dispatchers bump plain ints (``brokers.stats``), the
+Nothing on the message path touches prometheus objects: dispatchers bump plain ints (``brokers.dispatch_stats``), the
 broker keeps its own counters (``BrokerStats``), mailboxes and queues are measured by their length. At
 scrape time this collector reads them all and builds the metric families, so a scrape costs a few
 microseconds per topic and a message costs a few int additions.
@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from ..actors import ActorService
 from ..brokers import BrokerPort
-from ..brokers.stats import DURATION_BUCKETS, total
+from ..brokers.dispatch_stats import DURATION_BUCKETS, total
 
 __all__ = ["MESSAGE_COUNTERS", "ServiceCollector"]
 
