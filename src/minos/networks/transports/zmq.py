@@ -46,6 +46,7 @@ from .wire import (
     PUB,
     PUBNO,
     PUBOK,
+    RECORD_HEAD,
     RECORDS_FRAME_BYTES,
     RESET,
     SUB,
@@ -133,7 +134,7 @@ class ZmqConnection(Connection):
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     ) -> None:
         super().__init__(on_delivery=on_delivery, window=window)
-        self._publishes = PublishWindow(max_in_flight)
+        self._publishes: PublishWindow[bytes] = PublishWindow(max_in_flight)  # the payload is the PUB record
         if not heartbeat_interval > 0 or not connect_timeout > 0:
             raise ValueError(
                 "heartbeat_interval and connect_timeout must be positive numbers of seconds, got "
@@ -259,7 +260,9 @@ class ZmqConnection(Connection):
                 f"{len(self._publishes)} publishes to {self.endpoint!r} await the broker's acceptance, the "
                 f"max_in_flight of {self.max_in_flight!r}; await wait_writable() or publish() to wait for room"
             )
-        future = self._publishes.add(topic, encoded, body, strategy)
+        publishes = self._publishes
+        record = RECORD_HEAD.pack(publishes.next_sequence, strategy, len(encoded), len(body)) + encoded + body
+        future = publishes.add(topic, record)
         self._kick()
         return future
 
@@ -536,13 +539,13 @@ class ZmqConnection(Connection):
                 control.popleft()
                 sent = True
             publishes = self._publishes
-            while records := publishes.take(RECORDS_FRAME_BYTES):
+            while taken := publishes.take(RECORDS_FRAME_BYTES):
                 try:
-                    send_parts(socket, [PUB, b"".join(records)])
+                    send_parts(socket, [PUB, b"".join([publish.payload for publish in taken])])
                 except zmq.Again:
-                    publishes.sent(records, ok=False)
+                    publishes.unsend(taken)
                     raise
-                publishes.sent(records, ok=True)
+                publishes.sent(taken, now)
                 sent = True
             if self._acks:
                 send_parts(socket, [ACK, pack_u64s(self._acks)])
