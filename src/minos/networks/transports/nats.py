@@ -38,7 +38,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Final
@@ -59,7 +59,6 @@ from .connection import (
     ConnectionClosedError,
     DeliveryHandler,
     Incoming,
-    RoomWaiters,
     Strategy,
     check_message,
     check_open,
@@ -74,14 +73,13 @@ from .subjects import (
     consumer_name,
     subject_of,
 )
+from .window import Publish, PublishWindow
 
 __all__ = ["NatsConnection"]
 
 logger = logging.getLogger(__name__)
 
 _RECONNECT_FIRST: Final = 0.05  # seconds; doubles per failed attempt up to reconnect_max_wait, with jitter
-_RETRY_FIRST: Final = 0.005  # seconds before publishes the stream refused go again; doubles while refused
-_RETRY_MAX: Final = 0.25
 _STREAM_FULL: Final = frozenset({10077, 10078})  # JetStream: maximum messages / bytes exceeded
 _MULTICAST: Final = 1
 _ACK: Final = b"+ACK"
@@ -91,28 +89,21 @@ _TERM: Final = b"+TERM"
 
 
 @dataclass(slots=True)
-class _Publish:
-    topic: str
+class _Outgoing:
+    """What goes on the link for one publish; its size is its body's."""
+
     subject: str
     body: bytes
-    headers: dict[str, str]
-    future: asyncio.Future[None]
-    awaiting: bool = False  # sent on the current link, no answer yet
-    sent_at: float = 0.0
+    headers: dict[str, str]  # a Nats-Msg-Id, the same each time it goes: JetStream drops the copies
+
+    def __len__(self) -> int:
+        return len(self.body)
 
 
 @dataclass(slots=True)
 class _Held:
     reply: str
     signalled_at: float  # when JetStream last heard of this delivery (delivered, or +WPI)
-
-
-@dataclass(slots=True)
-class _Outbox:
-    """What the pump sends on the link, in order: acknowledgements of every kind, then publishes."""
-
-    control: deque[tuple[str, bytes]] = field(default_factory=deque)
-    unsent: deque[int] = field(default_factory=deque)
 
 
 class NatsConnection(Connection):
@@ -154,7 +145,6 @@ class NatsConnection(Connection):
                 f"max_in_flight and max_frame_size must be at least 1, got {max_in_flight!r} and {max_frame_size!r}"
             )
         self.settings = settings if settings is not None else NatsSettings()
-        self.max_in_flight = max_in_flight
         self.dead_letter_topic = dead_letter_topic
         self.max_frame_size = max_frame_size
         self.dead_lettered = 0
@@ -171,13 +161,10 @@ class NatsConnection(Connection):
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
         self._drained: asyncio.Future[None] | None = None
-        self._outbox = _Outbox()
-        self._publishes: dict[int, _Publish] = {}  # by sequence, so in order
-        self._sequence = 0
-        self._refused: list[int] = []
-        self._retry_delay = _RETRY_FIRST
-        self._retry_at: float | None = None
-        self._room = RoomWaiters()
+        self._control: deque[tuple[str, bytes]] = (
+            deque()
+        )  # acknowledgements of every kind, sent before publishes
+        self._publishes: PublishWindow[_Outgoing] = PublishWindow(max_in_flight)
         self._puback_prefix = ""
         self._consumers: dict[str, Consumer] = {}
         self._dead_letter_ready = False
@@ -196,6 +183,7 @@ class NatsConnection(Connection):
         if self._state != "new":
             raise ConnectionClosedError(f"{self!r} was opened before; make a new connection")
         self._loop = asyncio.get_running_loop()
+        self._publishes.bind(self._loop)
         self._state = "open"
         nc = self._nc = Client()
         try:
@@ -291,7 +279,7 @@ class NatsConnection(Connection):
         self._check_open("publish")
         check_message(topic, strategy)
         self._check_size(topic, body)
-        if len(self._publishes) >= self.max_in_flight:
+        if not self._publishes.has_room:
             raise BrokerFullError(
                 f"{len(self._publishes)} publishes of {self!r} await JetStream's acceptance, the max_in_flight "
                 f"of {self.max_in_flight!r}; await wait_writable() or publish() to wait for room"
@@ -299,8 +287,13 @@ class NatsConnection(Connection):
         return self._enqueue(topic, body, strategy)
 
     @property
+    def max_in_flight(self) -> int:
+        """How many publishes may await JetStream's PubAck at once."""
+        return self._publishes.size
+
+    @property
     def writable(self) -> bool:
-        return self._state == "open" and len(self._publishes) < self.max_in_flight
+        return self._state == "open" and self._publishes.has_room
 
     @property
     def connected(self) -> bool:
@@ -309,9 +302,7 @@ class NatsConnection(Connection):
 
     async def wait_writable(self) -> None:
         self._check_open("publish")
-        await self._room.wait(
-            lambda: len(self._publishes) >= self.max_in_flight, lambda: self._check_open("publish")
-        )
+        await self._publishes.wait_room(lambda: self._check_open("publish"))
 
     def ack(self, tags: Iterable[int]) -> None:
         if self._state != "open" and self._state != "closing":
@@ -355,7 +346,7 @@ class NatsConnection(Connection):
         JetStream delivers what this peer held again once ``ack_wait`` passes without a sign of it.
         Meant for tests of failure handling.
         """
-        self._outbox.control.clear()
+        self._control.clear()
         await self._terminate()
 
     # The API side's bookkeeping -------------------------------------------------------------------------
@@ -375,19 +366,15 @@ class NatsConnection(Connection):
             )
 
     def _enqueue(self, topic: str, body: bytes, strategy: Strategy) -> asyncio.Future[None]:
-        assert self._loop is not None
         token = MULTICAST_TOKEN if strategy == _MULTICAST else UNICAST_TOKEN
         subject = subject_of(self.settings.subject_prefix, token, topic)
-        self._sequence += 1
-        future: asyncio.Future[None] = self._loop.create_future()
         headers = {"Nats-Msg-Id": uuid.uuid4().hex}  # resent after a reconnection: JetStream drops the copy
-        self._publishes[self._sequence] = _Publish(topic, subject, body, headers, future)
-        self._outbox.unsent.append(self._sequence)
+        future = self._publishes.add(topic, _Outgoing(subject, body, headers))
         self._kick()
         return future
 
     def _settle(self, tags: Iterable[int], verdict: bytes) -> None:
-        held, control = self._held, self._outbox.control
+        held, control = self._held, self._control
         for tag in tags:
             entry = held.pop(tag, None)
             if entry is not None:
@@ -399,7 +386,7 @@ class NatsConnection(Connection):
         self._wake.set()
 
     def _is_drained(self) -> bool:
-        return not self._publishes and not self._outbox.control
+        return not self._publishes and not self._control
 
     # The pump: everything sent on the link goes through here -------------------------------------------
 
@@ -422,33 +409,36 @@ class NatsConnection(Connection):
     async def _send(self) -> None:
         nc = self._nc
         assert nc is not None
-        outbox = self._outbox
         try:
             if self._refill_due:
                 self._refill_due = False
                 for subject, payload, reply in self._pull_requests():
                     await nc.publish(subject, payload, reply=reply)
-            control = outbox.control
+            control = self._control
             while control:
                 subject, payload = control[0]
                 await nc.publish(subject, payload)
                 control.popleft()
-            if self._refused:
-                return  # refused publishes go first, in order, after their backoff
-            unsent, publishes, prefix = outbox.unsent, self._publishes, self._puback_prefix
+            # None while refused publishes wait: they go first, in order, after their backoff.
+            publishes, prefix = self._publishes, self._puback_prefix
             now = time.monotonic()
-            while unsent:
-                sequence = unsent[0]
-                publish = publishes.get(sequence)
-                if publish is not None and publish.future.cancelled():
-                    del publishes[sequence]  # its sender gave up waiting (a send timeout) before it went out
-                    self._wake_room()
-                elif publish is not None:
+            while taken := publishes.take(0):  # one at a time: a send that fails leaves it first in line
+                (publish,) = taken
+                if publish.future.cancelled():
+                    publishes.withdraw(publish.sequence)  # its sender gave up waiting (a send timeout)
+                    continue
+                outgoing = publish.payload
+                try:
                     await nc.publish(
-                        publish.subject, publish.body, reply=f"{prefix}.{sequence}", headers=publish.headers
+                        outgoing.subject,
+                        outgoing.body,
+                        reply=f"{prefix}.{publish.sequence}",
+                        headers=outgoing.headers,
                     )
-                    publish.awaiting, publish.sent_at = True, now
-                unsent.popleft()
+                except BaseException:
+                    publishes.unsend(taken)
+                    raise
+                publishes.sent(taken, now)
         except (nats.errors.Error, OSError) as error:
             # Disconnected or the client's buffer is full: what was not sent stays queued for the resume.
             logger.debug("%r could not send (%r); it sends again once reconnected", self, error)
@@ -542,10 +532,9 @@ class NatsConnection(Connection):
         publish = self._publishes.get(sequence)
         if publish is None:
             return
-        awaiting, publish.awaiting = publish.awaiting, False
         headers = msg.headers or {}
         if headers.get("Status") == "503":  # no responders: the stream is not there (yet, or any more)
-            self._refuse(sequence, awaiting, "no JetStream stream takes the subject right now")
+            self._refuse(publish, "no JetStream stream takes the subject right now")
             return
         try:
             answer: Any = json.loads(msg.data)
@@ -556,54 +545,40 @@ class NatsConnection(Connection):
             self._accept(sequence)
             return
         if error.get("err_code") in _STREAM_FULL or error.get("code") == 503:
-            self._refuse(sequence, awaiting, str(error.get("description", "the stream is full")))
+            self._refuse(publish, str(error.get("description", "the stream is full")))
             return
-        del self._publishes[sequence]
-        if not publish.future.done():
-            publish.future.set_exception(
-                BrokerUnavailableError(
-                    f"JetStream refused the message to {publish.topic!r}: {error.get('description', error)!r} "
-                    f"(code {error.get('code')}, err_code {error.get('err_code')})"
-                )
-            )
-        self._wake_room()
+        self._publishes.failed(
+            sequence,
+            BrokerUnavailableError(
+                f"JetStream refused the message to {publish.topic!r}: {error.get('description', error)!r} "
+                f"(code {error.get('code')}, err_code {error.get('err_code')})"
+            ),
+        )
         self._maybe_retry()
 
     def _accept(self, sequence: int) -> None:
-        publish = self._publishes.pop(sequence)
-        self._retry_delay = _RETRY_FIRST
-        if not publish.future.done():
-            publish.future.set_result(None)
-        self._wake_room()
+        self._publishes.accepted((sequence,))
         self._maybe_retry()
         if self._drained is not None:
             self._kick()
 
-    def _refuse(self, sequence: int, awaiting: bool, why: str) -> None:
-        if not awaiting:
+    def _refuse(self, publish: Publish[_Outgoing], why: str) -> None:
+        if not publish.awaiting:
             return  # an answer to a send from before a reconnection: that publish went again since
-        logger.debug("%r: publish %d refused (%s); it goes again after a backoff", self, sequence, why)
-        self._refused.append(sequence)
-        if self._retry_at is None:
+        logger.debug(
+            "%r: publish %d refused (%s); it goes again after a backoff", self, publish.sequence, why
+        )
+        delay = self._publishes.refused((publish.sequence,), time.monotonic())
+        if delay is not None:
             assert self._loop is not None
-            self._retry_at = time.monotonic() + self._retry_delay
-            self._loop.call_later(self._retry_delay, self._maybe_retry)
-            self._retry_delay = min(_RETRY_MAX, 2 * self._retry_delay)
+            self._loop.call_later(delay, self._maybe_retry)
         self._maybe_retry()
 
     def _maybe_retry(self) -> None:
-        """Send the refused publishes again, in order, once their backoff passed and every answer is in."""
-        if not self._refused or self._retry_at is None or time.monotonic() < self._retry_at:
-            return
-        if any(publish.awaiting for publish in self._publishes.values()):
-            return  # later publishes may still be refused: retry them all together, in order
-        self._outbox.unsent.extendleft(sorted(self._refused, reverse=True))
-        self._refused.clear()
-        self._retry_at = None
-        self._kick()
-
-    def _wake_room(self) -> None:
-        self._room.wake(self.max_in_flight - len(self._publishes))
+        """Send the refused publishes again, in order, once their backoff passed and every answer is in
+        (later publishes may still be refused: they all go again together, in order)."""
+        if self._publishes.retry(time.monotonic()):
+            self._kick()
 
     def _bury(self, tag: int, topic: bytes, body: bytes, delivered: int) -> None:
         """Publish a message delivered too often to the dead-letter topic, then terminate it in JetStream."""
@@ -652,7 +627,7 @@ class NatsConnection(Connection):
                 continue
             now = time.monotonic()
             keep_alive = settings.ack_wait / 3
-            control = self._outbox.control
+            control = self._control
             for held in self._held.values():
                 if now - held.signalled_at >= keep_alive:
                     control.append((held.reply, _PROGRESS))
@@ -661,22 +636,18 @@ class NatsConnection(Connection):
                 if consumer.outstanding and now > consumer.expires_at + settings.connect_timeout:
                     consumer.outstanding = 0  # its requests expired without a word: the server lost them
                     self._refill_due = True
-            lost = [
-                p
-                for p in self._publishes.values()
-                if p.awaiting and now - p.sent_at > 2 * settings.connect_timeout
-            ]
+            lost = self._publishes.overdue(now, 2 * settings.connect_timeout)
             if lost:
                 logger.warning(
                     "%r got no PubAck for %d publishes within %.1f s (the stream may be electing a leader); "
                     "sending them again",
                     self,
-                    len(lost),
+                    lost,
                     2 * settings.connect_timeout,
                 )
                 self._restart_publishes()
             self._maybe_retry()  # a backoff whose last answer came by another path (a hard error, a loss)
-            if control or self._refill_due or (self._outbox.unsent and not self._refused):
+            if control or self._refill_due or self._publishes.has_unsent:
                 self._kick()  # whatever a send could not finish (a full client buffer ...) goes again
 
     # Reconnection ---------------------------------------------------------------------------------------
@@ -740,14 +711,8 @@ class NatsConnection(Connection):
 
     def _restart_publishes(self) -> None:
         """Every publish not accepted yet goes again, in order, with its Nats-Msg-Id; the writer is woken."""
-        for sequence in [s for s, p in self._publishes.items() if p.future.cancelled()]:
-            del self._publishes[sequence]  # its sender gave up waiting (a send timeout): withdrawn
-        for publish in self._publishes.values():
-            publish.awaiting = False
-        self._outbox.unsent = deque(self._publishes)
-        self._refused.clear()
-        self._retry_at = None
-        self._wake_room()
+        self._publishes.withdraw_cancelled()  # their senders gave up waiting (a send timeout)
+        self._publishes.restart()
         self._kick()
 
     # JetStream objects ----------------------------------------------------------------------------------
@@ -832,17 +797,14 @@ class NatsConnection(Connection):
         self._closed.set()
 
     def _fail_pending(self) -> None:
-        for publish in self._publishes.values():
-            if not publish.future.done():
-                publish.future.set_exception(
-                    ConnectionClosedError(
-                        f"{self!r} closed before JetStream accepted the message to {publish.topic!r}; publish it "
-                        "again on an open connection"
-                    )
-                )
-        self._publishes.clear()
-        self._outbox.unsent.clear()
-        self._refused.clear()
-        self._room.fail(ConnectionClosedError(f"{self!r} closed; make a new connection"))
+        self._publishes.fail(self._closed_error)
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
+
+    def _closed_error(self, topic: str) -> ConnectionClosedError:
+        if not topic:
+            return ConnectionClosedError(f"{self!r} closed; make a new connection")
+        return ConnectionClosedError(
+            f"{self!r} closed before JetStream accepted the message to {topic!r}; publish it again on an open "
+            "connection"
+        )
