@@ -1,12 +1,13 @@
 """The JetStream objects a NatsConnection stands on: its stream and pull consumers, made or checked, and
-the API calls behind them retried while a cluster elects its leaders."""
+the API calls behind them retried while a cluster elects its leaders (provisioning)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
 import nats.errors
@@ -24,9 +25,19 @@ from nats.js.api import (
 )
 
 from .connection import BrokerUnavailableError
-from .subjects import NatsSettings
+from .subjects import NatsSettings, consumer_description, consumer_name, subject_of
 
-__all__ = ["ClusterNotReadyError", "Consumer", "ensure_consumer", "ensure_stream", "while_electing"]
+__all__ = [
+    "ClusterNotReadyError",
+    "Consumer",
+    "consumer_for",
+    "ensure_consumer",
+    "ensure_stream",
+    "provision_consumer",
+    "provision_stream",
+    "restore",
+    "while_electing",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +63,20 @@ class Consumer:
     subscription: Subscription | None = None
     outstanding: int = 0  # deliveries asked for by pull requests and not received yet
     expires_at: float = 0.0  # when the last pull request expires at the server
+
+
+def consumer_for(settings: NatsSettings, token: str, group: str, topic: str, *, transient: bool) -> Consumer:
+    """The pull consumer of ``topic``'s ``token`` subject for ``group`` (``""``: the one every group shares).
+
+    See ``subjects`` for the names and subjects.
+    """
+    return Consumer(
+        consumer_name(token, group, topic),
+        subject_of(settings.subject_prefix, token, topic),
+        topic.encode(),
+        transient,
+        consumer_description(token, group, topic),
+    )
 
 
 async def while_electing(
@@ -161,3 +186,32 @@ async def ensure_consumer(js: JetStreamContext, settings: NatsSettings, consumer
                 f"the JetStream consumer {consumer.name!r} filters {info.config.filter_subject!r}, not "
                 f"{consumer.subject!r}; delete it (nats consumer rm) and subscribe again"
             ) from error
+
+
+async def provision_stream(js: JetStreamContext, settings: NatsSettings, owner: str) -> None:
+    """``ensure_stream``, again while the cluster cannot answer (``while_electing``); ``owner`` as there."""
+    await while_electing("check the stream", partial(ensure_stream, js, settings), settings, owner)
+
+
+async def provision_consumer(
+    js: JetStreamContext, settings: NatsSettings, consumer: Consumer, owner: str
+) -> None:
+    """``ensure_consumer``, again while the cluster cannot answer (``while_electing``); ``owner`` as there."""
+    await while_electing(
+        f"create the consumer {consumer.name}",
+        partial(ensure_consumer, js, settings, consumer),
+        settings,
+        owner,
+    )
+
+
+async def restore(js: JetStreamContext, settings: NatsSettings, consumers: Iterable[Consumer]) -> None:
+    """Once a connection is back: make the stream and ``consumers`` again where the server lost them.
+
+    Their pull requests went with the link, so none is outstanding after this. Tried once: the caller
+    retries with its own backoff.
+    """
+    await ensure_stream(js, settings)
+    for consumer in consumers:
+        await ensure_consumer(js, settings, consumer)
+        consumer.outstanding = 0

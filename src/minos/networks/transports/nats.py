@@ -37,10 +37,9 @@ import reprlib
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, Final
 
 import nats
@@ -64,12 +63,18 @@ from .connection import (
     check_open,
     check_subscription,
 )
-from .jetstream import ClusterNotReadyError, Consumer, ensure_consumer, ensure_stream, while_electing
+from .jetstream import (
+    ClusterNotReadyError,
+    Consumer,
+    consumer_for,
+    provision_consumer,
+    provision_stream,
+    restore,
+)
 from .subjects import (
     MULTICAST_TOKEN,
     UNICAST_TOKEN,
     NatsSettings,
-    consumer_description,
     consumer_name,
     subject_of,
 )
@@ -203,7 +208,7 @@ class NatsConnection(Connection):
                 self.settings.connect_timeout,
             )
             self._js = nc.jetstream(timeout=self.settings.connect_timeout)
-            await self._while_electing("check the stream", self._ensure_stream)
+            await provision_stream(self._js, self.settings, repr(self))
             self._puback_prefix = nc.new_inbox()
             await nc.subscribe(f"{self._puback_prefix}.*", cb=self._on_puback)
         except BaseException as error:
@@ -234,35 +239,21 @@ class NatsConnection(Connection):
     async def subscribe(self, group: str, topics: Sequence[str], *, transient: bool = False) -> None:
         self._check_open("subscribe")
         check_subscription(self, group, topics)
+        settings = self.settings
         if self.dead_letter_topic and not self._dead_letter_ready:
             # Interest retention drops messages no consumer wants: make the dead-letter topic wanted now.
-            topic = self.dead_letter_topic
-            keeper = Consumer(
-                consumer_name(UNICAST_TOKEN, "", topic),
-                subject_of(self.settings.subject_prefix, UNICAST_TOKEN, topic),
-                topic.encode(),
-                transient=False,
-                description=consumer_description(UNICAST_TOKEN, "", topic),
-            )
-            await self._while_electing(
-                f"create the consumer {keeper.name}", partial(self._ensure_consumer, keeper)
-            )
+            keeper = consumer_for(settings, UNICAST_TOKEN, "", self.dead_letter_topic, transient=False)
+            assert self._js is not None
+            await provision_consumer(self._js, settings, keeper, repr(self))
             self._dead_letter_ready = True
         for topic in topics:
             for token, owner in ((UNICAST_TOKEN, ""), (MULTICAST_TOKEN, group)):
                 name = consumer_name(token, owner, topic)
                 if name in self._consumers:
                     continue
-                consumer = Consumer(
-                    name,
-                    subject_of(self.settings.subject_prefix, token, topic),
-                    topic.encode(),
-                    transient,
-                    consumer_description(token, owner, topic),
-                )
-                await self._while_electing(
-                    f"create the consumer {name}", partial(self._ensure_consumer, consumer)
-                )
+                consumer = consumer_for(settings, token, owner, topic, transient=transient)
+                assert self._js is not None
+                await provision_consumer(self._js, settings, consumer, repr(self))
                 await self._listen(consumer)
                 self._consumers[name] = consumer
         self._refill_due = True
@@ -686,10 +677,8 @@ class NatsConnection(Connection):
         while self._state == "open" and self._resume_again:
             self._resume_again = False
             try:
-                await self._ensure_stream()
-                for consumer in self._consumers.values():
-                    await self._ensure_consumer(consumer)
-                    consumer.outstanding = 0
+                assert self._js is not None
+                await restore(self._js, self.settings, self._consumers.values())
             except (
                 nats.errors.Error,
                 OSError,
@@ -715,18 +704,7 @@ class NatsConnection(Connection):
         self._publishes.restart()
         self._kick()
 
-    # JetStream objects ----------------------------------------------------------------------------------
-
-    async def _while_electing(self, what: str, call: Callable[[], Awaitable[None]]) -> None:
-        await while_electing(what, call, self.settings, repr(self))
-
-    async def _ensure_stream(self) -> None:
-        assert self._js is not None
-        await ensure_stream(self._js, self.settings)
-
-    async def _ensure_consumer(self, consumer: Consumer) -> None:
-        assert self._js is not None
-        await ensure_consumer(self._js, self.settings, consumer)
+    # Giving back what this peer holds --------------------------------------------------------------------
 
     async def _give_back(self, timeout: float) -> None:
         """Stop receiving, send -NAK for what this peer holds, and remove its transient consumers.
