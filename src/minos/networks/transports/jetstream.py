@@ -1,10 +1,12 @@
-"""The JetStream objects a NatsConnection stands on: its stream and pull consumers, made or checked, and
-the API calls behind them retried while a cluster elects its leaders (provisioning)."""
+"""The JetStream objects a NatsConnection stands on: its stream and pull consumers, made or checked, the
+API calls behind them retried while a cluster elects its leaders, and made again once a connection is back
+(provisioning)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -30,12 +32,13 @@ from .subjects import NatsSettings, consumer_description, consumer_name, subject
 __all__ = [
     "ClusterNotReadyError",
     "Consumer",
+    "Restorer",
+    "backoff",
     "consumer_for",
     "ensure_consumer",
     "ensure_stream",
     "provision_consumer",
     "provision_stream",
-    "restore",
     "while_electing",
 ]
 
@@ -44,6 +47,7 @@ logger = logging.getLogger(__name__)
 _NO_PEERS: Final = 10005  # JetStream: no suitable peers for placement (the cluster does not see enough nodes)
 _FIRST_DELAY: Final = 0.05  # seconds before an API call goes again; doubles up to _MAX_DELAY
 _MAX_DELAY: Final = 0.5
+_RECONNECT_FIRST: Final = 0.05  # seconds; doubles per failed attempt up to reconnect_max_wait, with jitter
 
 
 class ClusterNotReadyError(Exception):
@@ -205,13 +209,72 @@ async def provision_consumer(
     )
 
 
-async def restore(js: JetStreamContext, settings: NatsSettings, consumers: Iterable[Consumer]) -> None:
-    """Once a connection is back: make the stream and ``consumers`` again where the server lost them.
+def backoff(settings: NatsSettings, attempt: int) -> float:
+    """Seconds to wait before attempt ``attempt + 1`` to reach NATS again, before jitter: from 50 ms,
+    doubling per failed attempt up to ``reconnect_max_wait``."""
+    return min(settings.reconnect_max_wait, _RECONNECT_FIRST * 2.0 ** min(attempt, 16))
 
-    Their pull requests went with the link, so none is outstanding after this. Tried once: the caller
-    retries with its own backoff.
+
+class Restorer:
+    """Makes a connection's stream and consumers again once it is back: the server may have lost them.
+
+    ``request`` starts a round in a task of its own (``task``); asked for again while one runs, it goes
+    round once more before it ends. A round that fails goes again after a ``backoff`` with jitter. Once
+    a round went through and none was asked for meanwhile (or the connection is no longer open),
+    ``done`` is called. The pull requests of the consumers went with the link: none is outstanding after
+    a round.
+
+    Args:
+        settings: The connection's settings.
+        owner: The connection, named in log lines.
+        is_open: Whether the connection is open (rounds stop when it is not).
+        done: Called once the rounds are over.
     """
-    await ensure_stream(js, settings)
-    for consumer in consumers:
-        await ensure_consumer(js, settings, consumer)
-        consumer.outstanding = 0
+
+    def __init__(
+        self, settings: NatsSettings, owner: object, *, is_open: Callable[[], bool], done: Callable[[], None]
+    ) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self._settings = settings
+        self._owner = owner
+        self._is_open = is_open
+        self._done = done
+        self._again = False  # asked for while a round ran: it goes round once more
+
+    def request(self, js: JetStreamContext, consumers: Iterable[Consumer]) -> None:
+        """Start the rounds, or have the ones under way check everything once more before they end."""
+        self._again = True
+        if self.task is not None and not self.task.done():
+            return
+        self.task = asyncio.get_running_loop().create_task(
+            self._run(js, consumers), name=f"minos-nats-resume {self._settings.stream}"
+        )
+
+    async def _run(self, js: JetStreamContext, consumers: Iterable[Consumer]) -> None:
+        settings = self._settings
+        attempt = 0
+        while self._is_open() and self._again:
+            self._again = False
+            try:
+                await ensure_stream(js, settings)
+                for consumer in consumers:
+                    await ensure_consumer(js, settings, consumer)
+                    consumer.outstanding = 0
+            except (
+                nats.errors.Error,
+                OSError,
+                TimeoutError,
+                BrokerUnavailableError,
+                ClusterNotReadyError,
+            ) as error:
+                delay = backoff(settings, attempt)
+                attempt += 1
+                logger.warning(
+                    "%r could not resume its consumers (%r); trying again in %.2f s",
+                    self._owner,
+                    error,
+                    delay,
+                )
+                self._again = True
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # sync-ok: backoff between attempts
+        self._done()
