@@ -1,6 +1,7 @@
-"""The JetStream objects a NatsConnection stands on: its stream and pull consumers, made or checked, the
-API calls behind them retried while a cluster elects its leaders, and made again once a connection is back
-(provisioning)."""
+"""What a NatsConnection stands on at the server: the client's link (``connect``: reached within
+``connect_timeout``, then reconnecting forever with backoff), and the JetStream stream and pull consumers,
+made or checked, the API calls behind them retried while a cluster elects its leaders, and made again once
+a connection is back (provisioning)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Final
+from typing import Any, Final
 
 import nats.errors
 import nats.js.errors
+from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -34,6 +36,7 @@ __all__ = [
     "Consumer",
     "Restorer",
     "backoff",
+    "connect",
     "consumer_for",
     "ensure_consumer",
     "ensure_stream",
@@ -213,6 +216,42 @@ def backoff(settings: NatsSettings, attempt: int) -> float:
     """Seconds to wait before attempt ``attempt + 1`` to reach NATS again, before jitter: from 50 ms,
     doubling per failed attempt up to ``reconnect_max_wait``."""
     return min(settings.reconnect_max_wait, _RECONNECT_FIRST * 2.0 ** min(attempt, 16))
+
+
+async def connect(
+    nc: Client,
+    settings: NatsSettings,
+    owner: object,
+    *,
+    disconnected: Callable[[], Awaitable[None]],
+    reconnected: Callable[[], Awaitable[None]],
+) -> None:
+    """Connect ``nc`` to the servers of ``settings`` within ``connect_timeout``; from then on it reconnects
+    forever after a loss (``backoff``, with jitter), calling ``disconnected`` and ``reconnected``. Client
+    errors are logged at debug level, naming ``owner``."""
+
+    def next_server(servers: list[Any], info: dict[str, Any]) -> tuple[Any, float]:
+        server = min(servers, key=lambda s: s.reconnects)
+        return server, backoff(settings, server.reconnects) * random.uniform(0.5, 1.0)
+
+    async def on_error(error: Exception) -> None:
+        logger.debug("%r: NATS client error %r", owner, error)
+
+    # nats-py retries the first connection forever when reconnecting is unbounded: bound it here.
+    await asyncio.wait_for(
+        nc.connect(
+            servers=list(settings.servers),
+            name=f"minos {settings.stream}",
+            connect_timeout=max(1, round(settings.connect_timeout)),
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_to_server_handler=next_server,
+            error_cb=on_error,
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+        ),
+        settings.connect_timeout,
+    )
 
 
 class Restorer:

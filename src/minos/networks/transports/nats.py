@@ -6,8 +6,6 @@ How the contract of ``Connection`` maps onto JetStream (see ``subjects`` for the
   every consumer whose subject matches has acknowledged it, and refuses publishes when full: a publish
   is accepted when JetStream's PubAck says the stream stored it; a refused one is sent again, in order,
   after a backoff, so a full stream slows publishers down.
-- A group's subscription to a topic, what a member pulls and holds, its acknowledgements and dead
-  letters: see ``nats_consumers``.
 - The client reconnects forever, backing off from 50 ms to ``reconnect_max_wait`` with jitter; once
   back, it checks the stream and its consumers (creating what the server lost), renews its pull
   requests and sends again every publish not accepted yet (the same ``Nats-Msg-Id``, so JetStream
@@ -25,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import reprlib
 import time
 import uuid
@@ -45,18 +42,17 @@ from ..protocol import DEFAULT_MAX_FRAME_SIZE, FrameCodec
 from .connection import (
     BrokerFullError,
     BrokerUnavailableError,
-    Connection,
     ConnectionClosedError,
     DeliveryHandler,
     Strategy,
     check_message,
-    check_open,
     check_subscription,
 )
-from .jetstream import Restorer, backoff, provision_stream
+from .jetstream import Restorer, connect, provision_stream
 from .nats_consumers import NatsConsumers
 from .subjects import MULTICAST_TOKEN, UNICAST_TOKEN, NatsSettings, subject_of
 from .window import Publish, PublishWindow
+from .windowed import WindowedConnection
 
 __all__ = ["NatsConnection"]
 
@@ -78,7 +74,7 @@ class _Outgoing:
         return len(self.body)
 
 
-class NatsConnection(Connection):
+class NatsConnection(WindowedConnection[_Outgoing]):
     """A link to a NATS JetStream server (or cluster), with the semantics of ``ZmqConnection``.
 
     Every method runs in the event loop that called ``open``; one pump task there sends what the API
@@ -157,20 +153,12 @@ class NatsConnection(Connection):
         self._state = "open"
         nc = self._nc = Client()
         try:
-            # nats-py retries the first connection forever when reconnecting is unbounded: bound it here.
-            await asyncio.wait_for(
-                nc.connect(
-                    servers=list(self.settings.servers),
-                    name=f"minos {self.settings.stream}",
-                    connect_timeout=max(1, round(self.settings.connect_timeout)),
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_to_server_handler=self._reconnect_delay,
-                    error_cb=self._on_error,
-                    disconnected_cb=self._on_disconnected,
-                    reconnected_cb=self._on_reconnected,
-                ),
-                self.settings.connect_timeout,
+            await connect(
+                nc,
+                self.settings,
+                self,
+                disconnected=self._on_disconnected,
+                reconnected=self._on_reconnected,
             )
             self._js = nc.jetstream(timeout=self.settings.connect_timeout)
             await provision_stream(self._js, self.settings, repr(self))
@@ -208,13 +196,6 @@ class NatsConnection(Connection):
         assert self._js is not None
         await self._consumers.subscribe(self._nc, self._js, group, topics, transient=transient)
 
-    async def publish(self, topic: str, body: bytes, strategy: Strategy) -> None:
-        self._check_open("publish")
-        check_message(topic, strategy)
-        self._check_size(topic, body)
-        await self.wait_writable()
-        await self.publish_nowait(topic, body, strategy)
-
     def publish_nowait(self, topic: str, body: bytes, strategy: Strategy) -> asyncio.Future[None]:
         self._check_open("publish")
         check_message(topic, strategy)
@@ -227,27 +208,14 @@ class NatsConnection(Connection):
         return self._enqueue(topic, body, strategy)
 
     @property
-    def max_in_flight(self) -> int:
-        """How many publishes may await JetStream's PubAck at once."""
-        return self._publishes.size
-
-    @property
     def dead_lettered(self) -> int:
         """Messages this connection sent to the dead-letter topic after too many deliveries."""
         return self._consumers.dead_lettered
 
     @property
-    def writable(self) -> bool:
-        return self._state == "open" and self._publishes.has_room
-
-    @property
     def connected(self) -> bool:
         nc = self._nc
         return self._state == "open" and self._ready and nc is not None and nc.is_connected
-
-    async def wait_writable(self) -> None:
-        self._check_open("publish")
-        await self._publishes.wait_room(lambda: self._check_open("publish"))
 
     def ack(self, tags: Iterable[int]) -> None:
         if self._state != "open" and self._state != "closing":
@@ -297,9 +265,6 @@ class NatsConnection(Connection):
         await self._terminate()
 
     # The API side's bookkeeping -------------------------------------------------------------------------
-
-    def _check_open(self, what: str) -> None:
-        check_open(self, self._state, what)
 
     def _check_size(self, topic: str, body: bytes) -> None:
         nc = self._nc
@@ -457,13 +422,6 @@ class NatsConnection(Connection):
                 self._kick()  # whatever a send could not finish (a full client buffer ...) goes again
 
     # Reconnection ---------------------------------------------------------------------------------------
-
-    def _reconnect_delay(self, servers: list[Any], info: dict[str, Any]) -> tuple[Any, float]:
-        server = min(servers, key=lambda s: s.reconnects)
-        return server, backoff(self.settings, server.reconnects) * random.uniform(0.5, 1.0)
-
-    async def _on_error(self, error: Exception) -> None:
-        logger.debug("%r: NATS client error %r", self, error)
 
     async def _on_disconnected(self) -> None:
         if self._state == "open":

@@ -21,17 +21,16 @@ from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from .connection import (
     BrokerFullError,
     BrokerUnavailableError,
-    Connection,
     ConnectionClosedError,
     DeliveryHandler,
     Incoming,
     Strategy,
     check_message,
-    check_open,
     check_subscription,
 )
 from .security import CurveClient, HandshakeWatch, apply_client_keys
 from .window import PublishWindow
+from .windowed import WindowedConnection
 from .wire import (
     ACK,
     BATCH,
@@ -83,7 +82,7 @@ class _Subscription:
     future: asyncio.Future[None] | None
 
 
-class ZmqConnection(Connection):
+class ZmqConnection(WindowedConnection[bytes]):
     """A link to a ``BrokerServer`` over ZeroMQ (``inproc://``, ``ipc://`` or ``tcp://``).
 
     One task of the connection's event loop owns the socket: it drains every queued frame without
@@ -242,13 +241,6 @@ class ZmqConnection(Connection):
         self._kick()
         await future
 
-    async def publish(self, topic: str, body: bytes, strategy: Strategy) -> None:
-        self._check_open("publish")
-        check_message(topic, strategy)
-        self._check_size(topic, body)
-        await self.wait_writable()
-        await self.publish_nowait(topic, body, strategy)
-
     def publish_nowait(self, topic: str, body: bytes, strategy: Strategy) -> asyncio.Future[None]:
         if self._state != "open":  # the checks' own calls only when one fails: this runs per message
             self._check_open("publish")
@@ -271,22 +263,9 @@ class ZmqConnection(Connection):
         return self.connect_timeout
 
     @property
-    def max_in_flight(self) -> int:
-        """How many publishes may await the broker's acceptance at once."""
-        return self._publishes.size
-
-    @property
-    def writable(self) -> bool:
-        return self._state == "open" and self._publishes.has_room
-
-    @property
     def connected(self) -> bool:
         # Welcomed on the current socket: _attempts goes back to 0 on WELCOME, up on each loss.
         return self._state == "open" and self._socket is not None and self._attempts == 0
-
-    async def wait_writable(self) -> None:
-        self._check_open("publish")
-        await self._publishes.wait_room(lambda: self._check_open("publish"))
 
     def ack(self, tags: Iterable[int]) -> None:
         if self._state != "open" and self._state != "closing":
@@ -338,9 +317,6 @@ class ZmqConnection(Connection):
         await self._terminate()
 
     # Bookkeeping on the API side ------------------------------------------------------------------------
-
-    def _check_open(self, what: str) -> None:
-        check_open(self, self._state, what)
 
     def _check_size(self, topic: str, body: bytes) -> None:
         if len(body) > self.max_frame_size:
