@@ -97,6 +97,8 @@ class NatsConnection(WindowedConnection[_Outgoing]):
         ValueError: when a number is out of range.
     """
 
+    _acceptor = "JetStream"
+
     def __init__(
         self,
         settings: NatsSettings | None = None,
@@ -476,11 +478,3 @@ class NatsConnection(WindowedConnection[_Outgoing]):
         self._publishes.fail(self._closed_error)
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
-
-    def _closed_error(self, topic: str) -> ConnectionClosedError:
-        if not topic:
-            return ConnectionClosedError(f"{self!r} closed; make a new connection")
-        return ConnectionClosedError(
-            f"{self!r} closed before JetStream accepted the message to {topic!r}; publish it again on an open "
-            "connection"
-        )

@@ -6,7 +6,7 @@ from abc import abstractmethod
 from collections.abc import Sized
 from typing import Generic, TypeVar
 
-from .connection import Connection, Strategy, check_message, check_open
+from .connection import Connection, ConnectionClosedError, Strategy, check_message, check_open
 from .window import PublishWindow
 
 __all__ = ["WindowedConnection"]
@@ -19,11 +19,12 @@ class WindowedConnection(Connection, Generic[P]):
 
     A subclass keeps its window in ``_publishes`` and its state (``new``, ``open``, ``closing``,
     ``closed``) in ``_state``, makes ``publish_nowait`` add to the window, and says how large a body may
-    be (``_check_size``).
+    be (``_check_size``) and who accepts publishes (``_acceptor``, for error messages).
     """
 
     _state: str
     _publishes: PublishWindow[P]
+    _acceptor = "the broker"
 
     async def publish(self, topic: str, body: bytes, strategy: Strategy) -> None:
         self._check_open("publish")
@@ -47,6 +48,15 @@ class WindowedConnection(Connection, Generic[P]):
 
     def _check_open(self, what: str) -> None:
         check_open(self, self._state, what)
+
+    def _closed_error(self, topic: str) -> ConnectionClosedError:
+        """What fails a publish to ``topic`` the connection closed on (``""``: a waiter, not a publish)."""
+        if not topic:
+            return ConnectionClosedError(f"{self!r} closed; make a new connection")
+        return ConnectionClosedError(
+            f"{self!r} closed before {self._acceptor} accepted the message to {topic!r}; publish it again on an "
+            "open connection"
+        )
 
     @abstractmethod
     def _check_size(self, topic: str, body: bytes) -> None:
