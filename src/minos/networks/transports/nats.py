@@ -6,25 +6,16 @@ How the contract of ``Connection`` maps onto JetStream (see ``subjects`` for the
   every consumer whose subject matches has acknowledged it, and refuses publishes when full: a publish
   is accepted when JetStream's PubAck says the stream stored it; a refused one is sent again, in order,
   after a backoff, so a full stream slows publishers down.
-- A group's subscription to a topic is a durable pull consumer of the topic's MULTICAST subject, shared
-  by the group's members (one copy per group, load-balanced inside it), plus the topic's UNICAST
-  consumer, shared by every group subscribed to the topic (so a unicast message reaches exactly one
-  member of one group). A transient group's consumers live in memory, are deleted when a member closes,
-  and are removed by the server ``transient_ttl`` after a member vanished.
-- A member pulls at most ``window`` deliveries it has not acknowledged, spread over its consumers.
-  ``ack`` sends ``+ACK``; what it holds gets ``+WPI`` (in progress) every third of ``ack_wait``, so only
-  a dead or cut-off member's deliveries come back, ``ack_wait`` after it went silent, flagged
-  redelivered. A clean ``close`` sends ``-NAK`` for what it holds, which comes back at once.
-- A message delivered more than ``max_deliveries`` times without an acknowledgement (its holders
-  crashed each time) goes to the dead-letter topic in the format of ``brokers.deadletters``, then is
-  terminated (``+TERM``) in JetStream.
 - The client reconnects forever, backing off from 50 ms to ``reconnect_max_wait`` with jitter; once
   back, it checks the stream and its consumers (creating what the server lost), renews its pull
   requests and sends again every publish not accepted yet (the same ``Nats-Msg-Id``, so JetStream
   drops the duplicates). Acknowledgements queued meanwhile go out then.
 
-The stream and consumers themselves are made and checked in ``jetstream``, which also retries those API
-calls while a cluster elects its leaders.
+The connection keeps the link (connecting, reconnecting, the pump that sends everything) and its
+publishes, in a ``PublishWindow`` as ``ZmqConnection`` does, answered by JetStream's PubAcks. What it
+receives, from pull requests to acknowledgements, give-back and dead letters, is ``nats_consumers``'s; the
+stream and consumers themselves are made and checked in ``jetstream``, which also retries those API calls
+while a cluster elects its leaders.
 """
 
 from __future__ import annotations
@@ -32,15 +23,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import reprlib
 import time
 import uuid
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import partial
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import nats
@@ -50,72 +37,44 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from ..exceptions import FrameDecodeError, FrameEncodeError
-from ..protocol import DEFAULT_MAX_FRAME_SIZE, BrokerMessageV1, BrokerMessageV1Payload, FrameCodec
+from ..exceptions import FrameEncodeError
+from ..protocol import DEFAULT_MAX_FRAME_SIZE, FrameCodec
 from .connection import (
     BrokerFullError,
     BrokerUnavailableError,
-    Connection,
     ConnectionClosedError,
     DeliveryHandler,
-    Incoming,
-    RoomWaiters,
     Strategy,
     check_message,
-    check_open,
     check_subscription,
 )
-from .jetstream import ClusterNotReadyError, Consumer, ensure_consumer, ensure_stream, while_electing
-from .subjects import (
-    MULTICAST_TOKEN,
-    UNICAST_TOKEN,
-    NatsSettings,
-    consumer_description,
-    consumer_name,
-    subject_of,
-)
+from .jetstream import Restorer, connect, provision_stream
+from .nats_consumers import NatsConsumers
+from .subjects import MULTICAST_TOKEN, UNICAST_TOKEN, NatsSettings, subject_of
+from .window import Publish, PublishWindow
+from .windowed import WindowedConnection
 
 __all__ = ["NatsConnection"]
 
 logger = logging.getLogger(__name__)
 
-_RECONNECT_FIRST: Final = 0.05  # seconds; doubles per failed attempt up to reconnect_max_wait, with jitter
-_RETRY_FIRST: Final = 0.005  # seconds before publishes the stream refused go again; doubles while refused
-_RETRY_MAX: Final = 0.25
 _STREAM_FULL: Final = frozenset({10077, 10078})  # JetStream: maximum messages / bytes exceeded
 _MULTICAST: Final = 1
-_ACK: Final = b"+ACK"
-_NAK: Final = b"-NAK"
-_PROGRESS: Final = b"+WPI"
-_TERM: Final = b"+TERM"
 
 
 @dataclass(slots=True)
-class _Publish:
-    topic: str
+class _Outgoing:
+    """What goes on the link for one publish; its size is its body's."""
+
     subject: str
     body: bytes
-    headers: dict[str, str]
-    future: asyncio.Future[None]
-    awaiting: bool = False  # sent on the current link, no answer yet
-    sent_at: float = 0.0
+    headers: dict[str, str]  # a Nats-Msg-Id, the same each time it goes: JetStream drops the copies
+
+    def __len__(self) -> int:
+        return len(self.body)
 
 
-@dataclass(slots=True)
-class _Held:
-    reply: str
-    signalled_at: float  # when JetStream last heard of this delivery (delivered, or +WPI)
-
-
-@dataclass(slots=True)
-class _Outbox:
-    """What the pump sends on the link, in order: acknowledgements of every kind, then publishes."""
-
-    control: deque[tuple[str, bytes]] = field(default_factory=deque)
-    unsent: deque[int] = field(default_factory=deque)
-
-
-class NatsConnection(Connection):
+class NatsConnection(WindowedConnection[_Outgoing]):
     """A link to a NATS JetStream server (or cluster), with the semantics of ``ZmqConnection``.
 
     Every method runs in the event loop that called ``open``; one pump task there sends what the API
@@ -138,6 +97,8 @@ class NatsConnection(Connection):
         ValueError: when a number is out of range.
     """
 
+    _acceptor = "JetStream"
+
     def __init__(
         self,
         settings: NatsSettings | None = None,
@@ -154,38 +115,32 @@ class NatsConnection(Connection):
                 f"max_in_flight and max_frame_size must be at least 1, got {max_in_flight!r} and {max_frame_size!r}"
             )
         self.settings = settings if settings is not None else NatsSettings()
-        self.max_in_flight = max_in_flight
         self.dead_letter_topic = dead_letter_topic
         self.max_frame_size = max_frame_size
-        self.dead_lettered = 0
-        """Messages this connection sent to the dead-letter topic after too many deliveries."""
-        self._codec = FrameCodec(max_frame_size=max(max_frame_size, DEFAULT_MAX_FRAME_SIZE))
         self._state = "new"  # new -> open -> closing -> closed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._ready = False  # connected, and the stream and consumers checked since
         self._tasks: list[asyncio.Task[None]] = []
-        self._resuming: asyncio.Task[None] | None = None
-        self._resume_again = False  # a resume was asked for while one ran: it goes round once more
+        self._restorer = Restorer(
+            self.settings, self, is_open=lambda: self._state == "open", done=self._resumed
+        )
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
         self._drained: asyncio.Future[None] | None = None
-        self._outbox = _Outbox()
-        self._publishes: dict[int, _Publish] = {}  # by sequence, so in order
-        self._sequence = 0
-        self._refused: list[int] = []
-        self._retry_delay = _RETRY_FIRST
-        self._retry_at: float | None = None
-        self._room = RoomWaiters()
+        self._publishes: PublishWindow[_Outgoing] = PublishWindow(max_in_flight)
         self._puback_prefix = ""
-        self._consumers: dict[str, Consumer] = {}
-        self._dead_letter_ready = False
-        self._held: dict[int, _Held] = {}
-        self._pulls_over: asyncio.Future[None] | None = None  # closing: no pull request waits any more
-        self._next_tag = 0
-        self._refill_due = False
-        self._pull_api = f"$JS.API.CONSUMER.MSG.NEXT.{self.settings.stream}."
+        self._consumers = NatsConsumers(
+            self,
+            self.settings,
+            dead_letter_topic=dead_letter_topic,
+            codec=FrameCodec(max_frame_size=max(max_frame_size, DEFAULT_MAX_FRAME_SIZE)),
+            state=lambda: self._state,
+            wake=self._kick,
+            resume=self._start_resume,
+            publish=self._enqueue,
+        )
 
     def __repr__(self) -> str:
         return f"<NatsConnection {self.settings.stream!r} at {','.join(self.settings.servers)} {self._state}>"
@@ -196,26 +151,19 @@ class NatsConnection(Connection):
         if self._state != "new":
             raise ConnectionClosedError(f"{self!r} was opened before; make a new connection")
         self._loop = asyncio.get_running_loop()
+        self._publishes.bind(self._loop)
         self._state = "open"
         nc = self._nc = Client()
         try:
-            # nats-py retries the first connection forever when reconnecting is unbounded: bound it here.
-            await asyncio.wait_for(
-                nc.connect(
-                    servers=list(self.settings.servers),
-                    name=f"minos {self.settings.stream}",
-                    connect_timeout=max(1, round(self.settings.connect_timeout)),
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_to_server_handler=self._reconnect_delay,
-                    error_cb=self._on_error,
-                    disconnected_cb=self._on_disconnected,
-                    reconnected_cb=self._on_reconnected,
-                ),
-                self.settings.connect_timeout,
+            await connect(
+                nc,
+                self.settings,
+                self,
+                disconnected=self._on_disconnected,
+                reconnected=self._on_reconnected,
             )
             self._js = nc.jetstream(timeout=self.settings.connect_timeout)
-            await self._while_electing("check the stream", self._ensure_stream)
+            await provision_stream(self._js, self.settings, repr(self))
             self._puback_prefix = nc.new_inbox()
             await nc.subscribe(f"{self._puback_prefix}.*", cb=self._on_puback)
         except BaseException as error:
@@ -246,52 +194,15 @@ class NatsConnection(Connection):
     async def subscribe(self, group: str, topics: Sequence[str], *, transient: bool = False) -> None:
         self._check_open("subscribe")
         check_subscription(self, group, topics)
-        if self.dead_letter_topic and not self._dead_letter_ready:
-            # Interest retention drops messages no consumer wants: make the dead-letter topic wanted now.
-            topic = self.dead_letter_topic
-            keeper = Consumer(
-                consumer_name(UNICAST_TOKEN, "", topic),
-                subject_of(self.settings.subject_prefix, UNICAST_TOKEN, topic),
-                topic.encode(),
-                transient=False,
-                description=consumer_description(UNICAST_TOKEN, "", topic),
-            )
-            await self._while_electing(
-                f"create the consumer {keeper.name}", partial(self._ensure_consumer, keeper)
-            )
-            self._dead_letter_ready = True
-        for topic in topics:
-            for token, owner in ((UNICAST_TOKEN, ""), (MULTICAST_TOKEN, group)):
-                name = consumer_name(token, owner, topic)
-                if name in self._consumers:
-                    continue
-                consumer = Consumer(
-                    name,
-                    subject_of(self.settings.subject_prefix, token, topic),
-                    topic.encode(),
-                    transient,
-                    consumer_description(token, owner, topic),
-                )
-                await self._while_electing(
-                    f"create the consumer {name}", partial(self._ensure_consumer, consumer)
-                )
-                await self._listen(consumer)
-                self._consumers[name] = consumer
-        self._refill_due = True
-        self._kick()
-
-    async def publish(self, topic: str, body: bytes, strategy: Strategy) -> None:
-        self._check_open("publish")
-        check_message(topic, strategy)
-        self._check_size(topic, body)
-        await self.wait_writable()
-        await self.publish_nowait(topic, body, strategy)
+        assert self._nc is not None
+        assert self._js is not None
+        await self._consumers.subscribe(self._nc, self._js, group, topics, transient=transient)
 
     def publish_nowait(self, topic: str, body: bytes, strategy: Strategy) -> asyncio.Future[None]:
         self._check_open("publish")
         check_message(topic, strategy)
         self._check_size(topic, body)
-        if len(self._publishes) >= self.max_in_flight:
+        if not self._publishes.has_room:
             raise BrokerFullError(
                 f"{len(self._publishes)} publishes of {self!r} await JetStream's acceptance, the max_in_flight "
                 f"of {self.max_in_flight!r}; await wait_writable() or publish() to wait for room"
@@ -299,19 +210,14 @@ class NatsConnection(Connection):
         return self._enqueue(topic, body, strategy)
 
     @property
-    def writable(self) -> bool:
-        return self._state == "open" and len(self._publishes) < self.max_in_flight
+    def dead_lettered(self) -> int:
+        """Messages this connection sent to the dead-letter topic after too many deliveries."""
+        return self._consumers.dead_lettered
 
     @property
     def connected(self) -> bool:
         nc = self._nc
         return self._state == "open" and self._ready and nc is not None and nc.is_connected
-
-    async def wait_writable(self) -> None:
-        self._check_open("publish")
-        await self._room.wait(
-            lambda: len(self._publishes) >= self.max_in_flight, lambda: self._check_open("publish")
-        )
 
     def ack(self, tags: Iterable[int]) -> None:
         if self._state != "open" and self._state != "closing":
@@ -319,7 +225,7 @@ class NatsConnection(Connection):
                 f"{self!r} cannot acknowledge {reprlib.repr(tags)}: it is not open; JetStream delivers "
                 "those messages again after ack_wait"
             )
-        self._settle(tags, _ACK)
+        self._consumers.ack(tags)
 
     async def close(self, timeout: float = 5.0) -> None:
         if self._state == "new":
@@ -339,7 +245,9 @@ class NatsConnection(Connection):
                     await asyncio.wait_for(self._drained, timeout)
                 except TimeoutError:
                     logger.warning("%r closes with publishes or acknowledgements not sent", self)
-            await self._give_back(max(0.1, deadline - self._loop.time()))
+            nc, js = self._nc, self._js
+            if nc is not None and js is not None and nc.is_connected:
+                await self._consumers.give_back(nc, js, max(0.1, deadline - self._loop.time()))
         except (nats.errors.Error, OSError, TimeoutError) as error:
             logger.warning(
                 "%r could not give back what it held (%r); JetStream redelivers it after ack_wait",
@@ -355,13 +263,10 @@ class NatsConnection(Connection):
         JetStream delivers what this peer held again once ``ack_wait`` passes without a sign of it.
         Meant for tests of failure handling.
         """
-        self._outbox.control.clear()
+        self._consumers.control.clear()
         await self._terminate()
 
     # The API side's bookkeeping -------------------------------------------------------------------------
-
-    def _check_open(self, what: str) -> None:
-        check_open(self, self._state, what)
 
     def _check_size(self, topic: str, body: bytes) -> None:
         nc = self._nc
@@ -375,31 +280,18 @@ class NatsConnection(Connection):
             )
 
     def _enqueue(self, topic: str, body: bytes, strategy: Strategy) -> asyncio.Future[None]:
-        assert self._loop is not None
         token = MULTICAST_TOKEN if strategy == _MULTICAST else UNICAST_TOKEN
         subject = subject_of(self.settings.subject_prefix, token, topic)
-        self._sequence += 1
-        future: asyncio.Future[None] = self._loop.create_future()
         headers = {"Nats-Msg-Id": uuid.uuid4().hex}  # resent after a reconnection: JetStream drops the copy
-        self._publishes[self._sequence] = _Publish(topic, subject, body, headers, future)
-        self._outbox.unsent.append(self._sequence)
+        future = self._publishes.add(topic, _Outgoing(subject, body, headers))
         self._kick()
         return future
-
-    def _settle(self, tags: Iterable[int], verdict: bytes) -> None:
-        held, control = self._held, self._outbox.control
-        for tag in tags:
-            entry = held.pop(tag, None)
-            if entry is not None:
-                control.append((entry.reply, verdict))
-        self._refill_due = True
-        self._kick()
 
     def _kick(self) -> None:
         self._wake.set()
 
     def _is_drained(self) -> bool:
-        return not self._publishes and not self._outbox.control
+        return not self._publishes and not self._consumers.control
 
     # The pump: everything sent on the link goes through here -------------------------------------------
 
@@ -422,117 +314,31 @@ class NatsConnection(Connection):
     async def _send(self) -> None:
         nc = self._nc
         assert nc is not None
-        outbox = self._outbox
         try:
-            if self._refill_due:
-                self._refill_due = False
-                for subject, payload, reply in self._pull_requests():
-                    await nc.publish(subject, payload, reply=reply)
-            control = outbox.control
-            while control:
-                subject, payload = control[0]
-                await nc.publish(subject, payload)
-                control.popleft()
-            if self._refused:
-                return  # refused publishes go first, in order, after their backoff
-            unsent, publishes, prefix = outbox.unsent, self._publishes, self._puback_prefix
+            await self._consumers.send(nc)
+            # None while refused publishes wait: they go first, in order, after their backoff.
+            publishes, prefix = self._publishes, self._puback_prefix
             now = time.monotonic()
-            while unsent:
-                sequence = unsent[0]
-                publish = publishes.get(sequence)
-                if publish is not None and publish.future.cancelled():
-                    del publishes[sequence]  # its sender gave up waiting (a send timeout) before it went out
-                    self._wake_room()
-                elif publish is not None:
+            while taken := publishes.take(0):  # one at a time: a send that fails leaves it first in line
+                (publish,) = taken
+                if publish.future.cancelled():
+                    publishes.withdraw(publish.sequence)  # its sender gave up waiting (a send timeout)
+                    continue
+                outgoing = publish.payload
+                try:
                     await nc.publish(
-                        publish.subject, publish.body, reply=f"{prefix}.{sequence}", headers=publish.headers
+                        outgoing.subject,
+                        outgoing.body,
+                        reply=f"{prefix}.{publish.sequence}",
+                        headers=outgoing.headers,
                     )
-                    publish.awaiting, publish.sent_at = True, now
-                unsent.popleft()
+                except BaseException:
+                    publishes.unsend(taken)
+                    raise
+                publishes.sent(taken, now)
         except (nats.errors.Error, OSError) as error:
             # Disconnected or the client's buffer is full: what was not sent stays queued for the resume.
             logger.debug("%r could not send (%r); it sends again once reconnected", self, error)
-
-    def _pull_requests(self) -> list[tuple[str, bytes, str]]:
-        """Ask the consumers for as many deliveries as the window has room for, shared among them."""
-        consumers = self._consumers
-        if not consumers or self._state != "open":
-            return []
-        free = self.window - len(self._held) - sum(c.outstanding for c in consumers.values())
-        share = max(1, self.window // len(consumers))
-        expires = self.settings.pull_expires
-        now = time.monotonic()
-        requests = []
-        for consumer in consumers.values():
-            want = min(share - consumer.outstanding, free)
-            if want < 1 or (consumer.outstanding and want < max(1, share // 2)):
-                continue  # a request still covers most of its share: do not chop pulls into crumbs
-            free -= want
-            consumer.outstanding += want
-            consumer.expires_at = now + expires
-            payload = b'{"batch":%d,"expires":%d}' % (want, int(expires * 1e9))
-            requests.append((self._pull_api + consumer.name, payload, consumer.inbox))
-        return requests
-
-    # What arrives ---------------------------------------------------------------------------------------
-
-    async def _listen(self, consumer: Consumer) -> None:
-        nc = self._nc
-        assert nc is not None
-
-        async def deliver(msg: Msg) -> None:
-            self._on_message(consumer, msg)
-
-        consumer.inbox = nc.new_inbox()
-        consumer.subscription = await nc.subscribe(consumer.inbox, cb=deliver)
-
-    def _on_message(self, consumer: Consumer, msg: Msg) -> None:
-        if not msg.reply:  # a status: the pull request expired (408), or was refused (409) ...
-            self._on_status(consumer, msg)
-            return
-        consumer.outstanding = max(0, consumer.outstanding - 1)
-        if self._pulls_over is not None:
-            self._check_pulls_over()
-        if consumer.outstanding * 2 < max(1, self.window // max(1, len(self._consumers))):
-            self._refill_due = True
-            self._kick()
-        if self._state == "closed":
-            return  # JetStream delivers it again after ack_wait
-        delivered = msg.metadata.num_delivered
-        self._next_tag += 1
-        tag = self._next_tag
-        self._held[tag] = _Held(msg.reply, time.monotonic())
-        limit = self.settings.max_deliveries
-        if limit and delivered > limit and self.dead_letter_topic:
-            self._bury(tag, consumer.topic, msg.data, delivered)
-            return
-        deliver = self.on_delivery
-        if deliver is None:
-            logger.error(
-                "%r got a delivery but has no on_delivery handler; it comes back after ack_wait", self
-            )
-            return
-        try:
-            deliver(Incoming(tag, consumer.topic, msg.data, delivered > 1))
-        except Exception:
-            logger.exception("on_delivery of %r failed on a message to %r", self, consumer.topic)
-
-    def _on_status(self, consumer: Consumer, msg: Msg) -> None:
-        headers = msg.headers or {}
-        status = headers.get("Status", "")
-        pending = headers.get("Nats-Pending-Messages")
-        if pending is not None:
-            consumer.outstanding = max(0, consumer.outstanding - int(pending))
-        elif status != "100":  # not a heartbeat: this request is over, how much of it unknown
-            consumer.outstanding = 0
-        if status == "409" and "Deleted" in str(headers.get("Description", "")):
-            logger.warning(
-                "%r: consumer %s was deleted at the server; creating it again", self, consumer.name
-            )
-            self._start_resume()
-        self._check_pulls_over()
-        self._refill_due = True
-        self._kick()
 
     async def _on_puback(self, msg: Msg) -> None:
         try:
@@ -542,10 +348,9 @@ class NatsConnection(Connection):
         publish = self._publishes.get(sequence)
         if publish is None:
             return
-        awaiting, publish.awaiting = publish.awaiting, False
         headers = msg.headers or {}
         if headers.get("Status") == "503":  # no responders: the stream is not there (yet, or any more)
-            self._refuse(sequence, awaiting, "no JetStream stream takes the subject right now")
+            self._refuse(publish, "no JetStream stream takes the subject right now")
             return
         try:
             answer: Any = json.loads(msg.data)
@@ -556,89 +361,40 @@ class NatsConnection(Connection):
             self._accept(sequence)
             return
         if error.get("err_code") in _STREAM_FULL or error.get("code") == 503:
-            self._refuse(sequence, awaiting, str(error.get("description", "the stream is full")))
+            self._refuse(publish, str(error.get("description", "the stream is full")))
             return
-        del self._publishes[sequence]
-        if not publish.future.done():
-            publish.future.set_exception(
-                BrokerUnavailableError(
-                    f"JetStream refused the message to {publish.topic!r}: {error.get('description', error)!r} "
-                    f"(code {error.get('code')}, err_code {error.get('err_code')})"
-                )
-            )
-        self._wake_room()
+        self._publishes.failed(
+            sequence,
+            BrokerUnavailableError(
+                f"JetStream refused the message to {publish.topic!r}: {error.get('description', error)!r} "
+                f"(code {error.get('code')}, err_code {error.get('err_code')})"
+            ),
+        )
         self._maybe_retry()
 
     def _accept(self, sequence: int) -> None:
-        publish = self._publishes.pop(sequence)
-        self._retry_delay = _RETRY_FIRST
-        if not publish.future.done():
-            publish.future.set_result(None)
-        self._wake_room()
+        self._publishes.accepted((sequence,))
         self._maybe_retry()
         if self._drained is not None:
             self._kick()
 
-    def _refuse(self, sequence: int, awaiting: bool, why: str) -> None:
-        if not awaiting:
+    def _refuse(self, publish: Publish[_Outgoing], why: str) -> None:
+        if not publish.awaiting:
             return  # an answer to a send from before a reconnection: that publish went again since
-        logger.debug("%r: publish %d refused (%s); it goes again after a backoff", self, sequence, why)
-        self._refused.append(sequence)
-        if self._retry_at is None:
+        logger.debug(
+            "%r: publish %d refused (%s); it goes again after a backoff", self, publish.sequence, why
+        )
+        delay = self._publishes.refused((publish.sequence,), time.monotonic())
+        if delay is not None:
             assert self._loop is not None
-            self._retry_at = time.monotonic() + self._retry_delay
-            self._loop.call_later(self._retry_delay, self._maybe_retry)
-            self._retry_delay = min(_RETRY_MAX, 2 * self._retry_delay)
+            self._loop.call_later(delay, self._maybe_retry)
         self._maybe_retry()
 
     def _maybe_retry(self) -> None:
-        """Send the refused publishes again, in order, once their backoff passed and every answer is in."""
-        if not self._refused or self._retry_at is None or time.monotonic() < self._retry_at:
-            return
-        if any(publish.awaiting for publish in self._publishes.values()):
-            return  # later publishes may still be refused: retry them all together, in order
-        self._outbox.unsent.extendleft(sorted(self._refused, reverse=True))
-        self._refused.clear()
-        self._retry_at = None
-        self._kick()
-
-    def _wake_room(self) -> None:
-        self._room.wake(self.max_in_flight - len(self._publishes))
-
-    def _bury(self, tag: int, topic: bytes, body: bytes, delivered: int) -> None:
-        """Publish a message delivered too often to the dead-letter topic, then terminate it in JetStream."""
-        try:
-            identifier = self._codec.decode([topic, body]).identifier
-        except FrameDecodeError:
-            identifier = uuid.uuid4()  # not even a message: the dead letter still keeps its bytes
-        content = {
-            "topic": topic.decode(),
-            "identifier": identifier,
-            "error": (
-                f"delivered {delivered} times without being acknowledged (its handlers crashed, hung or were "
-                f"cut off each time); max_deliveries is {self.settings.max_deliveries}"
-            ),
-            "attempts": delivered - 1,
-            "failed_at": datetime.now(UTC),
-            "message": body,
-        }
-        letter = BrokerMessageV1(self.dead_letter_topic, BrokerMessageV1Payload(content))
-        _, frame = self._codec.encode(letter)
-        logger.error(
-            "%r: a message to %r was delivered %d times; sending it to %r",
-            self,
-            topic,
-            delivered,
-            letter.topic,
-        )
-
-        def buried(future: asyncio.Future[None]) -> None:
-            if not future.cancelled() and future.exception() is None:
-                self.dead_lettered += 1
-                self._settle((tag,), _TERM)
-            # else: not terminated, so JetStream delivers it again after ack_wait, and we try again then
-
-        self._enqueue(self.dead_letter_topic, frame, 0).add_done_callback(buried)
+        """Send the refused publishes again, in order, once their backoff passed and every answer is in
+        (later publishes may still be refused: they all go again together, in order)."""
+        if self._publishes.retry(time.monotonic()):
+            self._kick()
 
     # Timers ---------------------------------------------------------------------------------------------
 
@@ -651,43 +407,23 @@ class NatsConnection(Connection):
             if not self._ready:
                 continue
             now = time.monotonic()
-            keep_alive = settings.ack_wait / 3
-            control = self._outbox.control
-            for held in self._held.values():
-                if now - held.signalled_at >= keep_alive:
-                    control.append((held.reply, _PROGRESS))
-                    held.signalled_at = now
-            for consumer in self._consumers.values():
-                if consumer.outstanding and now > consumer.expires_at + settings.connect_timeout:
-                    consumer.outstanding = 0  # its requests expired without a word: the server lost them
-                    self._refill_due = True
-            lost = [
-                p
-                for p in self._publishes.values()
-                if p.awaiting and now - p.sent_at > 2 * settings.connect_timeout
-            ]
+            consumers = self._consumers
+            consumers.keep_alive(now)
+            lost = self._publishes.overdue(now, 2 * settings.connect_timeout)
             if lost:
                 logger.warning(
                     "%r got no PubAck for %d publishes within %.1f s (the stream may be electing a leader); "
                     "sending them again",
                     self,
-                    len(lost),
+                    lost,
                     2 * settings.connect_timeout,
                 )
                 self._restart_publishes()
             self._maybe_retry()  # a backoff whose last answer came by another path (a hard error, a loss)
-            if control or self._refill_due or (self._outbox.unsent and not self._refused):
+            if consumers.control or consumers.refill_due or self._publishes.has_unsent:
                 self._kick()  # whatever a send could not finish (a full client buffer ...) goes again
 
     # Reconnection ---------------------------------------------------------------------------------------
-
-    def _reconnect_delay(self, servers: list[Any], info: dict[str, Any]) -> tuple[Any, float]:
-        server = min(servers, key=lambda s: s.reconnects)
-        base = min(self.settings.reconnect_max_wait, _RECONNECT_FIRST * 2 ** min(server.reconnects, 16))
-        return server, base * random.uniform(0.5, 1.0)
-
-    async def _on_error(self, error: Exception) -> None:
-        logger.debug("%r: NATS client error %r", self, error)
 
     async def _on_disconnected(self) -> None:
         if self._state == "open":
@@ -702,121 +438,28 @@ class NatsConnection(Connection):
         if self._state != "open":
             return
         self._ready = False
-        self._resume_again = True  # a resume under way checks everything once more before it ends
-        if self._resuming is not None and not self._resuming.done():
-            return
-        assert self._loop is not None
-        self._resuming = self._loop.create_task(
-            self._resume(), name=f"minos-nats-resume {self.settings.stream}"
-        )
+        assert self._js is not None
+        self._restorer.request(self._js, self._consumers.consumers)
 
-    async def _resume(self) -> None:
-        attempt = 0
-        while self._state == "open" and self._resume_again:
-            self._resume_again = False
-            try:
-                await self._ensure_stream()
-                for consumer in self._consumers.values():
-                    await self._ensure_consumer(consumer)
-                    consumer.outstanding = 0
-            except (
-                nats.errors.Error,
-                OSError,
-                TimeoutError,
-                BrokerUnavailableError,
-                ClusterNotReadyError,
-            ) as error:
-                delay = min(self.settings.reconnect_max_wait, _RECONNECT_FIRST * 2 ** min(attempt, 16))
-                attempt += 1
-                logger.warning(
-                    "%r could not resume its consumers (%r); trying again in %.2f s", self, error, delay
-                )
-                self._resume_again = True
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # sync-ok: backoff between attempts
+    def _resumed(self) -> None:
         self._restart_publishes()
         self._ready = True
-        self._refill_due = True
+        self._consumers.refill_due = True
         self._kick()
 
     def _restart_publishes(self) -> None:
         """Every publish not accepted yet goes again, in order, with its Nats-Msg-Id; the writer is woken."""
-        for sequence in [s for s, p in self._publishes.items() if p.future.cancelled()]:
-            del self._publishes[sequence]  # its sender gave up waiting (a send timeout): withdrawn
-        for publish in self._publishes.values():
-            publish.awaiting = False
-        self._outbox.unsent = deque(self._publishes)
-        self._refused.clear()
-        self._retry_at = None
-        self._wake_room()
+        self._publishes.withdraw_cancelled()  # their senders gave up waiting (a send timeout)
+        self._publishes.restart()
         self._kick()
-
-    # JetStream objects ----------------------------------------------------------------------------------
-
-    async def _while_electing(self, what: str, call: Callable[[], Awaitable[None]]) -> None:
-        await while_electing(what, call, self.settings, repr(self))
-
-    async def _ensure_stream(self) -> None:
-        assert self._js is not None
-        await ensure_stream(self._js, self.settings)
-
-    async def _ensure_consumer(self, consumer: Consumer) -> None:
-        assert self._js is not None
-        await ensure_consumer(self._js, self.settings, consumer)
-
-    async def _give_back(self, timeout: float) -> None:
-        """Stop receiving, send -NAK for what this peer holds, and remove its transient consumers.
-
-        The -NAKs go only once no pull request of this peer waits at the server any more: nats-server
-        2.9 mishandles a -NAK while the consumer has a waiting request whose subscriber is gone (the
-        message goes to that request and is lost until ``ack_wait``, another one is delivered twice).
-        Requests end within ``pull_expires``; if they have not by ``timeout``, nothing is sent back and
-        JetStream redelivers what this peer held after ``ack_wait``.
-        """
-        nc, js, loop = self._nc, self._js, self._loop
-        if nc is None or js is None or loop is None or not nc.is_connected:
-            return
-        deadline = loop.time() + timeout
-        if self._held and not self._pulls_over_now():
-            self._pulls_over = loop.create_future()
-            try:
-                await asyncio.wait_for(self._pulls_over, max(0.0, deadline - loop.time()))
-            except TimeoutError:
-                logger.info(
-                    "%r closes with pull requests pending: what it holds comes back after ack_wait", self
-                )
-        nak = self._pulls_over_now()
-        for consumer in self._consumers.values():
-            if consumer.subscription is not None:
-                await consumer.subscription.unsubscribe()
-                consumer.subscription = None
-        held, self._held = self._held, {}
-        if nak:
-            await nc.flush(timeout=max(1, round(deadline - loop.time())))
-            for entry in held.values():
-                await nc.publish(entry.reply, _NAK)
-        for consumer in self._consumers.values():
-            if consumer.transient:
-                try:
-                    await js.delete_consumer(self.settings.stream, consumer.name)
-                except nats.js.errors.NotFoundError:
-                    pass
-        await nc.flush(timeout=max(1, round(deadline - loop.time())))
-
-    def _pulls_over_now(self) -> bool:
-        """Whether no pull request of this peer's durable consumers waits at the server."""
-        return all(c.outstanding == 0 for c in self._consumers.values() if not c.transient)
-
-    def _check_pulls_over(self) -> None:
-        waiter = self._pulls_over
-        if waiter is not None and not waiter.done() and self._pulls_over_now():
-            waiter.set_result(None)
 
     # Ending ---------------------------------------------------------------------------------------------
 
     async def _terminate(self) -> None:
         self._state = "closed"
         self._ready = False
-        tasks = [*self._tasks, *([self._resuming] if self._resuming is not None else [])]
+        resuming = self._restorer.task
+        tasks = [*self._tasks, *([resuming] if resuming is not None else [])]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -832,17 +475,6 @@ class NatsConnection(Connection):
         self._closed.set()
 
     def _fail_pending(self) -> None:
-        for publish in self._publishes.values():
-            if not publish.future.done():
-                publish.future.set_exception(
-                    ConnectionClosedError(
-                        f"{self!r} closed before JetStream accepted the message to {publish.topic!r}; publish it "
-                        "again on an open connection"
-                    )
-                )
-        self._publishes.clear()
-        self._outbox.unsent.clear()
-        self._refused.clear()
-        self._room.fail(ConnectionClosedError(f"{self!r} closed; make a new connection"))
+        self._publishes.fail(self._closed_error)
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)

@@ -1,17 +1,18 @@
-"""ZmqConnection: one peer's DEALER link to a ``BrokerServer``, with heartbeats and reconnection."""
+"""ZmqConnection: one peer's DEALER link to a ``BrokerServer``, with heartbeats and reconnection.
+
+The connection moves messages: its socket task receives deliveries and the answers to its publishes
+(kept in a ``PublishWindow``), and sends what piled up. Each session with the broker, from its socket and
+handshake through subscriptions and heartbeats to its loss, is ``zmq_link``'s.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import reprlib
 import struct
 import time
-import uuid
-from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 import zmq
@@ -21,42 +22,34 @@ from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from .connection import (
     BrokerFullError,
     BrokerUnavailableError,
-    Connection,
     ConnectionClosedError,
     DeliveryHandler,
     Incoming,
     Strategy,
     check_message,
-    check_open,
     check_subscription,
 )
-from .security import CurveClient, HandshakeWatch, apply_client_keys
+from .security import CurveClient
 from .window import PublishWindow
+from .windowed import WindowedConnection
 from .wire import (
     ACK,
     BATCH,
     BYE,
     FLUSH_EVERY,
     HB,
-    HELLO,
-    HELLO_HEAD,
-    LOST_AFTER,
     MSG,
     PROTOCOL_VERSION,
     PUB,
     PUBNO,
     PUBOK,
+    RECORD_HEAD,
     RECORDS_FRAME_BYTES,
     RESET,
-    SUB,
-    SUB_HEAD,
     SUBOK,
-    SUBOK_HEAD,
     WELCOME,
-    WELCOME_HEAD,
     LogLimiter,
     Wakeup,
-    frame_limit,
     iter_records,
     pack_u64s,
     readable,
@@ -64,25 +57,18 @@ from .wire import (
     send_parts,
     unpack_u64s,
 )
+from .zmq_link import BrokerLink
 
 __all__ = ["ZmqConnection"]
 
 logger = logging.getLogger(__name__)
 
-_RECONNECT_FIRST: Final = 0.05  # seconds before reconnecting; doubles per failed attempt, with jitter
-_RECONNECT_MAX: Final = 2.0
 _CLOSE_LINGER_MAX: Final = 1.0
 _SESSION_SHIFT: Final = 64  # a tag is the broker's tag plus the session number above its 64 bits
 _PARTS: Final = {MSG: 2, PUBOK: 2, PUBNO: 2, HB: 1, SUBOK: 2, WELCOME: 2, RESET: 1}  # command -> parts
 
 
-@dataclass(slots=True)
-class _Subscription:
-    frames: list[bytes]
-    future: asyncio.Future[None] | None
-
-
-class ZmqConnection(Connection):
+class ZmqConnection(WindowedConnection[bytes]):
     """A link to a ``BrokerServer`` over ZeroMQ (``inproc://``, ``ipc://`` or ``tcp://``).
 
     One task of the connection's event loop owns the socket: it drains every queued frame without
@@ -133,7 +119,7 @@ class ZmqConnection(Connection):
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     ) -> None:
         super().__init__(on_delivery=on_delivery, window=window)
-        self._publishes = PublishWindow(max_in_flight)
+        self._publishes: PublishWindow[bytes] = PublishWindow(max_in_flight)  # the payload is the PUB record
         if not heartbeat_interval > 0 or not connect_timeout > 0:
             raise ValueError(
                 "heartbeat_interval and connect_timeout must be positive numbers of seconds, got "
@@ -159,22 +145,18 @@ class ZmqConnection(Connection):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waker: Wakeup | None = None
         self._task: asyncio.Task[None] | None = None
-        self._socket: zmq.Socket[bytes] | None = None
-        self._fd: int | None = None
-        self._session = -1  # one per socket; tags carry it
-        self._welcome: asyncio.Future[None] | None = None
-        self._broker_interval = heartbeat_interval
-        self._last_heard = self._last_sent = 0.0
-        self._reconnect_at: float | None = None
-        self._attempts = 0
+        self._link = BrokerLink(
+            self._context,
+            endpoint,
+            curve=curve,
+            max_frame_size=max_frame_size,
+            heartbeat_interval=heartbeat_interval,
+        )
         self._pumping = False
         self._finishing = False
         self._linger_ms = 0
         self._closed: asyncio.Event | None = None
-        self._handshakes: HandshakeWatch | None = None  # while opening, on tcp and ipc endpoints
         self._drained: asyncio.Future[None] | None = None
-        self._control: deque[list[bytes]] = deque()  # sent before publishes and acknowledgements
-        self._subscriptions: dict[int, _Subscription] = {}
         self._acks: list[int] = []
         self._unflushed = 0  # deliveries handled since the last flush (see wire.FLUSH_EVERY)
 
@@ -189,9 +171,9 @@ class ZmqConnection(Connection):
         loop = self._loop = asyncio.get_running_loop()
         self._publishes.bind(loop)
         self._waker = Wakeup(loop)
+        self._link.bind(loop, self._waker.set)
         self._closed = asyncio.Event()
-        if not self.endpoint.startswith("inproc://"):
-            self._handshakes = HandshakeWatch()
+        self._link.watch_handshakes()
         try:
             self._connect(time.monotonic())
         except zmq.ZMQError as exc:
@@ -200,53 +182,22 @@ class ZmqConnection(Connection):
                 f"cannot connect to {self.endpoint!r}: {exc.strerror}; check the endpoint's spelling "
                 "(inproc://name, ipc:///path, tcp://host:port)"
             ) from exc
-        welcome = self._welcome = loop.create_future()
         self._state = "open"
         self._task = loop.create_task(self._serve(), name=f"minos-zmq-connection {self.endpoint}")
         try:
-            await asyncio.wait_for(asyncio.shield(welcome), self.connect_timeout)
-        except BaseException as exc:
-            refused = self._handshakes.explain(self.endpoint, self.curve) if self._handshakes else None
+            await self._link.wait_welcome(self.connect_timeout)
+        except BaseException:
             await self._terminate()
-            if isinstance(exc, TimeoutError) and refused is not None:
-                raise BrokerUnavailableError(f"{refused} (waited {self.connect_timeout} s)") from None
-            if isinstance(exc, TimeoutError):
-                hint = (
-                    "; with CURVE, also check that the broker allows this client's public key "
-                    f"{self.curve.keys.public.decode()!r} and that {self.curve.server_key.decode()!r} is the "
-                    "broker's public key (the broker logs refused handshakes)"
-                    if self.curve is not None
-                    else ""
-                )
-                raise BrokerUnavailableError(
-                    f"no broker answered at {self.endpoint!r} within {self.connect_timeout} s; start one "
-                    f"there (minos-networks broker) or check the endpoint{hint}"
-                ) from None
             raise
         finally:
-            if self._handshakes is not None:
-                self._handshakes.stop()  # the broker answered (or open failed): nothing more to explain
-                self._handshakes = None
+            self._link.stop_watching()
 
     async def subscribe(self, group: str, topics: Sequence[str], *, transient: bool = False) -> None:
         self._check_open("subscribe")
         check_subscription(self, group, topics)
-        assert self._loop is not None
-        request = len(self._subscriptions) + 1
-        head = SUB_HEAD.pack(request, self.window, transient)
-        frames = [SUB, head, group.encode(), *(topic.encode() for topic in topics)]
-        future = self._loop.create_future()
-        self._subscriptions[request] = _Subscription(frames, future)
-        self._control.append(frames)
+        future = self._link.subscribe(group, topics, window=self.window, transient=transient)
         self._kick()
         await future
-
-    async def publish(self, topic: str, body: bytes, strategy: Strategy) -> None:
-        self._check_open("publish")
-        check_message(topic, strategy)
-        self._check_size(topic, body)
-        await self.wait_writable()
-        await self.publish_nowait(topic, body, strategy)
 
     def publish_nowait(self, topic: str, body: bytes, strategy: Strategy) -> asyncio.Future[None]:
         if self._state != "open":  # the checks' own calls only when one fails: this runs per message
@@ -259,7 +210,9 @@ class ZmqConnection(Connection):
                 f"{len(self._publishes)} publishes to {self.endpoint!r} await the broker's acceptance, the "
                 f"max_in_flight of {self.max_in_flight!r}; await wait_writable() or publish() to wait for room"
             )
-        future = self._publishes.add(topic, encoded, body, strategy)
+        publishes = self._publishes
+        record = RECORD_HEAD.pack(publishes.next_sequence, strategy, len(encoded), len(body)) + encoded + body
+        future = publishes.add(topic, record)
         self._kick()
         return future
 
@@ -268,29 +221,17 @@ class ZmqConnection(Connection):
         return self.connect_timeout
 
     @property
-    def max_in_flight(self) -> int:
-        """How many publishes may await the broker's acceptance at once."""
-        return self._publishes.size
-
-    @property
-    def writable(self) -> bool:
-        return self._state == "open" and self._publishes.has_room
-
-    @property
     def connected(self) -> bool:
-        # Welcomed on the current socket: _attempts goes back to 0 on WELCOME, up on each loss.
-        return self._state == "open" and self._socket is not None and self._attempts == 0
-
-    async def wait_writable(self) -> None:
-        self._check_open("publish")
-        await self._publishes.wait_room(lambda: self._check_open("publish"))
+        # Welcomed on the current socket: attempts goes back to 0 on WELCOME, up on each loss.
+        link = self._link
+        return self._state == "open" and link.socket is not None and link.attempts == 0
 
     def ack(self, tags: Iterable[int]) -> None:
         if self._state != "open" and self._state != "closing":
             raise ConnectionClosedError(
                 f"{self!r} cannot acknowledge {reprlib.repr(tags)}: it is not open; those messages go back to their group"
             )
-        session = self._session
+        session = self._link.session
         if session == 0:
             self._acks.extend(tags)
         else:
@@ -336,9 +277,6 @@ class ZmqConnection(Connection):
 
     # Bookkeeping on the API side ------------------------------------------------------------------------
 
-    def _check_open(self, what: str) -> None:
-        check_open(self, self._state, what)
-
     def _check_size(self, topic: str, body: bytes) -> None:
         if len(body) > self.max_frame_size:
             raise FrameEncodeError(
@@ -362,27 +300,16 @@ class ZmqConnection(Connection):
             task.cancel()
             await asyncio.wait({task})
         self._state = "closed"
-        self._close_socket(0)
+        self._link.close(0)
         self._fail_pending()
         if self._closed is not None:
             self._closed.set()
 
     def _fail_pending(self) -> None:
         self._publishes.fail(self._closed_error)
-        for subscription in self._subscriptions.values():
-            if subscription.future is not None and not subscription.future.done():
-                subscription.future.set_exception(self._closed_error(""))
-        welcome = self._welcome
-        if welcome is not None and not welcome.done():
-            welcome.set_exception(ConnectionClosedError(f"{self!r} closed before the broker answered"))
-            welcome.exception()  # retrieved: open() may be gone already
-
-    def _closed_error(self, topic: str) -> ConnectionClosedError:
-        if not topic:
-            return ConnectionClosedError(f"{self!r} closed; make a new connection")
-        return ConnectionClosedError(
-            f"{self!r} closed before the broker accepted the message to {topic!r}; publish it again on an "
-            "open connection"
+        self._link.fail(
+            lambda: self._closed_error(""),
+            ConnectionClosedError(f"{self!r} closed before the broker answered"),
         )
 
     # The socket task ------------------------------------------------------------------------------------
@@ -411,22 +338,23 @@ class ZmqConnection(Connection):
             self._state = "closed"
             self._fail_pending()
         finally:
-            self._close_socket(self._linger_ms)
+            self._link.close(self._linger_ms)
 
     def _pump(self, now: float) -> bool:
         """Receive, handle, send; return whether there is more to do at once."""
-        socket = self._socket
+        link = self._link
+        socket = link.socket
         if socket is None:
-            if self._reconnect_at is None or now < self._reconnect_at:
+            if link.reconnect_at is None or now < link.reconnect_at:
                 return False
             self._connect(now)
-            socket = self._socket
+            socket = link.socket
             assert socket is not None
         received = self._receive(socket, now)
-        if self._socket is not socket:
+        if link.socket is not socket:
             return True  # RESET: reconnecting
         self._check_timers(socket, now)
-        if self._socket is not socket:
+        if link.socket is not socket:
             return False
         self._flush(socket, now)
         if self._drained is not None and not self._drained.done() and self._is_drained():
@@ -454,14 +382,9 @@ class ZmqConnection(Connection):
                 elif command == HB:
                     pass
                 elif command == SUBOK:
-                    (request,) = SUBOK_HEAD.unpack(frames[1])
-                    subscription = self._subscriptions.get(request)
-                    if subscription is not None and subscription.future is not None:
-                        if not subscription.future.done():
-                            subscription.future.set_result(None)
-                        subscription.future = None
+                    self._link.subscribed(frames[1])
                 elif command == WELCOME:
-                    self._welcomed(frames)
+                    self._link.welcomed(frames[1])
                 elif command == RESET:
                     self._lose_broker(now, "it does not know this peer (restarted, or it declared us lost)")
                     return count
@@ -478,7 +401,7 @@ class ZmqConnection(Connection):
                         PROTOCOL_VERSION,
                     )
         if count:
-            self._last_heard = now
+            self._link.last_heard = now
         return count
 
     def _deliver(self, records: bytes) -> None:
@@ -486,8 +409,9 @@ class ZmqConnection(Connection):
         if deliver is None:
             logger.error("%r got deliveries but has no on_delivery handler; they wait for redelivery", self)
             return
-        base = self._session << _SESSION_SHIFT
-        socket = self._socket
+        link = self._link
+        base = link.session << _SESSION_SHIFT
+        socket = link.socket
         for tag, redelivered, topic, body in iter_records(records):
             try:
                 deliver(Incoming(base + tag, topic, body, redelivered == 1))
@@ -499,50 +423,30 @@ class ZmqConnection(Connection):
                 # works on them while this loop handles the rest (see wire.FLUSH_EVERY).
                 self._flush(socket, time.monotonic())
 
-    def _welcomed(self, frames: list[bytes]) -> None:
-        version, interval_ms = WELCOME_HEAD.unpack(frames[1])
-        if not interval_ms:
-            raise ValueError("WELCOME gives a heartbeat interval of 0 ms")
-        if version != PROTOCOL_VERSION:
-            error = BrokerUnavailableError(
-                f"the broker at {self.endpoint!r} speaks wire protocol version {version!r}, this client "
-                f"{PROTOCOL_VERSION!r}; run the same minos-networks release on both sides"
-            )
-            if self._welcome is None or self._welcome.done():
-                raise ValueError(str(error))  # a late WELCOME: counted and logged as malformed
-            self._welcome.set_exception(error)
-            return
-        self._broker_interval = interval_ms / 1000
-        self._attempts = 0
-        if self._welcome is not None and not self._welcome.done():
-            self._welcome.set_result(None)
-
     def _check_timers(self, socket: zmq.Socket[bytes], now: float) -> None:
-        silence = now - self._last_heard
-        if silence > LOST_AFTER * max(self.heartbeat_interval, self._broker_interval):
+        silence = self._link.check(now)  # queues a heartbeat when one is due
+        if silence is not None:
             self._lose_broker(now, f"silent for {silence:.3f} s")
             return
         self._publishes.retry(now)
-        if now - self._last_sent >= min(self.heartbeat_interval, self._broker_interval):
-            self._control.append([HB])
 
     def _flush(self, socket: zmq.Socket[bytes], now: float) -> None:
         self._unflushed = 0
         sent = False
         try:
-            control = self._control
+            control = self._link.control
             while control:
                 send_parts(socket, control[0])
                 control.popleft()
                 sent = True
             publishes = self._publishes
-            while records := publishes.take(RECORDS_FRAME_BYTES):
+            while taken := publishes.take(RECORDS_FRAME_BYTES):
                 try:
-                    send_parts(socket, [PUB, b"".join(records)])
+                    send_parts(socket, [PUB, b"".join([publish.payload for publish in taken])])
                 except zmq.Again:
-                    publishes.sent(records, ok=False)
+                    publishes.unsend(taken)
                     raise
-                publishes.sent(records, ok=True)
+                publishes.sent(taken, now)
                 sent = True
             if self._acks:
                 send_parts(socket, [ACK, pack_u64s(self._acks)])
@@ -551,84 +455,42 @@ class ZmqConnection(Connection):
         except zmq.Again:
             sent = True  # the socket is full: the rest goes when it has room (its FD wakes the task)
         if sent:
-            self._last_sent = now
+            self._link.last_sent = now
 
     def _send_bye(self) -> None:
-        if self._socket is not None:
+        socket = self._link.socket
+        if socket is not None:
             self._pumping = True
             try:
-                self._flush(self._socket, time.monotonic())
-                send_parts(self._socket, [BYE])
+                self._flush(socket, time.monotonic())
+                send_parts(socket, [BYE])
             except zmq.ZMQError:
                 pass  # the broker finds out by the silence instead
             finally:
                 self._pumping = False
 
     def _next_deadline(self) -> float:
-        if self._socket is None:
-            return self._reconnect_at if self._reconnect_at is not None else time.monotonic() + 1.0
-        lost_at = self._last_heard + LOST_AFTER * max(self.heartbeat_interval, self._broker_interval)
-        beat_at = self._last_sent + min(self.heartbeat_interval, self._broker_interval)
-        deadline = min(lost_at, beat_at)
+        link = self._link
+        deadline = link.deadline()
+        if link.socket is None:
+            return deadline
         retry_at = self._publishes.retry_at()
         return deadline if retry_at is None else min(deadline, retry_at)
 
     # Sockets --------------------------------------------------------------------------------------------
 
     def _connect(self, now: float) -> None:
-        assert self._loop is not None
-        assert self._waker is not None
-        socket: zmq.Socket[bytes] = self._context.socket(zmq.DEALER)
-        try:
-            socket.setsockopt(zmq.ROUTING_ID, uuid.uuid4().bytes)  # a new peer for every socket
-            socket.setsockopt(zmq.LINGER, 0)
-            socket.setsockopt(zmq.SNDHWM, 0)  # bounded by max_in_flight and the window instead
-            socket.setsockopt(zmq.RCVHWM, 0)
-            socket.setsockopt(zmq.MAXMSGSIZE, frame_limit(self.max_frame_size))
-            if self.curve is not None:
-                apply_client_keys(socket, self.curve)
-            if self._handshakes is not None:
-                self._handshakes.watch(socket)
-            socket.connect(self.endpoint)
-            fd = socket.fileno()
-            self._loop.add_reader(fd, self._waker.set)
-        except BaseException:
-            if self._handshakes is not None:
-                self._handshakes.stop()
-            socket.close(linger=0)
-            raise
-        self._socket, self._fd = socket, fd
-        self._session += 1
-        self._reconnect_at = None
-        self._last_heard = self._last_sent = now
-        self._control = deque([[HELLO, HELLO_HEAD.pack(PROTOCOL_VERSION)]])
-        for subscription in self._subscriptions.values():
-            self._control.append(subscription.frames)
+        self._link.connect(now)
         self._publishes.restart()
         self._acks.clear()  # tags of the last socket: the broker gave those messages back already
 
     def _lose_broker(self, now: float, why: str) -> None:
-        delay = min(_RECONNECT_MAX, _RECONNECT_FIRST * 2**self._attempts) * random.uniform(0.5, 1.0)
-        self._attempts += 1
+        delay = self._link.lose(now)
         # While open() still waits for the first WELCOME, its own error tells the caller; no log line.
-        opening = self._welcome is not None and not self._welcome.done()
         logger.log(
-            logging.DEBUG if opening else logging.WARNING,
+            logging.DEBUG if self._link.opening else logging.WARNING,
             "%r lost the broker: %s; reconnecting in %.3f s",
             self,
             why,
             delay,
         )
-        self._close_socket(0)
-        self._reconnect_at = now + delay
-
-    def _close_socket(self, linger_ms: int) -> None:
-        socket, fd = self._socket, self._fd
-        if socket is None:
-            return
-        self._socket = self._fd = None
-        if fd is not None and self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(fd)
-        if self._handshakes is not None:
-            self._handshakes.stop()  # keeps what it saw of this socket's handshakes
-        socket.close(linger=linger_ms)

@@ -1,0 +1,284 @@
+"""BrokerLink: a ZmqConnection's sessions with the broker, one per socket, from handshake to loss.
+
+A session is a DEALER socket with a fresh routing id, so the broker sees a new peer; sessions are numbered
+(delivery tags carry the number). Each starts with the handshake, HELLO answered by WELCOME with the
+broker's protocol version and heartbeat interval, and with every subscription the connection made sent
+again (SUB, answered by SUBOK). Both sides send a heartbeat (HB) after an interval of saying nothing;
+when the broker goes silent for ``LOST_AFTER`` intervals, or resets the peer, the connection drops the
+socket (``lose``) and the next one is made after an exponential backoff with jitter. These frames wait in
+``control``, which the connection's socket task sends before anything else; that task reads and writes
+the link's socket and timings directly, as they are its hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import zmq
+
+from .connection import BrokerUnavailableError
+from .security import CurveClient, HandshakeWatch, apply_client_keys
+from .wire import (
+    HB,
+    HELLO,
+    HELLO_HEAD,
+    LOST_AFTER,
+    PROTOCOL_VERSION,
+    SUB,
+    SUB_HEAD,
+    SUBOK_HEAD,
+    WELCOME_HEAD,
+    frame_limit,
+)
+
+__all__ = ["BrokerLink"]
+
+_RECONNECT_FIRST: Final = 0.05  # seconds before reconnecting; doubles per failed attempt, with jitter
+_RECONNECT_MAX: Final = 2.0
+
+
+@dataclass(slots=True)
+class _Subscription:
+    frames: list[bytes]
+    future: asyncio.Future[None] | None
+
+
+class BrokerLink:
+    """One ZmqConnection's current session: its socket (None between a loss and the next attempt), the
+    handshake, the subscriptions and the heartbeats.
+
+    Lives in the connection's event loop (``bind`` it there before ``connect``).
+
+    Args:
+        context: The ZeroMQ context the sockets are made in.
+        endpoint: The broker's endpoint.
+        curve: The CURVE keys to apply, or None (always None on inproc endpoints).
+        max_frame_size: The largest message body: frames beyond ``wire.frame_limit`` of it drop the socket.
+        heartbeat_interval: This side's heartbeat interval, the broker's until WELCOME says otherwise.
+    """
+
+    def __init__(
+        self,
+        context: zmq.Context[Any],
+        endpoint: str,
+        *,
+        curve: CurveClient | None,
+        max_frame_size: int,
+        heartbeat_interval: float,
+    ) -> None:
+        self.socket: zmq.Socket[bytes] | None = None
+        self.session = -1  # one per socket; tags carry it
+        self.attempts = 0  # failed in a row: back to 0 on WELCOME, up on each loss
+        self.reconnect_at: float | None = None
+        self.last_heard = self.last_sent = 0.0
+        self.control: deque[list[bytes]] = deque()  # sent before publishes and acknowledgements
+        self._heartbeat_interval = heartbeat_interval
+        self._lost_after = self._beat_every = 0.0
+        self._set_broker_interval(heartbeat_interval)
+        self._welcome: asyncio.Future[None] | None = None
+        self._subscriptions: dict[int, _Subscription] = {}
+        self._context = context
+        self._endpoint = endpoint
+        self._curve = curve
+        self._max_frame_size = max_frame_size
+        self._fd: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: Callable[[], None] | None = None
+        self._handshakes: HandshakeWatch | None = None  # while opening, on tcp and ipc endpoints
+
+    def bind(self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> None:
+        """Watch sockets in ``loop``: ``wake`` runs when one has something to read."""
+        self._loop, self._wake = loop, wake
+
+    # The handshake ------------------------------------------------------------------------------------
+
+    def watch_handshakes(self) -> None:
+        """Record the security handshakes of the sockets made from now on (tcp and ipc), to explain a
+        refusal in ``unanswered``."""
+        if not self._endpoint.startswith("inproc://"):
+            self._handshakes = HandshakeWatch()
+
+    def stop_watching(self) -> None:
+        """The broker answered (or ``open`` failed): nothing more to explain."""
+        if self._handshakes is not None:
+            self._handshakes.stop()
+            self._handshakes = None
+
+    async def wait_welcome(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the first session's WELCOME.
+
+        Raises:
+            BrokerUnavailableError: no WELCOME came in time (saying why if the security handshakes tell,
+                a CURVE refusal, else where to look), or the broker speaks another protocol version.
+        """
+        assert self._loop is not None
+        welcome = self._welcome = self._loop.create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(welcome), timeout)
+        except TimeoutError:
+            raise self._unanswered(timeout) from None
+
+    @property
+    def opening(self) -> bool:
+        """Whether ``wait_welcome`` still waits."""
+        return self._welcome is not None and not self._welcome.done()
+
+    def _unanswered(self, timeout: float) -> BrokerUnavailableError:
+        refused = self._handshakes.explain(self._endpoint, self._curve) if self._handshakes else None
+        if refused is not None:
+            return BrokerUnavailableError(f"{refused} (waited {timeout} s)")
+        hint = (
+            "; with CURVE, also check that the broker allows this client's public key "
+            f"{self._curve.keys.public.decode()!r} and that {self._curve.server_key.decode()!r} is the "
+            "broker's public key (the broker logs refused handshakes)"
+            if self._curve is not None
+            else ""
+        )
+        return BrokerUnavailableError(
+            f"no broker answered at {self._endpoint!r} within {timeout} s; start one "
+            f"there (minos-networks broker) or check the endpoint{hint}"
+        )
+
+    def welcomed(self, head: bytes) -> None:
+        """Take the broker's WELCOME: its heartbeat interval, the end of the failed attempts, and the end
+        of ``wait_welcome`` (which fails if the broker speaks another protocol version).
+
+        Raises:
+            ValueError: when the WELCOME is malformed, or of another version once no one waits for it.
+        """
+        version, interval_ms = WELCOME_HEAD.unpack(head)
+        if not interval_ms:
+            raise ValueError("WELCOME gives a heartbeat interval of 0 ms")
+        welcome = self._welcome
+        if version != PROTOCOL_VERSION:
+            error = BrokerUnavailableError(
+                f"the broker at {self._endpoint!r} speaks wire protocol version {version!r}, this client "
+                f"{PROTOCOL_VERSION!r}; run the same minos-networks release on both sides"
+            )
+            if welcome is None or welcome.done():
+                raise ValueError(str(error))  # a late WELCOME: counted and logged as malformed
+            welcome.set_exception(error)
+            return
+        self._set_broker_interval(interval_ms / 1000)
+        self.attempts = 0
+        if welcome is not None and not welcome.done():
+            welcome.set_result(None)
+
+    # Subscriptions --------------------------------------------------------------------------------------
+
+    def subscribe(
+        self, group: str, topics: Sequence[str], *, window: int, transient: bool
+    ) -> asyncio.Future[None]:
+        """Queue a subscription's SUB, sent again at the start of every session; the future resolves at its
+        first SUBOK."""
+        assert self._loop is not None
+        future = self._loop.create_future()
+        request = len(self._subscriptions) + 1
+        head = SUB_HEAD.pack(request, window, transient)
+        frames = [SUB, head, group.encode(), *(topic.encode() for topic in topics)]
+        self._subscriptions[request] = _Subscription(frames, future)
+        self.control.append(frames)
+        return future
+
+    def subscribed(self, head: bytes) -> None:
+        """Take a SUBOK: its subscription's future resolves (the first time)."""
+        (request,) = SUBOK_HEAD.unpack(head)
+        subscription = self._subscriptions.get(request)
+        if subscription is not None and subscription.future is not None:
+            if not subscription.future.done():
+                subscription.future.set_result(None)
+            subscription.future = None
+
+    def fail(self, closed: Callable[[], BaseException], unanswered: BaseException) -> None:
+        """Fail every subscription waiting for its SUBOK with ``closed()``, and ``wait_welcome`` with
+        ``unanswered``."""
+        for subscription in self._subscriptions.values():
+            if subscription.future is not None and not subscription.future.done():
+                subscription.future.set_exception(closed())
+        welcome = self._welcome
+        if welcome is not None and not welcome.done():
+            welcome.set_exception(unanswered)
+            welcome.exception()  # retrieved: open() may be gone already
+
+    # Heartbeats -----------------------------------------------------------------------------------------
+
+    def _set_broker_interval(self, interval: float) -> None:
+        self._lost_after = LOST_AFTER * max(self._heartbeat_interval, interval)
+        self._beat_every = min(self._heartbeat_interval, interval)
+
+    def check(self, now: float) -> float | None:
+        """How long the broker has been silent, if long enough to count as lost; else None, and a heartbeat
+        is queued if this side said nothing for an interval."""
+        silence = now - self.last_heard
+        if silence > self._lost_after:
+            return silence
+        if now - self.last_sent >= self._beat_every:
+            self.control.append([HB])
+        return None
+
+    def deadline(self) -> float:
+        """When the socket task must look at the link again: the next attempt, a loss or a heartbeat."""
+        if self.socket is None:
+            return self.reconnect_at if self.reconnect_at is not None else time.monotonic() + 1.0
+        return min(self.last_heard + self._lost_after, self.last_sent + self._beat_every)
+
+    # Sockets --------------------------------------------------------------------------------------------
+
+    def connect(self, now: float) -> None:
+        """Make the next socket, a new peer for the broker, and start its session at ``now``: HELLO and
+        every subscription's SUB go first."""
+        assert self._loop is not None
+        assert self._wake is not None
+        socket: zmq.Socket[bytes] = self._context.socket(zmq.DEALER)
+        try:
+            socket.setsockopt(zmq.ROUTING_ID, uuid.uuid4().bytes)  # a new peer for every socket
+            socket.setsockopt(zmq.LINGER, 0)
+            socket.setsockopt(zmq.SNDHWM, 0)  # bounded by max_in_flight and the window instead
+            socket.setsockopt(zmq.RCVHWM, 0)
+            socket.setsockopt(zmq.MAXMSGSIZE, frame_limit(self._max_frame_size))
+            if self._curve is not None:
+                apply_client_keys(socket, self._curve)
+            if self._handshakes is not None:
+                self._handshakes.watch(socket)
+            socket.connect(self._endpoint)
+            fd = socket.fileno()
+            self._loop.add_reader(fd, self._wake)
+        except BaseException:
+            if self._handshakes is not None:
+                self._handshakes.stop()
+            socket.close(linger=0)
+            raise
+        self.socket, self._fd = socket, fd
+        self.session += 1
+        self.reconnect_at = None
+        self.last_heard = self.last_sent = now
+        self.control = deque([[HELLO, HELLO_HEAD.pack(PROTOCOL_VERSION)]])
+        for subscription in self._subscriptions.values():
+            self.control.append(subscription.frames)
+
+    def lose(self, now: float) -> float:
+        """Drop the socket and set when the next one is made; return the seconds until then."""
+        delay: float = min(_RECONNECT_MAX, _RECONNECT_FIRST * 2**self.attempts) * random.uniform(0.5, 1.0)
+        self.attempts += 1
+        self.close(0)
+        self.reconnect_at = now + delay
+        return delay
+
+    def close(self, linger_ms: int) -> None:
+        """Close the socket (if any), letting what it still holds go out for ``linger_ms``."""
+        socket, fd = self.socket, self._fd
+        if socket is None:
+            return
+        self.socket = self._fd = None
+        if fd is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(fd)
+        if self._handshakes is not None:
+            self._handshakes.stop()  # keeps what it saw of this socket's handshakes
+        socket.close(linger=linger_ms)
