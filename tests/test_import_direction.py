@@ -123,7 +123,9 @@ def upward_imports(src: Path, name: str, layers: dict[str, int]) -> list[str]:
         source = unit_of(module_name(path, src), name)
         assert source is not None
         if source not in layers:
-            problems.append(f"{path.relative_to(package_root)}: unit {source!r} has no layer; add it to LAYERS")
+            problems.append(
+                f"{path.relative_to(package_root)}: unit {source!r} has no layer; add it to LAYERS"
+            )
             continue
         for item in imports_of(path, src):
             target = unit_of(item.target, name)

@@ -27,7 +27,7 @@
     |   +-- BrokerFullError                         (in transports.connection)
     |   +-- BrokerUnavailableError                  (also a ConnectionError; in transports.connection)
     |   +-- ConnectionClosedError                   (also a ConnectionError; in transports.connection)
-    |   +-- BrokerBindError                         (also an OSError; in transports.broker)
+    |   +-- BrokerBindError                         (also an OSError; in transports.broker_binding)
     |   +-- KeyFileError                            (also a ValueError; in transports.security)
     |   +-- DeadLetterFormatError                   (also a ValueError; in brokers.dead_letter_queue)
     |   +-- NoInboxTransactionError                 (also a RuntimeError; in durable.inbox)

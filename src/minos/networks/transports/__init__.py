@@ -1,6 +1,8 @@
 """Moving frames: the broker's routing table, ZeroMQ endpoints, NATS JetStream and the in-memory twin."""
 
-from .broker import BrokerBindError, BrokerServer, BrokerStats
+from .broker_binding import BrokerBindError
+from .broker_server import BrokerServer
+from .broker_stats import BrokerStats
 from .connection import (
     BrokerFullError,
     BrokerUnavailableError,

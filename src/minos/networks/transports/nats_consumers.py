@@ -12,7 +12,7 @@ How it maps the receiving half of ``Connection``'s contract onto JetStream (see 
   a dead or cut-off member's deliveries come back, ``ack_wait`` after it went silent, flagged
   redelivered. A clean ``close`` sends ``-NAK`` for what it holds, which comes back at once.
 - A message delivered more than ``max_deliveries`` times without an acknowledgement (its holders
-  crashed each time) goes to the dead-letter topic in the format of ``brokers.deadletters``, then is
+  crashed each time) goes to the dead-letter topic in the format of ``brokers.dead_letter_queue``, then is
   terminated (``+TERM``) in JetStream.
 
 It owns the connection's JetStream pull consumers (made through ``jetstream``), asks them for as many

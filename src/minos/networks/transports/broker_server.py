@@ -10,8 +10,9 @@ Defences: the ROUTER's ``MAXMSGSIZE`` makes libzmq drop the connection of a peer
 within ``MALFORMED_WINDOW`` seconds is forgotten, as if lost; with CURVE (``security.CurveGuard``) only
 allow-listed client keys get through the handshake, and the guard's sockets are served by the same loop.
 
-Beside it: ``binding`` readies the socket (options, CURVE, endpoints), ``peers.BrokerPeers`` remembers
-each peer (last heard from, blocked, malformed frames) and ``brokerstats`` holds what ``stats`` answers.
+Beside it: ``broker_binding`` readies the socket (options, CURVE, endpoints), ``broker_peers.BrokerPeers``
+remembers each peer (last heard from, blocked, malformed frames) and ``broker_stats`` holds what ``stats``
+answers. The four modules log as one logger, ``minos.networks.transports.broker``.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from typing import Any, Final
 import zmq
 
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
-from .binding import BrokerBindError, bind_router, prepare_router, secure_router
-from .brokerstats import BrokerStats
-from .peers import BrokerPeers
+from .broker_binding import BrokerBindError, bind_router, prepare_router, secure_router
+from .broker_peers import BrokerPeers
+from .broker_stats import BrokerStats
 from .routing import RoutingTable
 from .security import CurveGuard, CurveServer
 from .wire import (
@@ -65,7 +66,7 @@ from .wire import (
 
 __all__ = ["BrokerBindError", "BrokerServer", "BrokerStats"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("minos.networks.transports.broker")  # one name for the broker's modules
 
 _CLOSE_LINGER_MS: Final = 200
 _MAX_CHECKED_TOPICS: Final = 100_000  # published topics known to be UTF-8; forgotten all at once beyond it
