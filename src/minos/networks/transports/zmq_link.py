@@ -265,7 +265,9 @@ class BrokerLink:
 
     def lose(self, now: float) -> float:
         """Drop the socket and set when the next one is made; return the seconds until then."""
-        delay: float = min(_RECONNECT_MAX, _RECONNECT_FIRST * 2**self.attempts) * random.uniform(0.5, 1.0)
+        delay: float = min(_RECONNECT_MAX, _RECONNECT_FIRST * 2.0 ** min(self.attempts, 16)) * random.uniform(
+            0.5, 1.0
+        )
         self.attempts += 1
         self.close(0)
         self.reconnect_at = now + delay
