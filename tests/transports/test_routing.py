@@ -7,10 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minos.networks.protocol.frames import MULTICAST_CODE, UNICAST_CODE
 from minos.networks.transports import RoutingTable
-from minos.networks.transports.routing import MULTICAST
-
-UNICAST = 0
 
 
 def _bodies(deliveries):
@@ -22,7 +20,7 @@ def test_a_unicast_message_reaches_exactly_one_member_of_one_group():
     for peer, group in [(b"a1", b"orders"), (b"a2", b"orders"), (b"b1", b"billing")]:
         table.subscribe(peer, group, b"order.created")
     for i in range(6):
-        assert table.publish(b"order.created", b"m%d" % i, UNICAST)
+        assert table.publish(b"order.created", b"m%d" % i, UNICAST_CODE)
     deliveries = table.take_deliveries()
     assert sorted(_bodies(deliveries)) == [b"m%d" % i for i in range(6)]
     assert Counter(d.body for d in deliveries).most_common(1)[0][1] == 1
@@ -34,7 +32,7 @@ def test_a_multicast_message_reaches_one_member_per_group():
     table = RoutingTable()
     for peer, group in [(b"a1", b"orders"), (b"a2", b"orders"), (b"b1", b"billing")]:
         table.subscribe(peer, group, b"order.created")
-    assert table.publish(b"order.created", b"event", MULTICAST)
+    assert table.publish(b"order.created", b"event", MULTICAST_CODE)
     deliveries = table.take_deliveries()
     assert len(deliveries) == 2
     assert {d.peer for d in deliveries} & {b"a1", b"a2"}
@@ -46,7 +44,7 @@ def test_members_of_a_group_share_its_queue_round_robin():
     table.subscribe(b"a1", b"orders", b"t")
     table.subscribe(b"a2", b"orders", b"t")
     for i in range(4):
-        table.publish(b"t", b"%d" % i, UNICAST)
+        table.publish(b"t", b"%d" % i, UNICAST_CODE)
     assert Counter(d.peer for d in table.take_deliveries()) == {b"a1": 2, b"a2": 2}
 
 
@@ -54,7 +52,7 @@ def test_a_peer_never_holds_more_than_its_window_unacknowledged():
     table = RoutingTable(default_window=3)
     table.subscribe(b"p", b"g", b"t")
     for i in range(10):
-        table.publish(b"t", b"%d" % i, UNICAST)
+        table.publish(b"t", b"%d" % i, UNICAST_CODE)
     first = table.take_deliveries()
     assert _bodies(first) == [b"0", b"1", b"2"]
     assert table.take_deliveries() == []
@@ -67,7 +65,7 @@ def test_what_a_lost_peer_held_goes_back_first_and_in_order_marked_redelivered()
     table = RoutingTable(default_window=2)
     table.subscribe(b"p1", b"g", b"t")
     for i in range(4):
-        table.publish(b"t", b"%d" % i, UNICAST)
+        table.publish(b"t", b"%d" % i, UNICAST_CODE)
     held = table.take_deliveries()
     assert _bodies(held) == [b"0", b"1"]
     assert table.peer_lost(b"p1") == 2
@@ -82,7 +80,7 @@ def test_a_group_keeps_messages_while_it_has_no_live_member():
     table = RoutingTable()
     table.subscribe(b"p1", b"g", b"t")
     table.peer_lost(b"p1")
-    table.publish(b"t", b"kept", UNICAST)
+    table.publish(b"t", b"kept", UNICAST_CODE)
     assert table.queued(b"t", b"g") == 1
     table.subscribe(b"p2", b"g", b"t")
     assert _bodies(table.take_deliveries()) == [b"kept"]
@@ -90,7 +88,7 @@ def test_a_group_keeps_messages_while_it_has_no_live_member():
 
 def test_messages_published_before_any_subscription_go_to_the_first_group():
     table = RoutingTable()
-    table.publish(b"t", b"early", UNICAST)
+    table.publish(b"t", b"early", UNICAST_CODE)
     table.subscribe(b"p", b"g", b"t")
     assert _bodies(table.take_deliveries()) == [b"early"]
 
@@ -98,8 +96,8 @@ def test_messages_published_before_any_subscription_go_to_the_first_group():
 def test_a_transient_queue_goes_away_with_its_last_member_and_counts_what_it_discards():
     table = RoutingTable(default_window=1)
     table.subscribe(b"client", b"reply-1", b"reply-1", transient=True)
-    table.publish(b"reply-1", b"a", UNICAST)
-    table.publish(b"reply-1", b"b", UNICAST)
+    table.publish(b"reply-1", b"a", UNICAST_CODE)
+    table.publish(b"reply-1", b"b", UNICAST_CODE)
     table.take_deliveries()
     table.peer_lost(b"client")
     assert table.stats.discarded == 2
@@ -110,13 +108,13 @@ def test_a_transient_queue_goes_away_with_its_last_member_and_counts_what_it_dis
 def test_publish_refuses_past_the_bound_and_accepts_again_after_acks():
     table = RoutingTable(max_messages=2)
     table.subscribe(b"p", b"g", b"t")
-    assert table.publish(b"t", b"1", UNICAST)
-    assert table.publish(b"t", b"2", UNICAST)
+    assert table.publish(b"t", b"1", UNICAST_CODE)
+    assert table.publish(b"t", b"2", UNICAST_CODE)
     assert not table.has_room()
-    assert not table.publish(b"t", b"3", UNICAST)
+    assert not table.publish(b"t", b"3", UNICAST_CODE)
     assert table.stats.refused == 1
     table.ack(b"p", [d.tag for d in table.take_deliveries()])
-    assert table.publish(b"t", b"3", UNICAST)
+    assert table.publish(b"t", b"3", UNICAST_CODE)
 
 
 def test_an_unknown_acknowledgement_is_counted_not_fatal():
@@ -131,7 +129,7 @@ def test_take_deliveries_respects_its_limit_and_resumes():
     table = RoutingTable()
     table.subscribe(b"p", b"g", b"t")
     for i in range(5):
-        table.publish(b"t", b"%d" % i, UNICAST)
+        table.publish(b"t", b"%d" % i, UNICAST_CODE)
     assert _bodies(table.take_deliveries(limit=2)) == [b"0", b"1"]
     assert _bodies(table.take_deliveries()) == [b"2", b"3", b"4"]
 
@@ -161,10 +159,10 @@ def test_under_random_traffic_and_peer_losses_nothing_is_lost_or_duplicated(seed
     for step in range(300):
         action = rng.random()
         if action < 0.4:
-            strategy = MULTICAST if rng.random() < 0.3 else UNICAST
+            strategy = MULTICAST_CODE if rng.random() < 0.3 else UNICAST_CODE
             body = b"%d" % step
             if table.publish(b"t", body, strategy):
-                for group in groups if strategy == MULTICAST else ["any"]:
+                for group in groups if strategy == MULTICAST_CODE else ["any"]:
                     expected[(body, group)] += 1
         elif action < 0.75 and live:
             peer = rng.choice(sorted(live))

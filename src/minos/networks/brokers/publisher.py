@@ -19,10 +19,10 @@ from ..protocol import (
     BrokerMessageV1Strategy,
     FrameCodec,
 )
+from ..protocol.frames import MULTICAST_CODE, UNICAST_CODE
 from ..tracing import Tracing, current
 from ..transports import BrokerFullError, BrokerUnavailableError, ConnectionClosedError, Incoming
 from ..transports.connection import RoomWaiters
-from ..transports.routing import MULTICAST, UNICAST
 from .config import BrokerSettings, broker_settings
 from .peer import ConnectionFactory, PeerHandle, Subscription
 from .service import PeerService
@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 def strategy_code(message: BrokerMessage) -> int:
     """The strategy's code on the broker's wire."""
-    return MULTICAST if message.strategy is BrokerMessageV1Strategy.MULTICAST else UNICAST
+    return MULTICAST_CODE if message.strategy is BrokerMessageV1Strategy.MULTICAST else UNICAST_CODE
 
 
 class BrokerPublisher(StartStop, metaclass=ABCMeta):

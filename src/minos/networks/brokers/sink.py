@@ -21,8 +21,8 @@ from ..durable import EffectError, Inbox, ReceiptSender
 from ..durable.inbox import Effects
 from ..enroute import BrokerDispatcher, message_log_fields
 from ..protocol import BrokerMessageV1, BrokerMessageV1Payload, BrokerMessageV1Status, FrameCodec
+from ..protocol.frames import UNICAST_CODE
 from ..transports import Incoming
-from ..transports.routing import UNICAST
 from .config import RetryPolicy
 from .dead_letter_queue import DeadLetter
 from .dispatch_stats import DispatchStats, TopicStats
@@ -292,7 +292,7 @@ class DispatchSink:
             self._duplicates.forget(job.message.topic, job.message.identifier)
             return
         self._track()
-        self._handle.publish(topic, body, UNICAST, partial(self._dead_lettered, job, payload))
+        self._handle.publish(topic, body, UNICAST_CODE, partial(self._dead_lettered, job, payload))
 
     def _dead_lettered(
         self,
@@ -342,7 +342,9 @@ class DispatchSink:
             return
         reply = BrokerMessageV1(message.reply_topic, payload, identifier=message.identifier)
         self._track()
-        self._handle.publish(reply.topic, self._codec.encode(reply)[1], UNICAST, partial(self._replied, job))
+        self._handle.publish(
+            reply.topic, self._codec.encode(reply)[1], UNICAST_CODE, partial(self._replied, job)
+        )
 
     def _ack(self, job: _Job) -> None:
         self._handle.ack(job.tag)

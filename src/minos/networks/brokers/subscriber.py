@@ -15,8 +15,8 @@ from ..actors import StartStop
 from ..durable import OUTBOX_HEADER, ReceiptSender
 from ..exceptions import FrameDecodeError
 from ..protocol import BrokerMessage, BrokerMessageV1, FrameCodec
+from ..protocol.frames import UNICAST_CODE
 from ..transports import Incoming
-from ..transports.routing import UNICAST
 from .config import BrokerSettings, broker_settings
 from .duplicates import DuplicateFilter
 from .peer import ConnectionFactory, PeerHandle, SinkFactory, Subscription
@@ -58,7 +58,7 @@ def publish_receipt(handle: PeerHandle) -> Callable[[str, bytes], None]:
     """Publishes receipt bodies through ``handle``, fire and forget (a lost receipt means a resend)."""
 
     def publish(topic: str, body: bytes) -> None:
-        handle.publish(topic, body, UNICAST, _ignore_outcome)
+        handle.publish(topic, body, UNICAST_CODE, _ignore_outcome)
 
     return publish
 

@@ -75,7 +75,14 @@ from .messages import (
     BrokerMessageV1Strategy,
 )
 
-__all__ = ["DEFAULT_MAX_FRAME_SIZE", "FrameCodec", "decode_message", "encode_message"]
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "MULTICAST_CODE",
+    "UNICAST_CODE",
+    "FrameCodec",
+    "decode_message",
+    "encode_message",
+]
 
 DEFAULT_MAX_FRAME_SIZE: Final = 16 * 1024 * 1024
 """The largest message, topic and body frames together, in bytes."""
@@ -86,9 +93,17 @@ WIRE_VERSION: Final = 1
 Frame = bytes | bytearray | memoryview
 """What ``decode`` takes for a frame; at run time anything exporting a contiguous buffer (``zmq.Frame``) works."""
 
+UNICAST_CODE: Final = 0
+"""``BrokerMessageV1Strategy.UNICAST`` on the wire, and in every transport's ``publish``."""
+MULTICAST_CODE: Final = 1
+"""``BrokerMessageV1Strategy.MULTICAST`` on the wire; the routing takes every other code as unicast."""
+
 _UNICAST: Final = BrokerMessageV1Strategy.UNICAST
 _MULTICAST: Final = BrokerMessageV1Strategy.MULTICAST
-_STRATEGY_BY_CODE: Final[dict[int, BrokerMessageV1Strategy]] = {0: _UNICAST, 1: _MULTICAST}
+_STRATEGY_BY_CODE: Final[dict[int, BrokerMessageV1Strategy]] = {
+    UNICAST_CODE: _UNICAST,
+    MULTICAST_CODE: _MULTICAST,
+}
 _STATUS_BY_CODE: Final[dict[int, int]] = {int(status): status for status in BrokerMessageV1Status}
 
 _unpackb = msgpack.unpackb
@@ -152,9 +167,9 @@ class FrameCodec:
         """
         strategy = message.strategy
         if strategy is _UNICAST:
-            strategy_code = 0
+            strategy_code = UNICAST_CODE
         elif strategy is _MULTICAST:
-            strategy_code = 1
+            strategy_code = MULTICAST_CODE
         else:
             raise FrameEncodeError(f"strategy {strategy!r} has no wire code; known: UNICAST, MULTICAST")
         payload = message.payload

@@ -33,12 +33,10 @@ from typing import Any, ClassVar
 import pytest
 import pytest_asyncio
 
+from ..protocol.frames import MULTICAST_CODE, UNICAST_CODE
 from ..transports import BrokerFullError, Connection, ConnectionClosedError, DeliveryHandler, Incoming
 
 __all__ = ["Peer", "TransportContract"]
-
-UNICAST = 0
-MULTICAST = 1
 
 
 @dataclass(eq=False)
@@ -169,7 +167,7 @@ class TransportContract(ABC):
         subscriber = await self.connect(broker)
         await subscriber.connection.subscribe("billing", ["order.created"])
         publisher = await self.connect(broker)
-        await publisher.connection.publish("order.created", b"order 1", UNICAST)
+        await publisher.connection.publish("order.created", b"order 1", UNICAST_CODE)
         await self.wait_until(lambda: len(subscriber.received) == 1, "the subscriber to get the message")
         [incoming] = subscriber.received
         assert (incoming.topic, incoming.body, incoming.redelivered) == (b"order.created", b"order 1", False)
@@ -182,8 +180,8 @@ class TransportContract(ABC):
         await payments.connection.subscribe("payments", ["payment.made"])
         publisher = await self.connect(broker)
         for i in range(10):
-            publisher.connection.publish_nowait("order.created", b"order %d" % i, UNICAST)
-            publisher.connection.publish_nowait("payment.made", b"payment %d" % i, UNICAST)
+            publisher.connection.publish_nowait("order.created", b"order %d" % i, UNICAST_CODE)
+            publisher.connection.publish_nowait("payment.made", b"payment %d" % i, UNICAST_CODE)
         await self.wait_until(
             lambda: len(orders.received) >= 10 and len(payments.received) >= 10, "ten messages for each"
         )
@@ -199,7 +197,7 @@ class TransportContract(ABC):
         publisher = await self.connect(broker)
         sent = [b"order %d" % i for i in range(40)]
         for body in sent:
-            publisher.connection.publish_nowait("order.created", body, UNICAST)
+            publisher.connection.publish_nowait("order.created", body, UNICAST_CODE)
         await self.wait_until(lambda: sum(len(m.received) for m in members) >= 40, "all 40 messages")
         received = [body for member in members for body in member.bodies]
         assert sorted(received) == sorted(sent)
@@ -214,7 +212,7 @@ class TransportContract(ABC):
         publisher = await self.connect(broker)
         sent = [b"event %d" % i for i in range(20)]
         for body in sent:
-            publisher.connection.publish_nowait("order.created", body, MULTICAST)
+            publisher.connection.publish_nowait("order.created", body, MULTICAST_CODE)
 
         def both_groups_got_all() -> bool:
             return len(members[0].received) + len(members[1].received) >= 20 and (
@@ -230,14 +228,14 @@ class TransportContract(ABC):
 
         def answer(peer: Peer, incoming: Incoming) -> None:
             reply_topic, _, question = incoming.body.partition(b"|")
-            peer.connection.publish_nowait(reply_topic.decode(), question + b" found", UNICAST)
+            peer.connection.publish_nowait(reply_topic.decode(), question + b" found", UNICAST_CODE)
 
         server = await self.connect(broker, then=answer)
         await server.connection.subscribe("orders", ["order.get"])
         client = await self.connect(broker)
         reply_topic = f"reply.{uuid.uuid4().hex}"
         await client.connection.subscribe(reply_topic, [reply_topic], transient=True)
-        await client.connection.publish("order.get", reply_topic.encode() + b"|order 7", UNICAST)
+        await client.connection.publish("order.get", reply_topic.encode() + b"|order 7", UNICAST_CODE)
         await self.wait_until(lambda: len(client.received) == 1, "the reply")
         assert (client.received[0].topic, client.received[0].body) == (reply_topic.encode(), b"order 7 found")
 
@@ -247,7 +245,7 @@ class TransportContract(ABC):
         await subscriber.connection.subscribe("audit", ["order.created"])
         publisher = await self.connect(broker)
         sent = [b"order %d" % i for i in range(300)]
-        accepted = [publisher.connection.publish_nowait("order.created", body, UNICAST) for body in sent]
+        accepted = [publisher.connection.publish_nowait("order.created", body, UNICAST_CODE) for body in sent]
         await asyncio.wait_for(asyncio.gather(*accepted), self.timeout)
         await self.wait_until(lambda: len(subscriber.received) >= 300, "all 300 messages")
         assert subscriber.bodies == sent
@@ -259,7 +257,7 @@ class TransportContract(ABC):
         publisher = await self.connect(broker)
         sent = [b"order %d" % i for i in range(5)]
         for body in sent:
-            await publisher.connection.publish("order.created", body, UNICAST)
+            await publisher.connection.publish("order.created", body, UNICAST_CODE)
         await self.wait_until(lambda: len(doomed.received) == 5, "the first member to hold all five")
         survivor = await self.connect(broker)
         await survivor.connection.subscribe("orders", ["order.created"])
@@ -276,7 +274,7 @@ class TransportContract(ABC):
         publisher = await self.connect(broker)
         sent = [b"order %d" % i for i in range(3)]
         for body in sent:
-            await publisher.connection.publish("order.created", body, UNICAST)
+            await publisher.connection.publish("order.created", body, UNICAST_CODE)
         late = await self.connect(broker)
         await late.connection.subscribe("orders", ["order.created"])
         await self.wait_until(lambda: len(late.received) >= 3, "the late member to get all three")
@@ -288,14 +286,14 @@ class TransportContract(ABC):
         await consumer.connection.subscribe("orders", ["order.created"])
         publisher = await self.connect(broker, max_in_flight=1)
         for i in range(3):
-            await publisher.connection.publish("order.created", b"order %d" % i, UNICAST)
+            await publisher.connection.publish("order.created", b"order %d" % i, UNICAST_CODE)
         await self.wait_until(lambda: len(consumer.received) == 3, "the consumer to hold three")
-        held = asyncio.ensure_future(publisher.connection.publish("order.created", b"order 3", UNICAST))
+        held = asyncio.ensure_future(publisher.connection.publish("order.created", b"order 3", UNICAST_CODE))
         done, _ = await asyncio.wait({held}, timeout=self.hold_back)
         assert not done, "a broker bounded to 3 messages accepted a 4th"
         assert not publisher.connection.writable
         with pytest.raises(BrokerFullError):
-            publisher.connection.publish_nowait("order.created", b"order 4", UNICAST)
+            publisher.connection.publish_nowait("order.created", b"order 4", UNICAST_CODE)
         consumer.connection.ack([consumer.received[0].tag])
         await asyncio.wait_for(held, self.timeout)
         await self.wait_until(lambda: len(consumer.received) == 4, "the held-back message")
@@ -307,16 +305,16 @@ class TransportContract(ABC):
         await leaving.connection.subscribe("orders", ["order.created"])
         publisher = await self.connect(broker)
         for i in range(2):
-            await publisher.connection.publish("order.created", b"order %d" % i, UNICAST)
+            await publisher.connection.publish("order.created", b"order %d" % i, UNICAST_CODE)
         await self.wait_until(lambda: len(leaving.received) == 2, "the leaving member to hold two")
         staying = await self.connect(broker)
         await staying.connection.subscribe("orders", ["order.created"])
         await leaving.connection.close()
         await leaving.connection.close()
         with pytest.raises(ConnectionClosedError):
-            await leaving.connection.publish("order.created", b"too late", UNICAST)
+            await leaving.connection.publish("order.created", b"too late", UNICAST_CODE)
         with pytest.raises(ConnectionClosedError):
-            leaving.connection.publish_nowait("order.created", b"too late", UNICAST)
+            leaving.connection.publish_nowait("order.created", b"too late", UNICAST_CODE)
         assert not leaving.connection.writable
         await self.wait_until(lambda: len(staying.received) >= 2, "the other member to get both back")
         assert staying.bodies == [b"order 0", b"order 1"]

@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 Strategy = int
-"""The strategy code on the wire: 0 unicast, 1 multicast (``routing.MULTICAST``)."""
+"""The strategy code on the wire: 0 unicast, 1 multicast (``protocol.frames.UNICAST_CODE`` and ``MULTICAST_CODE``)."""
 
 
 class BrokerFullError(MinosNetworkException):

@@ -39,6 +39,7 @@ from nats.js import JetStreamContext
 
 from ..exceptions import FrameEncodeError
 from ..protocol import DEFAULT_MAX_FRAME_SIZE, FrameCodec
+from ..protocol.frames import MULTICAST_CODE
 from .connection import (
     BrokerFullError,
     BrokerUnavailableError,
@@ -59,7 +60,6 @@ __all__ = ["NatsConnection"]
 logger = logging.getLogger(__name__)
 
 _STREAM_FULL: Final = frozenset({10077, 10078})  # JetStream: maximum messages / bytes exceeded
-_MULTICAST: Final = 1
 
 
 @dataclass(slots=True)
@@ -280,7 +280,7 @@ class NatsConnection(WindowedConnection[_Outgoing]):
             )
 
     def _enqueue(self, topic: str, body: bytes, strategy: Strategy) -> asyncio.Future[None]:
-        token = MULTICAST_TOKEN if strategy == _MULTICAST else UNICAST_TOKEN
+        token = MULTICAST_TOKEN if strategy == MULTICAST_CODE else UNICAST_TOKEN
         subject = subject_of(self.settings.subject_prefix, token, topic)
         headers = {"Nats-Msg-Id": uuid.uuid4().hex}  # resent after a reconnection: JetStream drops the copy
         future = self._publishes.add(topic, _Outgoing(subject, body, headers))

@@ -25,12 +25,9 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["MULTICAST", "UNICAST", "Delivery", "RoutingStats", "RoutingTable"]
+from ..protocol.frames import MULTICAST_CODE
 
-UNICAST = 0
-"""The strategy code of ``BrokerMessageV1Strategy.UNICAST`` on the wire."""
-MULTICAST = 1
-"""The strategy code of ``BrokerMessageV1Strategy.MULTICAST`` on the wire; every other code is unicast."""
+__all__ = ["Delivery", "RoutingStats", "RoutingTable"]
 
 
 @dataclass(slots=True)
@@ -181,7 +178,7 @@ class RoutingTable:
             False, queueing nothing, when the broker is full: the publisher must retry later.
         """
         groups = self._groups_by_topic.get(topic)
-        copies = len(groups) if groups and strategy == MULTICAST else 1
+        copies = len(groups) if groups and strategy == MULTICAST_CODE else 1
         if self._size + copies > self.max_messages:
             self.stats.refused += 1
             return False
@@ -189,7 +186,7 @@ class RoutingTable:
         self._size += copies
         if not groups:
             self._unclaimed.setdefault(topic, deque()).append(_Message(topic, body))
-        elif strategy == MULTICAST:
+        elif strategy == MULTICAST_CODE:
             for queue in groups:
                 queue.messages.append(_Message(topic, body))
                 self._mark_ready(queue)
