@@ -356,18 +356,17 @@ class ZmqConnection(WindowedConnection[bytes]):
         self._check_timers(socket, now)
         if link.socket is not socket:
             return False
-        self._flush(socket, now)
+        sent = self._flush(socket, now)
         if self._drained is not None and not self._drained.done() and self._is_drained():
             self._drained.set_result(None)
-        return received == BATCH or readable(socket)
+        # _receive stopped at a readable() that said no, which re-armed the FD; only a send since then
+        # (which may take in what the FD signalled) calls for asking again before waiting on it.
+        return received == BATCH or (sent and readable(socket))
 
     def _receive(self, socket: zmq.Socket[bytes], now: float) -> int:
         count = 0
-        while count < BATCH:
-            try:
-                frames = recv_parts(socket)
-            except zmq.Again:
-                break
+        while count < BATCH and readable(socket):
+            frames = recv_parts(socket)
             count += 1
             command = frames[0]
             try:
@@ -430,7 +429,8 @@ class ZmqConnection(WindowedConnection[bytes]):
             return
         self._publishes.retry(now)
 
-    def _flush(self, socket: zmq.Socket[bytes], now: float) -> None:
+    def _flush(self, socket: zmq.Socket[bytes], now: float) -> bool:
+        """Send what piled up; return whether anything went (or was tried) on the socket."""
         self._unflushed = 0
         sent = False
         try:
@@ -456,6 +456,7 @@ class ZmqConnection(WindowedConnection[bytes]):
             sent = True  # the socket is full: the rest goes when it has room (its FD wakes the task)
         if sent:
             self._link.last_sent = now
+        return sent
 
     def _send_bye(self) -> None:
         socket = self._link.socket
