@@ -259,6 +259,8 @@ class BrokerServer:
             if self._guard is not None:
                 self._guard.close()
             with self._lock:
+                if self._waker is not None:
+                    self._waker.close()
                 self._loop = self._waker = None
             self._running = False
             self._started.set()  # a waiter must not wait for a start that failed

@@ -338,6 +338,7 @@ class ZmqConnection(WindowedConnection[bytes]):
             self._state = "closed"
             self._fail_pending()
         finally:
+            self._waker.close()
             self._link.close(self._linger_ms)
 
     def _pump(self, now: float) -> bool:
