@@ -159,6 +159,7 @@ class ZmqConnection(WindowedConnection[bytes]):
         self._drained: asyncio.Future[None] | None = None
         self._acks: list[int] = []
         self._unflushed = 0  # deliveries handled since the last flush (see wire.FLUSH_EVERY)
+        self._flush_scheduled = False  # a _flush_soon is scheduled (see _kick)
 
     def __repr__(self) -> str:
         return f"<ZmqConnection {self.endpoint!r} {self._state}>"
@@ -254,7 +255,7 @@ class ZmqConnection(WindowedConnection[bytes]):
         try:
             if not self._is_drained():
                 self._drained = self._loop.create_future()
-                self._kick()
+                self._wake_task()
                 try:
                     await asyncio.wait_for(self._drained, timeout)
                 except TimeoutError:
@@ -262,7 +263,7 @@ class ZmqConnection(WindowedConnection[bytes]):
             remaining = deadline - self._loop.time()
             self._linger_ms = round(1000 * min(_CLOSE_LINGER_MAX, max(0.0, remaining)))
             self._finishing = True
-            self._kick()
+            self._wake_task()
         finally:
             await self._terminate(grace=max(0.1, deadline - self._loop.time()))
 
@@ -285,7 +286,33 @@ class ZmqConnection(WindowedConnection[bytes]):
             )
 
     def _kick(self) -> None:
-        if not self._pumping and self._waker is not None:
+        """Have what was just queued (a publish, acknowledgements, a SUB) sent soon.
+
+        While the socket task pumps, its own flush at the end of the turn sends it. Otherwise one flush
+        is scheduled for the loop's next turn, which sends everything queued until then: what a caller
+        queues in one go (a reply's ACK and the next request) leaves together, and the socket task is
+        not woken for a send (its wake-up cost a task step, a future and a drain of an empty socket).
+        """
+        if self._pumping or self._flush_scheduled or self._loop is None:
+            return
+        self._flush_scheduled = True
+        self._loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flush_scheduled = False
+        socket = self._socket
+        if socket is None or self._state != "open" or self._drained is not None:
+            self._wake_task()  # reconnecting or closing: the socket task decides what goes
+            return
+        try:
+            if self._flush(socket, time.monotonic()) and readable(socket):
+                self._wake_task()  # the send took in what the FD signalled: drain it
+        except Exception:  # the socket task meets it again, and closes the connection
+            logger.exception("a flush of %r failed; the socket task takes over", self)
+            self._wake_task()
+
+    def _wake_task(self) -> None:
+        if self._waker is not None:
             self._waker.set()
 
     def _is_drained(self) -> bool:
