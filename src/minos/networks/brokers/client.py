@@ -103,7 +103,8 @@ class BrokerClient(StartStop):
 
     async def send(self, message: BrokerMessage) -> None:
         """Send ``message``, asking for the reply on this client's topic unless it names another."""
-        await self.start()
+        if not self._started:  # not an await per request: a coroutine object costs more than the check
+            await self.start()
         if message.reply_topic is None and isinstance(message, BrokerMessageV1):
             message = message.with_reply_topic(self.topic)
         if message.reply_topic == self.topic:
@@ -112,7 +113,8 @@ class BrokerClient(StartStop):
 
     async def receive(self) -> BrokerMessage:
         """The next reply (or other message on this client's topic)."""
-        await self.start()
+        if not self._started:
+            await self.start()
         while True:
             message = await self.subscriber.receive()
             identifier = message.identifier
