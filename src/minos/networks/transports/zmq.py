@@ -300,7 +300,7 @@ class ZmqConnection(WindowedConnection[bytes]):
 
     def _flush_soon(self) -> None:
         self._flush_scheduled = False
-        socket = self._socket
+        socket = self._link.socket
         if socket is None or self._state != "open" or self._drained is not None:
             self._wake_task()  # reconnecting or closing: the socket task decides what goes
             return
