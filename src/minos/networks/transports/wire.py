@@ -64,6 +64,8 @@ from typing import Final
 
 import zmq
 
+from ..exceptions import FrameEncodeError
+
 __all__ = [
     "ACK",
     "BATCH",
@@ -92,6 +94,7 @@ __all__ = [
     "WELCOME_HEAD",
     "LogLimiter",
     "Wakeup",
+    "check_body_size",
     "frame_limit",
     "iter_records",
     "pack_u64s",
@@ -161,6 +164,15 @@ def frame_limit(max_frame_size: int) -> int:
     That is a full PUB or MSG frame plus one more record of the largest body and topic.
     """
     return RECORDS_FRAME_BYTES + RECORD_HEAD.size + 0xFFFF + max_frame_size
+
+
+def check_body_size(topic: str, body: bytes, max_frame_size: int) -> None:
+    """Raise ``FrameEncodeError`` for a message body over ``max_frame_size`` bytes."""
+    if len(body) > max_frame_size:
+        raise FrameEncodeError(
+            f"the message body to {topic!r} is {len(body)} bytes, over the max_frame_size of "
+            f"{max_frame_size} bytes; send less, or raise max_frame_size on every client and the broker"
+        )
 
 
 def send_parts(socket: zmq.Socket[bytes], parts: Sequence[bytes]) -> None:

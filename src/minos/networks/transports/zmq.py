@@ -17,7 +17,6 @@ from typing import Any, Final
 
 import zmq
 
-from ..exceptions import FrameEncodeError
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from .connection import (
     BrokerFullError,
@@ -39,7 +38,6 @@ from .wire import (
     FLUSH_EVERY,
     HB,
     MSG,
-    PROTOCOL_VERSION,
     PUB,
     PUBNO,
     PUBOK,
@@ -48,8 +46,8 @@ from .wire import (
     RESET,
     SUBOK,
     WELCOME,
-    LogLimiter,
     Wakeup,
+    check_body_size,
     iter_records,
     pack_u64s,
     readable,
@@ -135,9 +133,6 @@ class ZmqConnection(WindowedConnection[bytes]):
         self.endpoint = endpoint
         self.curve = curve
         self.max_frame_size = max_frame_size
-        self.malformed = 0
-        """Frames from the broker ignored because they break the wire protocol."""
-        self._log_malformed = LogLimiter()
         self.heartbeat_interval = heartbeat_interval
         self.connect_timeout = connect_timeout
         self._context: zmq.Context[Any] = context if context is not None else zmq.Context.instance()
@@ -163,6 +158,11 @@ class ZmqConnection(WindowedConnection[bytes]):
 
     def __repr__(self) -> str:
         return f"<ZmqConnection {self.endpoint!r} {self._state}>"
+
+    @property
+    def malformed(self) -> int:
+        """Frames from the broker ignored because they break the wire protocol."""
+        return self._link.malformed
 
     # The Connection API ---------------------------------------------------------------------------------
 
@@ -279,20 +279,12 @@ class ZmqConnection(WindowedConnection[bytes]):
     # Bookkeeping on the API side ------------------------------------------------------------------------
 
     def _check_size(self, topic: str, body: bytes) -> None:
-        if len(body) > self.max_frame_size:
-            raise FrameEncodeError(
-                f"the message body to {topic!r} is {len(body)} bytes, over the max_frame_size of "
-                f"{self.max_frame_size} bytes; send less, or raise max_frame_size on every client and the broker"
-            )
+        check_body_size(topic, body, self.max_frame_size)
 
     def _kick(self) -> None:
-        """Have what was just queued (a publish, acknowledgements, a SUB) sent soon.
-
-        While the socket task pumps, its own flush at the end of the turn sends it. Otherwise one flush
-        is scheduled for the loop's next turn, which sends everything queued until then: what a caller
-        queues in one go (a reply's ACK and the next request) leaves together, and the socket task is
-        not woken for a send (its wake-up cost a task step, a future and a drain of an empty socket).
-        """
+        """Have what was just queued (a publish, acknowledgements, a SUB) sent soon: by the socket task's
+        own flush while it pumps, else by one flush scheduled for the loop's next turn, which sends all
+        queued until then (a reply's ACK and the next request leave together) without waking the task."""
         if self._pumping or self._flush_scheduled or self._loop is None:
             return
         self._flush_scheduled = True
@@ -359,7 +351,7 @@ class ZmqConnection(WindowedConnection[bytes]):
                 if busy:
                     await asyncio.sleep(0)
                 else:
-                    await wait(self._next_deadline() - monotonic())
+                    await wait(self._link.deadline(self._publishes.retry_at()) - monotonic())
         except Exception:
             logger.exception("the socket task of %r failed; the connection is closed", self)
             self._state = "closed"
@@ -416,17 +408,7 @@ class ZmqConnection(WindowedConnection[bytes]):
                     self._lose_broker(now, "it does not know this peer (restarted, or it declared us lost)")
                     return count
             except (ValueError, struct.error) as exc:
-                self.malformed += 1
-                if self._log_malformed():
-                    logger.warning(
-                        "%r ignored a malformed frame from the broker (%s): %.200r; %d malformed so far (logged "
-                        "at most once a second): is the broker speaking minos wire protocol version %d?",
-                        self,
-                        exc,
-                        frames,
-                        self.malformed,
-                        PROTOCOL_VERSION,
-                    )
+                self._link.ignore_malformed(self, exc, frames)
         if count:
             self._link.last_heard = now
         return count
@@ -497,14 +479,6 @@ class ZmqConnection(WindowedConnection[bytes]):
                 pass  # the broker finds out by the silence instead
             finally:
                 self._pumping = False
-
-    def _next_deadline(self) -> float:
-        link = self._link
-        deadline = link.deadline()
-        if link.socket is None:
-            return deadline
-        retry_at = self._publishes.retry_at()
-        return deadline if retry_at is None else min(deadline, retry_at)
 
     # Sockets --------------------------------------------------------------------------------------------
 
