@@ -69,12 +69,19 @@ class BrokerClient(StartStop):
         config = as_config(config)
         settings = broker_settings(config) if settings is None else settings
         topic = topic or f"{config.name}.reply.{uuid4().hex}"
-        # Never durable: a request whose reply is awaited times out with an error instead of being resent.
-        publisher = BrokerPublisher.from_config(
-            config, name=f"{config.name}-client-publisher", durable=False, settings=settings
-        )
         subscriber = BrokerSubscriber.from_config(
             config, [topic], group=topic, transient=True, settings=settings
+        )
+        # Never durable: a request whose reply is awaited times out with an error instead of being resent.
+        # Requests go out on the subscriber's connection: one socket, one actor and one loop turn carry a
+        # request, its acceptance, its reply and the reply's acknowledgement (the next request's PUB and
+        # this reply's ACK leave in one flush), where two connections paid for a turn and heartbeats each.
+        publisher = BrokerPublisher.from_config(
+            config,
+            name=f"{config.name}-client-publisher",
+            durable=False,
+            settings=settings,
+            service=subscriber.service,
         )
         return cls(topic, publisher, subscriber)
 
@@ -96,7 +103,8 @@ class BrokerClient(StartStop):
 
     async def send(self, message: BrokerMessage) -> None:
         """Send ``message``, asking for the reply on this client's topic unless it names another."""
-        await self.start()
+        if not self._started:  # not an await per request: a coroutine object costs more than the check
+            await self.start()
         if message.reply_topic is None and isinstance(message, BrokerMessageV1):
             message = message.with_reply_topic(self.topic)
         if message.reply_topic == self.topic:
@@ -105,7 +113,8 @@ class BrokerClient(StartStop):
 
     async def receive(self) -> BrokerMessage:
         """The next reply (or other message on this client's topic)."""
-        await self.start()
+        if not self._started:
+            await self.start()
         while True:
             message = await self.subscriber.receive()
             identifier = message.identifier

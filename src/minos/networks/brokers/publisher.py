@@ -63,6 +63,13 @@ class BrokerPublisher(StartStop, metaclass=ABCMeta):
             it) before it fails with BrokerUnavailableError; None waits as long as it takes.
         outbox: Makes the publisher durable; its store is opened at start and closed at stop.
         in_caller_loop: Run the actor's I/O in the caller's loop (default) rather than a thread of its own.
+        service: Send through this peer service (its actor and connection) instead of one of its own,
+            e.g. a subscriber's, so that one socket carries both; then ``connect``, ``close_timeout``
+            and ``in_caller_loop`` are the service's, and starting or stopping the publisher starts or
+            stops the service. Not with an ``outbox``, whose receipts need a service of its own.
+
+    Raises:
+        ValueError: ``send_timeout`` is not positive, or ``service`` is given with an ``outbox``.
     """
 
     def __init__(
@@ -75,14 +82,22 @@ class BrokerPublisher(StartStop, metaclass=ABCMeta):
         send_timeout: float | None = None,
         outbox: Outbox | None = None,
         in_caller_loop: bool = True,
+        service: PeerService | None = None,
     ) -> None:
         if send_timeout is not None and not send_timeout > 0:
             raise ValueError(
                 f"send_timeout must be a positive number of seconds or None, got {send_timeout!r}"
             )
+        if service is not None and outbox is not None:
+            raise ValueError(
+                f"publisher {name!r}: an outbox needs a peer service of its own for its receipts; pass "
+                "either service or outbox, not both"
+            )
         self.outbox = outbox
         self.send_timeout = send_timeout
-        if outbox is None:
+        if service is not None:
+            self.service = service
+        elif outbox is None:
             self.service = PeerService(
                 name, connect=connect, close_timeout=close_timeout, in_caller_loop=in_caller_loop
             )
@@ -111,6 +126,7 @@ class BrokerPublisher(StartStop, metaclass=ABCMeta):
         name: str | None = None,
         durable: bool = True,
         settings: BrokerSettings | None = None,
+        service: PeerService | None = None,
     ) -> Self:
         """Build a publisher for the broker that ``interfaces.broker`` in ``config`` names.
 
@@ -125,12 +141,13 @@ class BrokerPublisher(StartStop, metaclass=ABCMeta):
             durable: False for a plain publisher even when the config sets ``interfaces.broker.durable``.
             settings: ``config``'s broker settings, when the caller has read them already (the composition
                 root reads them once); read from ``config`` otherwise.
+            service: As in the constructor (the publisher is then plain, whatever ``durable`` says).
         """
         config = as_config(config)
         settings = broker_settings(config) if settings is None else settings
         name = name or f"{config.name}-publisher"
         outbox = None
-        if settings.durable is not None and durable:
+        if settings.durable is not None and durable and service is None:
             store = settings.durable
             outbox = Outbox(
                 store.open_store(name),
@@ -139,7 +156,9 @@ class BrokerPublisher(StartStop, metaclass=ABCMeta):
                 resend_after=store.resend_after,
                 max_resend_interval=store.max_resend_interval,
             )
-        return cls(settings.connection_factory(), name=name, outbox=outbox, **settings.publisher())
+        return cls(
+            settings.connection_factory(), name=name, outbox=outbox, service=service, **settings.publisher()
+        )
 
     async def start(self) -> None:
         """Connect to the broker, and with an outbox send again what it kept from before (idempotent).
@@ -186,7 +205,10 @@ class BrokerPublisher(StartStop, metaclass=ABCMeta):
             StoreError: With an outbox, the message could not be stored; nothing was sent.
         """
         if self.send_timeout is None:
-            await self._send(message)
+            if self._tracing is None and self._handoff is not None and self.service.running:
+                await self._deliver(message)  # what _send comes to here, one coroutine fewer per message
+            else:
+                await self._send(message)
             return
         try:
             async with asyncio.timeout(self.send_timeout):

@@ -241,12 +241,16 @@ class BrokerSubscriber(StartStop, metaclass=ABCMeta):
     def _put(self, message: BrokerMessageV1, tag: int) -> None:
         """Called in the actor's loop: queue a message and, once per batch, wake the receivers."""
         self._ready.append((message, tag))
+        if self.service.in_caller_loop:
+            # The actor runs in the receivers' loop: wake a waiting receiver now (its task runs in the
+            # loop's next turn) rather than schedule a notification that wakes it a turn later.
+            receivers = self._receivers
+            if receivers and len(receivers) >= len(self._ready):
+                _wake(receivers[len(self._ready) - 1])
+            return
         if not self._notify_scheduled and self._receivers_loop is not None:
             self._notify_scheduled = True
-            if self.service.in_caller_loop:  # the actor runs in the receivers' loop: no thread to cross
-                self._receivers_loop.call_soon(self._notify)
-            else:
-                self._receivers_loop.call_soon_threadsafe(self._notify)
+            self._receivers_loop.call_soon_threadsafe(self._notify)
 
     def _notify(self) -> None:
         """In the receivers' loop: wake as many waiting receivers as there are messages."""

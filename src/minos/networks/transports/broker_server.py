@@ -137,6 +137,7 @@ class BrokerServer:
         self._replies: list[list[bytes]] = []
         self._accepted: dict[bytes, list[int]] = {}  # peer -> sequences published, for the batch's PUBOK
         self._refused: dict[bytes, list[int]] = {}  # peer -> sequences refused, for the batch's PUBNO
+        self._sent = False  # whether this turn of the loop sent anything (see _serve)
         self._ignored = 0
         self._checked_topics: set[bytes] = set()  # published topics already found to be UTF-8
         # What a known peer may send, and the method handling it: one lookup per frame in the loop.
@@ -258,6 +259,8 @@ class BrokerServer:
             if self._guard is not None:
                 self._guard.close()
             with self._lock:
+                if self._waker is not None:
+                    self._waker.close()
                 self._loop = self._waker = None
             self._running = False
             self._started.set()  # a waiter must not wait for a start that failed
@@ -278,20 +281,19 @@ class BrokerServer:
                 await guard.pump()  # ZAP requests first: a handshake waits for their answers
             now = monotonic()
             batch: list[list[bytes]] = []
-            for _ in range(BATCH):
-                try:
-                    batch.append(recv_parts(socket))
-                except zmq.Again:
-                    break
+            while len(batch) < BATCH and readable(socket):
+                batch.append(recv_parts(socket))
             if batch:
                 self._handle(batch, now)
+            self._sent = False
             busy = self._send_replies_and_deliveries(socket)
             if now >= next_tick:
                 self._tick(socket, now)
                 next_tick = now + interval
-            # The socket's FD only signals changes: after draining and sending, EVENTS says whether
-            # frames are still queued, and waiting on the FD would then wait for nothing.
-            if busy or len(batch) == BATCH or readable(socket):
+            # The socket's FD only signals changes: the drain stopped at a readable() that said no (which
+            # re-armed it), but a send since may have taken in what it signalled, so ask again before
+            # waiting on the FD, which would then wait for nothing.
+            if busy or len(batch) == BATCH or (self._sent and readable(socket)):
                 await asyncio.sleep(0)  # let stop() and the other tasks of this loop in
                 continue
             await waker.wait(next_tick - monotonic())
@@ -464,6 +466,7 @@ class BrokerServer:
         return bool(lost) or len(deliveries) == BATCH
 
     def _send(self, socket: zmq.Socket[bytes], frames: list[bytes]) -> bool:
+        self._sent = True
         try:
             send_parts(socket, frames)
         except zmq.ZMQError as exc:

@@ -17,7 +17,6 @@ from typing import Any, Final
 
 import zmq
 
-from ..exceptions import FrameEncodeError
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from .connection import (
     BrokerFullError,
@@ -39,7 +38,6 @@ from .wire import (
     FLUSH_EVERY,
     HB,
     MSG,
-    PROTOCOL_VERSION,
     PUB,
     PUBNO,
     PUBOK,
@@ -48,8 +46,8 @@ from .wire import (
     RESET,
     SUBOK,
     WELCOME,
-    LogLimiter,
     Wakeup,
+    check_body_size,
     iter_records,
     pack_u64s,
     readable,
@@ -135,9 +133,6 @@ class ZmqConnection(WindowedConnection[bytes]):
         self.endpoint = endpoint
         self.curve = curve
         self.max_frame_size = max_frame_size
-        self.malformed = 0
-        """Frames from the broker ignored because they break the wire protocol."""
-        self._log_malformed = LogLimiter()
         self.heartbeat_interval = heartbeat_interval
         self.connect_timeout = connect_timeout
         self._context: zmq.Context[Any] = context if context is not None else zmq.Context.instance()
@@ -159,9 +154,15 @@ class ZmqConnection(WindowedConnection[bytes]):
         self._drained: asyncio.Future[None] | None = None
         self._acks: list[int] = []
         self._unflushed = 0  # deliveries handled since the last flush (see wire.FLUSH_EVERY)
+        self._flush_scheduled = False  # a _flush_soon is scheduled (see _kick)
 
     def __repr__(self) -> str:
         return f"<ZmqConnection {self.endpoint!r} {self._state}>"
+
+    @property
+    def malformed(self) -> int:
+        """Frames from the broker ignored because they break the wire protocol."""
+        return self._link.malformed
 
     # The Connection API ---------------------------------------------------------------------------------
 
@@ -254,7 +255,7 @@ class ZmqConnection(WindowedConnection[bytes]):
         try:
             if not self._is_drained():
                 self._drained = self._loop.create_future()
-                self._kick()
+                self._wake_task()
                 try:
                     await asyncio.wait_for(self._drained, timeout)
                 except TimeoutError:
@@ -262,7 +263,7 @@ class ZmqConnection(WindowedConnection[bytes]):
             remaining = deadline - self._loop.time()
             self._linger_ms = round(1000 * min(_CLOSE_LINGER_MAX, max(0.0, remaining)))
             self._finishing = True
-            self._kick()
+            self._wake_task()
         finally:
             await self._terminate(grace=max(0.1, deadline - self._loop.time()))
 
@@ -278,14 +279,32 @@ class ZmqConnection(WindowedConnection[bytes]):
     # Bookkeeping on the API side ------------------------------------------------------------------------
 
     def _check_size(self, topic: str, body: bytes) -> None:
-        if len(body) > self.max_frame_size:
-            raise FrameEncodeError(
-                f"the message body to {topic!r} is {len(body)} bytes, over the max_frame_size of "
-                f"{self.max_frame_size} bytes; send less, or raise max_frame_size on every client and the broker"
-            )
+        check_body_size(topic, body, self.max_frame_size)
 
     def _kick(self) -> None:
-        if not self._pumping and self._waker is not None:
+        """Have what was just queued (a publish, acknowledgements, a SUB) sent soon: by the socket task's
+        own flush while it pumps, else by one flush scheduled for the loop's next turn, which sends all
+        queued until then (a reply's ACK and the next request leave together) without waking the task."""
+        if self._pumping or self._flush_scheduled or self._loop is None:
+            return
+        self._flush_scheduled = True
+        self._loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flush_scheduled = False
+        socket = self._link.socket
+        if socket is None or self._state != "open" or self._drained is not None:
+            self._wake_task()  # reconnecting or closing: the socket task decides what goes
+            return
+        try:
+            if self._flush(socket, time.monotonic()) and readable(socket):
+                self._wake_task()  # the send took in what the FD signalled: drain it
+        except Exception:  # the socket task meets it again, and closes the connection
+            logger.exception("a flush of %r failed; the socket task takes over", self)
+            self._wake_task()
+
+    def _wake_task(self) -> None:
+        if self._waker is not None:
             self._waker.set()
 
     def _is_drained(self) -> bool:
@@ -332,12 +351,13 @@ class ZmqConnection(WindowedConnection[bytes]):
                 if busy:
                     await asyncio.sleep(0)
                 else:
-                    await wait(self._next_deadline() - monotonic())
+                    await wait(self._link.deadline(self._publishes.retry_at()) - monotonic())
         except Exception:
             logger.exception("the socket task of %r failed; the connection is closed", self)
             self._state = "closed"
             self._fail_pending()
         finally:
+            self._waker.close()
             self._link.close(self._linger_ms)
 
     def _pump(self, now: float) -> bool:
@@ -356,18 +376,17 @@ class ZmqConnection(WindowedConnection[bytes]):
         self._check_timers(socket, now)
         if link.socket is not socket:
             return False
-        self._flush(socket, now)
+        sent = self._flush(socket, now)
         if self._drained is not None and not self._drained.done() and self._is_drained():
             self._drained.set_result(None)
-        return received == BATCH or readable(socket)
+        # _receive stopped at a readable() that said no, which re-armed the FD; only a send since then
+        # (which may take in what the FD signalled) calls for asking again before waiting on it.
+        return received == BATCH or (sent and readable(socket))
 
     def _receive(self, socket: zmq.Socket[bytes], now: float) -> int:
         count = 0
-        while count < BATCH:
-            try:
-                frames = recv_parts(socket)
-            except zmq.Again:
-                break
+        while count < BATCH and readable(socket):
+            frames = recv_parts(socket)
             count += 1
             command = frames[0]
             try:
@@ -389,17 +408,7 @@ class ZmqConnection(WindowedConnection[bytes]):
                     self._lose_broker(now, "it does not know this peer (restarted, or it declared us lost)")
                     return count
             except (ValueError, struct.error) as exc:
-                self.malformed += 1
-                if self._log_malformed():
-                    logger.warning(
-                        "%r ignored a malformed frame from the broker (%s): %.200r; %d malformed so far (logged "
-                        "at most once a second): is the broker speaking minos wire protocol version %d?",
-                        self,
-                        exc,
-                        frames,
-                        self.malformed,
-                        PROTOCOL_VERSION,
-                    )
+                self._link.ignore_malformed(self, exc, frames)
         if count:
             self._link.last_heard = now
         return count
@@ -430,7 +439,8 @@ class ZmqConnection(WindowedConnection[bytes]):
             return
         self._publishes.retry(now)
 
-    def _flush(self, socket: zmq.Socket[bytes], now: float) -> None:
+    def _flush(self, socket: zmq.Socket[bytes], now: float) -> bool:
+        """Send what piled up; return whether anything went (or was tried) on the socket."""
         self._unflushed = 0
         sent = False
         try:
@@ -456,6 +466,7 @@ class ZmqConnection(WindowedConnection[bytes]):
             sent = True  # the socket is full: the rest goes when it has room (its FD wakes the task)
         if sent:
             self._link.last_sent = now
+        return sent
 
     def _send_bye(self) -> None:
         socket = self._link.socket
@@ -468,14 +479,6 @@ class ZmqConnection(WindowedConnection[bytes]):
                 pass  # the broker finds out by the silence instead
             finally:
                 self._pumping = False
-
-    def _next_deadline(self) -> float:
-        link = self._link
-        deadline = link.deadline()
-        if link.socket is None:
-            return deadline
-        retry_at = self._publishes.retry_at()
-        return deadline if retry_at is None else min(deadline, retry_at)
 
     # Sockets --------------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ the link's socket and timings directly, as they are its hot path.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 import uuid
@@ -35,10 +36,13 @@ from .wire import (
     SUB_HEAD,
     SUBOK_HEAD,
     WELCOME_HEAD,
+    LogLimiter,
     frame_limit,
 )
 
 __all__ = ["BrokerLink"]
+
+logger = logging.getLogger("minos.networks.transports.zmq")  # the link's lines are its connection's
 
 _RECONNECT_FIRST: Final = 0.05  # seconds before reconnecting; doubles per failed attempt, with jitter
 _RECONNECT_MAX: Final = 2.0
@@ -76,6 +80,8 @@ class BrokerLink:
         self.socket: zmq.Socket[bytes] | None = None
         self.session = -1  # one per socket; tags carry it
         self.attempts = 0  # failed in a row: back to 0 on WELCOME, up on each loss
+        self.malformed = 0  # frames from the broker ignored because they break the wire protocol
+        self._log_malformed = LogLimiter()
         self.reconnect_at: float | None = None
         self.last_heard = self.last_sent = 0.0
         self.control: deque[list[bytes]] = deque()  # sent before publishes and acknowledgements
@@ -223,11 +229,27 @@ class BrokerLink:
             self.control.append([HB])
         return None
 
-    def deadline(self) -> float:
-        """When the socket task must look at the link again: the next attempt, a loss or a heartbeat."""
+    def deadline(self, retry_at: float | None = None) -> float:
+        """When the socket task must look at the link again: the next attempt, a loss or a heartbeat, or
+        ``retry_at`` (when refused publishes go again) while a socket is up."""
         if self.socket is None:
             return self.reconnect_at if self.reconnect_at is not None else time.monotonic() + 1.0
-        return min(self.last_heard + self._lost_after, self.last_sent + self._beat_every)
+        deadline = min(self.last_heard + self._lost_after, self.last_sent + self._beat_every)
+        return deadline if retry_at is None else min(deadline, retry_at)
+
+    def ignore_malformed(self, owner: object, error: Exception, frames: list[bytes]) -> None:
+        """Count a frame from the broker that breaks the wire protocol; log it at most once a second."""
+        self.malformed += 1
+        if self._log_malformed():
+            logger.warning(
+                "%r ignored a malformed frame from the broker (%s): %.200r; %d malformed so far (logged "
+                "at most once a second): is the broker speaking minos wire protocol version %d?",
+                owner,
+                error,
+                frames,
+                self.malformed,
+                PROTOCOL_VERSION,
+            )
 
     # Sockets --------------------------------------------------------------------------------------------
 
