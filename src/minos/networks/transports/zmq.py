@@ -32,24 +32,20 @@ from .security import CurveClient
 from .window import PublishWindow
 from .windowed import WindowedConnection
 from .wire import (
-    ACK,
     BATCH,
     BYE,
     FLUSH_EVERY,
     HB,
     MSG,
-    PUB,
     PUBNO,
     PUBOK,
     RECORD_HEAD,
-    RECORDS_FRAME_BYTES,
     RESET,
     SUBOK,
     WELCOME,
     Wakeup,
     check_body_size,
     iter_records,
-    pack_u64s,
     readable,
     recv_parts,
     send_parts,
@@ -62,7 +58,6 @@ __all__ = ["ZmqConnection"]
 logger = logging.getLogger(__name__)
 
 _CLOSE_LINGER_MAX: Final = 1.0
-_SESSION_SHIFT: Final = 64  # a tag is the broker's tag plus the session number above its 64 bits
 _PARTS: Final = {MSG: 2, PUBOK: 2, PUBNO: 2, HB: 1, SUBOK: 2, WELCOME: 2, RESET: 1}  # command -> parts
 
 
@@ -152,7 +147,6 @@ class ZmqConnection(WindowedConnection[bytes]):
         self._linger_ms = 0
         self._closed: asyncio.Event | None = None
         self._drained: asyncio.Future[None] | None = None
-        self._acks: list[int] = []
         self._unflushed = 0  # deliveries handled since the last flush (see wire.FLUSH_EVERY)
         self._flush_scheduled = False  # a _flush_soon is scheduled (see _kick)
 
@@ -232,12 +226,7 @@ class ZmqConnection(WindowedConnection[bytes]):
             raise ConnectionClosedError(
                 f"{self!r} cannot acknowledge {reprlib.repr(tags)}: it is not open; those messages go back to their group"
             )
-        session = self._link.session
-        if session == 0:
-            self._acks.extend(tags)
-        else:
-            base = session << _SESSION_SHIFT
-            self._acks.extend(tag - base for tag in tags if tag >> _SESSION_SHIFT == session)
+        self._link.ack(tags)
         self._kick()
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -297,7 +286,7 @@ class ZmqConnection(WindowedConnection[bytes]):
             self._wake_task()  # reconnecting or closing: the socket task decides what goes
             return
         try:
-            if self._flush(socket, time.monotonic()) and readable(socket):
+            if self._flush(time.monotonic()) and readable(socket):
                 self._wake_task()  # the send took in what the FD signalled: drain it
         except Exception:  # the socket task meets it again, and closes the connection
             logger.exception("a flush of %r failed; the socket task takes over", self)
@@ -308,7 +297,7 @@ class ZmqConnection(WindowedConnection[bytes]):
             self._waker.set()
 
     def _is_drained(self) -> bool:
-        return not self._publishes and not self._acks
+        return not self._publishes and not self._link.acks
 
     async def _terminate(self, grace: float = 0.0) -> None:
         """Let the socket task end within ``grace`` seconds (else cancel it), then fail what is pending."""
@@ -376,7 +365,7 @@ class ZmqConnection(WindowedConnection[bytes]):
         self._check_timers(socket, now)
         if link.socket is not socket:
             return False
-        sent = self._flush(socket, now)
+        sent = self._flush(now)
         if self._drained is not None and not self._drained.done() and self._is_drained():
             self._drained.set_result(None)
         # _receive stopped at a readable() that said no, which re-armed the FD; only a send since then
@@ -419,7 +408,7 @@ class ZmqConnection(WindowedConnection[bytes]):
             logger.error("%r got deliveries but has no on_delivery handler; they wait for redelivery", self)
             return
         link = self._link
-        base = link.session << _SESSION_SHIFT
+        base = link.tag_base
         socket = link.socket
         for tag, redelivered, topic, body in iter_records(records):
             try:
@@ -430,7 +419,7 @@ class ZmqConnection(WindowedConnection[bytes]):
             if self._unflushed >= FLUSH_EVERY and socket is not None:
                 # The replies and acknowledgements of the first part of a burst go now, so the broker
                 # works on them while this loop handles the rest (see wire.FLUSH_EVERY).
-                self._flush(socket, time.monotonic())
+                self._flush(time.monotonic())
 
     def _check_timers(self, socket: zmq.Socket[bytes], now: float) -> None:
         silence = self._link.check(now)  # queues a heartbeat when one is due
@@ -439,41 +428,17 @@ class ZmqConnection(WindowedConnection[bytes]):
             return
         self._publishes.retry(now)
 
-    def _flush(self, socket: zmq.Socket[bytes], now: float) -> bool:
+    def _flush(self, now: float) -> bool:
         """Send what piled up; return whether anything went (or was tried) on the socket."""
         self._unflushed = 0
-        sent = False
-        try:
-            control = self._link.control
-            while control:
-                send_parts(socket, control[0])
-                control.popleft()
-                sent = True
-            publishes = self._publishes
-            while taken := publishes.take(RECORDS_FRAME_BYTES):
-                try:
-                    send_parts(socket, [PUB, b"".join([publish.payload for publish in taken])])
-                except zmq.Again:
-                    publishes.unsend(taken)
-                    raise
-                publishes.sent(taken, now)
-                sent = True
-            if self._acks:
-                send_parts(socket, [ACK, pack_u64s(self._acks)])
-                self._acks.clear()
-                sent = True
-        except zmq.Again:
-            sent = True  # the socket is full: the rest goes when it has room (its FD wakes the task)
-        if sent:
-            self._link.last_sent = now
-        return sent
+        return self._link.flush(self._publishes, now)
 
     def _send_bye(self) -> None:
         socket = self._link.socket
         if socket is not None:
             self._pumping = True
             try:
-                self._flush(socket, time.monotonic())
+                self._flush(time.monotonic())
                 send_parts(socket, [BYE])
             except zmq.ZMQError:
                 pass  # the broker finds out by the silence instead
@@ -485,7 +450,6 @@ class ZmqConnection(WindowedConnection[bytes]):
     def _connect(self, now: float) -> None:
         self._link.connect(now)
         self._publishes.restart()
-        self._acks.clear()  # tags of the last socket: the broker gave those messages back already
 
     def _lose_broker(self, now: float, why: str) -> None:
         delay = self._link.lose(now)
