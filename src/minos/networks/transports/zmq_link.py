@@ -105,12 +105,12 @@ class BrokerLink:
         self._max_frame_size = max_frame_size
         self._fd: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: Callable[[], None] | None = None
+        self._on_readable: Callable[[], None] | None = None
         self._handshakes: HandshakeWatch | None = None  # while opening, on tcp and ipc endpoints
 
-    def bind(self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> None:
-        """Watch sockets in ``loop``: ``wake`` runs when one has something to read."""
-        self._loop, self._wake = loop, wake
+    def bind(self, loop: asyncio.AbstractEventLoop, on_readable: Callable[[], None]) -> None:
+        """Watch sockets in ``loop``: ``on_readable`` is the I/O callback of their FDs."""
+        self._loop, self._on_readable = loop, on_readable
 
     # The handshake ------------------------------------------------------------------------------------
 
@@ -314,7 +314,7 @@ class BrokerLink:
         """Make the next socket, a new peer for the broker, and start its session at ``now``: HELLO and
         every subscription's SUB go first."""
         assert self._loop is not None
-        assert self._wake is not None
+        assert self._on_readable is not None
         socket: zmq.Socket[bytes] = self._context.socket(zmq.DEALER)
         try:
             socket.setsockopt(zmq.ROUTING_ID, uuid.uuid4().bytes)  # a new peer for every socket
@@ -328,7 +328,7 @@ class BrokerLink:
                 self._handshakes.watch(socket)
             socket.connect(self._endpoint)
             fd = socket.fileno()
-            self._loop.add_reader(fd, self._wake)
+            self._loop.add_reader(fd, self._on_readable)
         except BaseException:
             if self._handshakes is not None:
                 self._handshakes.stop()
