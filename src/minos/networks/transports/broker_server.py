@@ -3,7 +3,8 @@
 How it serves (see ``wire`` for what travels): one task of the broker's event loop owns the socket. It
 drains every frame already queued (up to ``BATCH``) without blocking, handles the whole batch against
 the routing table, sends the batch's answers and deliveries (one MSG frame per peer), and only then
-waits once, on the socket's file descriptor, a timer or ``stop()``.
+waits once, on the socket's file descriptor, a timer or ``stop()``. Without CURVE, such a turn runs
+right in the I/O callback of the socket's file descriptor when that one signals (``_on_readable``).
 
 Defences: the ROUTER's ``MAXMSGSIZE`` makes libzmq drop the connection of a peer sending a frame over
 ``wire.frame_limit(max_frame_size)`` before reading it; a peer sending ``MALFORMED_CUTOFF`` malformed frames
@@ -133,6 +134,7 @@ class BrokerServer:
         self._socket: zmq.Socket[bytes] | None = None
         self._peers = BrokerPeers(self._table)
         self._outbox = BrokerOutbox(self._table, self._peers)
+        self._serving = False  # a turn runs (in the task or in _on_readable): the other one waits
         self._accepted: dict[bytes, list[int]] = {}  # peer -> sequences published, for the batch's PUBOK
         self._refused: dict[bytes, list[int]] = {}  # peer -> sequences refused, for the batch's PUBNO
         self._ignored = 0
@@ -247,7 +249,8 @@ class BrokerServer:
             if stop_requested:
                 return
             fds = [socket.fileno(), *guard_fds]
-            for fd in fds:
+            loop.add_reader(fds[0], self._on_readable, socket, waker)
+            for fd in guard_fds:
                 loop.add_reader(fd, waker.set)
             await self._serve(socket, waker)
         finally:
@@ -278,23 +281,60 @@ class BrokerServer:
             if guard is not None:
                 await guard.pump()  # ZAP requests first: a handshake waits for their answers
             now = monotonic()
-            batch: list[list[bytes]] = []
-            while len(batch) < BATCH and readable(socket):
-                batch.append(recv_parts(socket))
-            if batch:
-                self._handle(batch, now)
-            outbox.sent = False
-            busy = outbox.flush(socket)
-            if now >= next_tick:
-                self._tick(socket, now)
-                next_tick = now + interval
-            # The socket's FD only signals changes: the drain stopped at a readable() that said no (which
-            # re-armed it), but a send since may have taken in what it signalled, so ask again before
-            # waiting on the FD, which would then wait for nothing.
-            if busy or len(batch) == BATCH or (outbox.sent and readable(socket)):
+            self._serving = True
+            try:
+                busy = self._turn(socket, now)
+                if now >= next_tick:
+                    outbox.sent = False
+                    self._tick(socket, now)
+                    next_tick = now + interval
+                    busy = busy or (outbox.sent and readable(socket))
+            finally:
+                self._serving = False
+            if busy:
                 await asyncio.sleep(0)  # let stop() and the other tasks of this loop in
                 continue
             await waker.wait(next_tick - monotonic())
+
+    def _turn(self, socket: zmq.Socket[bytes], now: float) -> bool:
+        """Drain what is queued, handle it, send what it produced; return whether to go again at once."""
+        batch: list[list[bytes]] = []
+        while len(batch) < BATCH and readable(socket):
+            batch.append(recv_parts(socket))
+        if batch:
+            self._handle(batch, now)
+        outbox = self._outbox
+        outbox.sent = False
+        busy = outbox.flush(socket)
+        # The socket's FD only signals changes: the drain stopped at a readable() that said no (which
+        # re-armed it), but a send since may have taken in what it signalled, so ask again before
+        # waiting on the FD, which would then wait for nothing.
+        return busy or len(batch) == BATCH or (outbox.sent and readable(socket))
+
+    def _on_readable(self, socket: zmq.Socket[bytes], waker: Wakeup) -> None:
+        """The socket's FD signalled: serve a turn here, in the loop's I/O callback, not in the task.
+
+        Waking the serving task for it cost a future, a loop turn and a task step per inbound frame
+        that arrives alone (at one request in flight, each PUB and ACK). The task keeps the rest: CURVE
+        handshakes (a ZAP answer is awaited), heartbeats, stop, a turn that found more to do at once,
+        and a turn that raised (logged here, then met again by the task, which ends run() as before).
+        """
+        if self._serving or self._stop_requested or self._guard is not None:
+            waker.set()
+            return
+        self._serving = True
+        try:
+            busy = self._turn(socket, time.monotonic())
+        except Exception:
+            logger.exception(
+                "a turn of the broker on %s failed; its serving task takes over", self._endpoints
+            )
+            waker.set()
+            return
+        finally:
+            self._serving = False
+        if busy:
+            waker.set()
 
     def _handle(self, batch: list[list[bytes]], now: float) -> None:
         seen = self._peers.seen
