@@ -24,6 +24,7 @@ from .connection import (
     ConnectionClosedError,
     DeliveryHandler,
     Incoming,
+    Settle,
     Strategy,
     check_message,
     check_subscription,
@@ -195,21 +196,15 @@ class ZmqConnection(WindowedConnection[bytes]):
         await future
 
     def publish_nowait(self, topic: str, body: bytes, strategy: Strategy) -> asyncio.Future[None]:
-        if self._state != "open":  # the checks' own calls only when one fails: this runs per message
-            self._check_open("publish")
-        encoded = check_message(topic, strategy)
-        if len(body) > self.max_frame_size:
-            self._check_size(topic, body)
-        if not self._publishes.has_room:
-            raise BrokerFullError(
-                f"{len(self._publishes)} publishes to {self.endpoint!r} await the broker's acceptance, the "
-                f"max_in_flight of {self.max_in_flight!r}; await wait_writable() or publish() to wait for room"
-            )
-        publishes = self._publishes
-        record = RECORD_HEAD.pack(publishes.next_sequence, strategy, len(encoded), len(body)) + encoded + body
-        future = publishes.add(topic, record)
+        future = self._publishes.add(topic, self._record(topic, body, strategy))
         self._kick()
         return future
+
+    def publish_settled(self, topic: str, body: bytes, strategy: Strategy, settle: Settle) -> None:
+        # settle runs in the turn that reads the PUBOK (or fails the publish): what it queues, e.g. the
+        # acknowledgement of the request this publish answers, leaves in that turn's flush.
+        self._publishes.add_settled(topic, self._record(topic, body, strategy), settle)
+        self._kick()
 
     @property
     def open_timeout(self) -> float:
@@ -266,6 +261,21 @@ class ZmqConnection(WindowedConnection[bytes]):
         await self._terminate()
 
     # Bookkeeping on the API side ------------------------------------------------------------------------
+
+    def _record(self, topic: str, body: bytes, strategy: Strategy) -> bytes:
+        """The next publish's PUB record, once it may be queued; raises what ``publish_nowait`` documents."""
+        if self._state != "open":  # the checks' own calls only when one fails: this runs per message
+            self._check_open("publish")
+        encoded = check_message(topic, strategy)
+        if len(body) > self.max_frame_size:
+            self._check_size(topic, body)
+        publishes = self._publishes
+        if not publishes.has_room:
+            raise BrokerFullError(
+                f"{len(publishes)} publishes to {self.endpoint!r} await the broker's acceptance, the "
+                f"max_in_flight of {self.max_in_flight!r}; await wait_writable() or publish() to wait for room"
+            )
+        return RECORD_HEAD.pack(publishes.next_sequence, strategy, len(encoded), len(body)) + encoded + body
 
     def _check_size(self, topic: str, body: bytes) -> None:
         check_body_size(topic, body, self.max_frame_size)
