@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..actors import ActorContext, BorrowedLoop, LoopActor
-from ..transports import Connection, ConnectionClosedError, DeliveryHandler, Incoming
+from ..transports import Connection, DeliveryHandler, Incoming
 
 __all__ = ["ConnectionFactory", "PeerActor", "PeerHandle", "Settle", "Sink", "SinkFactory", "Subscription"]
 
@@ -102,13 +102,17 @@ class PeerHandle:
 
     def publish(self, topic: str, body: bytes, strategy: int, settle: Settle) -> None:
         """Queue a publish; ``settle`` is called in the actor's loop once the broker accepted or refused it."""
-        try:  # on the actor's own loop, with nothing queued ahead: straight to the connection
-            accepted = self.publish_in_loop(topic, body, strategy)
-        except Exception as error:
-            settle(error)
-            return
-        if accepted is not None:
-            accepted.add_done_callback(_settler(settle))
+        connection = self._connection
+        if (
+            connection is not None
+            and not self._publishes
+            and threading.get_ident() == self._loop_thread
+            and connection.writable
+        ):  # on the actor's own loop, with nothing queued ahead: straight to the connection
+            try:
+                connection.publish_settled(topic, body, strategy, settle)
+            except Exception as error:
+                settle(error)
             return
         self._publishes.append(_Publish(topic, body, strategy, settle))
         self._wake()
@@ -192,21 +196,9 @@ class PeerHandle:
                 await connection.wait_writable()
             item = publishes.popleft()
             try:
-                accepted = connection.publish_nowait(item.topic, item.body, item.strategy)
+                connection.publish_settled(item.topic, item.body, item.strategy, item.settle)
             except Exception as error:
                 item.settle(error)
-                continue
-            accepted.add_done_callback(_settler(item.settle))
-
-
-def _settler(settle: Settle) -> Callable[[asyncio.Future[None]], None]:
-    def done(future: asyncio.Future[None]) -> None:
-        if future.cancelled():
-            settle(ConnectionClosedError("the connection closed before the broker accepted the message"))
-        else:
-            settle(future.exception())
-
-    return done
 
 
 class PeerActor(LoopActor):

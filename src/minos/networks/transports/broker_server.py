@@ -3,7 +3,8 @@
 How it serves (see ``wire`` for what travels): one task of the broker's event loop owns the socket. It
 drains every frame already queued (up to ``BATCH``) without blocking, handles the whole batch against
 the routing table, sends the batch's answers and deliveries (one MSG frame per peer), and only then
-waits once, on the socket's file descriptor, a timer or ``stop()``.
+waits once, on the socket's file descriptor, a timer or ``stop()``. Without CURVE, such a turn runs
+right in the I/O callback of the socket's file descriptor when that one signals (``_on_readable``).
 
 Defences: the ROUTER's ``MAXMSGSIZE`` makes libzmq drop the connection of a peer sending a frame over
 ``wire.frame_limit(max_frame_size)`` before reading it; a peer sending ``MALFORMED_CUTOFF`` malformed frames
@@ -11,8 +12,9 @@ within ``MALFORMED_WINDOW`` seconds is forgotten, as if lost; with CURVE (``secu
 allow-listed client keys get through the handshake, and the guard's sockets are served by the same loop.
 
 Beside it: ``broker_binding`` readies the socket (options, CURVE, endpoints), ``broker_peers.BrokerPeers``
-remembers each peer (last heard from, blocked, malformed frames) and ``broker_stats`` holds what ``stats``
-answers. The four modules log as one logger, ``minos.networks.transports.broker``.
+remembers each peer (last heard from, blocked, malformed frames), ``broker_outbox.BrokerOutbox`` sends a
+turn's answers and deliveries, and ``broker_stats`` holds what ``stats`` answers. The five modules log as
+one logger, ``minos.networks.transports.broker``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import zmq
 
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from .broker_binding import BrokerBindError, bind_router, prepare_router, secure_router
+from .broker_outbox import BrokerOutbox
 from .broker_peers import BrokerPeers
 from .broker_stats import BrokerStats
 from .routing import RoutingTable
@@ -41,13 +44,10 @@ from .wire import (
     HB,
     HELLO,
     HELLO_HEAD,
-    MSG,
     PROTOCOL_VERSION,
     PUB,
     PUBNO,
     PUBOK,
-    RECORD_HEAD,
-    RECORDS_FRAME_BYTES,
     RESET,
     SUB,
     SUB_HEAD,
@@ -60,7 +60,6 @@ from .wire import (
     pack_u64s,
     readable,
     recv_parts,
-    send_parts,
     unpack_u64s,
 )
 
@@ -134,10 +133,10 @@ class BrokerServer:
         self._started = threading.Event()
         self._socket: zmq.Socket[bytes] | None = None
         self._peers = BrokerPeers(self._table)
-        self._replies: list[list[bytes]] = []
+        self._outbox = BrokerOutbox(self._table, self._peers)
+        self._serving = False  # a turn runs (in the task or in _on_readable): the other one waits
         self._accepted: dict[bytes, list[int]] = {}  # peer -> sequences published, for the batch's PUBOK
         self._refused: dict[bytes, list[int]] = {}  # peer -> sequences refused, for the batch's PUBNO
-        self._sent = False  # whether this turn of the loop sent anything (see _serve)
         self._ignored = 0
         self._checked_topics: set[bytes] = set()  # published topics already found to be UTF-8
         # What a known peer may send, and the method handling it: one lookup per frame in the loop.
@@ -250,7 +249,8 @@ class BrokerServer:
             if stop_requested:
                 return
             fds = [socket.fileno(), *guard_fds]
-            for fd in fds:
+            loop.add_reader(fds[0], self._on_readable, socket, waker)
+            for fd in guard_fds:
                 loop.add_reader(fd, waker.set)
             await self._serve(socket, waker)
         finally:
@@ -276,27 +276,65 @@ class BrokerServer:
         interval = self.heartbeat_interval
         next_tick = monotonic() + interval
         guard = self._guard
+        outbox = self._outbox
         while not self._stop_requested:
             if guard is not None:
                 await guard.pump()  # ZAP requests first: a handshake waits for their answers
             now = monotonic()
-            batch: list[list[bytes]] = []
-            while len(batch) < BATCH and readable(socket):
-                batch.append(recv_parts(socket))
-            if batch:
-                self._handle(batch, now)
-            self._sent = False
-            busy = self._send_replies_and_deliveries(socket)
-            if now >= next_tick:
-                self._tick(socket, now)
-                next_tick = now + interval
-            # The socket's FD only signals changes: the drain stopped at a readable() that said no (which
-            # re-armed it), but a send since may have taken in what it signalled, so ask again before
-            # waiting on the FD, which would then wait for nothing.
-            if busy or len(batch) == BATCH or (self._sent and readable(socket)):
+            self._serving = True
+            try:
+                busy = self._turn(socket, now)
+                if now >= next_tick:
+                    outbox.sent = False
+                    self._tick(socket, now)
+                    next_tick = now + interval
+                    busy = busy or (outbox.sent and readable(socket))
+            finally:
+                self._serving = False
+            if busy:
                 await asyncio.sleep(0)  # let stop() and the other tasks of this loop in
                 continue
             await waker.wait(next_tick - monotonic())
+
+    def _turn(self, socket: zmq.Socket[bytes], now: float) -> bool:
+        """Drain what is queued, handle it, send what it produced; return whether to go again at once."""
+        batch: list[list[bytes]] = []
+        while len(batch) < BATCH and readable(socket):
+            batch.append(recv_parts(socket))
+        if batch:
+            self._handle(batch, now)
+        outbox = self._outbox
+        outbox.sent = False
+        busy = outbox.flush(socket)
+        # The socket's FD only signals changes: the drain stopped at a readable() that said no (which
+        # re-armed it), but a send since may have taken in what it signalled, so ask again before
+        # waiting on the FD, which would then wait for nothing.
+        return busy or len(batch) == BATCH or (outbox.sent and readable(socket))
+
+    def _on_readable(self, socket: zmq.Socket[bytes], waker: Wakeup) -> None:
+        """The socket's FD signalled: serve a turn here, in the loop's I/O callback, not in the task.
+
+        Waking the serving task for it cost a future, a loop turn and a task step per inbound frame
+        that arrives alone (at one request in flight, each PUB and ACK). The task keeps the rest: CURVE
+        handshakes (a ZAP answer is awaited), heartbeats, stop, a turn that found more to do at once,
+        and a turn that raised (logged here, then met again by the task, which ends run() as before).
+        """
+        if self._serving or self._stop_requested or self._guard is not None:
+            waker.set()
+            return
+        self._serving = True
+        try:
+            busy = self._turn(socket, time.monotonic())
+        except Exception:
+            logger.exception(
+                "a turn of the broker on %s failed; its serving task takes over", self._endpoints
+            )
+            waker.set()
+            return
+        finally:
+            self._serving = False
+        if busy:
+            waker.set()
 
     def _handle(self, batch: list[list[bytes]], now: float) -> None:
         seen = self._peers.seen
@@ -316,7 +354,7 @@ class BrokerServer:
                 self._peers.malformed_frame(frames, "unknown command or one only the broker sends")
             else:
                 handler(peer, frames, now)
-        replies = self._replies
+        replies = self._outbox.replies
         accepted, refused = self._accepted, self._refused
         for peer, sequences in accepted.items():
             replies.append([peer, PUBOK, pack_u64s(sequences)])
@@ -334,7 +372,7 @@ class BrokerServer:
             self._ignored += 1
             if command != BYE and peer not in reset:
                 reset.add(peer)
-                self._replies.append([peer, RESET])
+                self._outbox.replies.append([peer, RESET])
         else:
             self._peers.malformed_frame(frames, "unknown command")
 
@@ -406,7 +444,7 @@ class BrokerServer:
         self._peers.forget(peer, lost=False)  # a second HELLO starts the peer afresh
         self._peers.seen[peer] = now
         interval_ms = max(1, round(self.heartbeat_interval * 1000))
-        self._replies.append([peer, WELCOME, WELCOME_HEAD.pack(PROTOCOL_VERSION, interval_ms)])
+        self._outbox.replies.append([peer, WELCOME, WELCOME_HEAD.pack(PROTOCOL_VERSION, interval_ms)])
 
     def _subscribe(self, peer: bytes, frames: list[bytes], now: float) -> None:
         if len(frames) < 5:
@@ -432,57 +470,11 @@ class BrokerServer:
             return
         for topic in topics:
             self._table.subscribe(peer, group, topic, window=window, transient=bool(transient))
-        self._replies.append([peer, SUBOK, SUBOK_HEAD.pack(request)])
-
-    def _send_replies_and_deliveries(self, socket: zmq.Socket[bytes]) -> bool:
-        """Send what the batch produced; return whether deliveries may remain to be taken."""
-        replies, self._replies = self._replies, []
-        for frames in replies:
-            self._send(socket, frames)
-        deliveries = self._table.take_deliveries(BATCH)
-        if not deliveries:
-            return False
-        # One MSG frame per peer, cut at about RECORDS_FRAME_BYTES so large bodies do not pile up into one.
-        records: dict[bytes, list[bytes]] = {}
-        sizes: dict[bytes, int] = {}
-        lost: set[bytes] = set()
-        pack = RECORD_HEAD.pack
-        for delivery in deliveries:
-            peer, topic, body = delivery.peer, delivery.topic, delivery.body
-            if peer in lost:
-                continue  # requeued with everything else the peer held
-            parts = records.get(peer)
-            if parts is None:
-                parts = records[peer] = []
-            parts += (pack(delivery.tag, delivery.redelivered, len(topic), len(body)), topic, body)
-            size = sizes[peer] = sizes.get(peer, 0) + len(topic) + len(body)
-            if size >= RECORDS_FRAME_BYTES:
-                if not self._send(socket, [peer, MSG, b"".join(parts)]):
-                    lost.add(peer)
-                records[peer], sizes[peer] = [], 0
-        for peer, parts in records.items():
-            if parts and peer not in lost and not self._send(socket, [peer, MSG, b"".join(parts)]):
-                lost.add(peer)
-        return bool(lost) or len(deliveries) == BATCH
-
-    def _send(self, socket: zmq.Socket[bytes], frames: list[bytes]) -> bool:
-        self._sent = True
-        try:
-            send_parts(socket, frames)
-        except zmq.ZMQError as exc:
-            self._unreachable(frames[0], exc)
-            return False
-        return True
-
-    def _unreachable(self, peer: bytes, exc: zmq.ZMQError) -> None:
-        if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
-            raise exc
-        if peer in self._peers.seen:
-            logger.info("peer %s is unreachable (%s); requeueing what it held", peer.hex(), exc.strerror)
-            self._peers.forget(peer, lost=True)
+        self._outbox.replies.append([peer, SUBOK, SUBOK_HEAD.pack(request)])
 
     def _tick(self, socket: zmq.Socket[bytes], now: float) -> None:
-        self._peers.tick(now, self.heartbeat_interval, lambda peer: self._send(socket, [peer, HB]))
+        send = self._outbox.send
+        self._peers.tick(now, self.heartbeat_interval, lambda peer: send(socket, [peer, HB]))
 
 
 def _check_utf8(what: str, name: bytes) -> None:

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from ..exceptions import MinosNetworkException
 
@@ -18,6 +19,7 @@ __all__ = [
     "DeliveryHandler",
     "Incoming",
     "RoomWaiters",
+    "Settle",
     "Strategy",
     "check_open",
 ]
@@ -47,6 +49,9 @@ class Incoming:
     body: bytes
     redelivered: bool
 
+
+Settle = Callable[[BaseException | None], None]
+"""Told, in the connection's loop, how a publish ended: None once the broker accepted it, else the error."""
 
 DeliveryHandler = Callable[[Incoming], None]
 """Called in the connection's event loop for each delivery, in the order the broker sent them."""
@@ -208,6 +213,19 @@ class Connection(ABC):
             BrokerFullError: when the publish window is full (``writable`` is False); nothing was queued.
         """
 
+    def publish_settled(self, topic: str, body: bytes, strategy: Strategy, settle: Settle) -> None:
+        """Queue a message as ``publish_nowait`` does, and tell ``settle`` how it ended instead of returning a future.
+
+        Here ``settle`` runs from the future's done callback, a loop turn after the outcome is known; a
+        transport may call it in the very turn it learns the outcome, so that what ``settle`` queues (a
+        dispatcher's acknowledgement of the request this publish answered) leaves in that turn's flush.
+
+        Raises:
+            BrokerFullError, ValueError, ConnectionClosedError: As ``publish_nowait``; ``settle`` is
+                then not called.
+        """
+        self.publish_nowait(topic, body, strategy).add_done_callback(partial(_settle_from, settle))
+
     @property
     @abstractmethod
     def writable(self) -> bool:
@@ -232,3 +250,10 @@ class Connection(ABC):
         What this peer received but did not acknowledge goes back to its group at the broker.
         Idempotent.
         """
+
+
+def _settle_from(settle: Settle, future: asyncio.Future[None]) -> None:
+    if future.cancelled():
+        settle(ConnectionClosedError("the connection closed before the broker accepted the message"))
+    else:
+        settle(future.exception())

@@ -321,7 +321,7 @@ class NatsConnection(WindowedConnection[_Outgoing]):
             now = time.monotonic()
             while taken := publishes.take(0):  # one at a time: a send that fails leaves it first in line
                 (publish,) = taken
-                if publish.future.cancelled():
+                if publish.future is not None and publish.future.cancelled():
                     publishes.withdraw(publish.sequence)  # its sender gave up waiting (a send timeout)
                     continue
                 outgoing = publish.payload

@@ -18,7 +18,7 @@ import asyncio
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 
-from .connection import Connection, DeliveryHandler, Incoming, Strategy, check_subscription
+from .connection import Connection, DeliveryHandler, Incoming, Settle, Strategy, check_subscription
 
 __all__ = ["PartitionedConnection", "partition_of"]
 
@@ -104,6 +104,9 @@ class PartitionedConnection(Connection):
 
     def publish_nowait(self, topic: str, body: bytes, strategy: Strategy) -> asyncio.Future[None]:
         return self.part(topic).publish_nowait(topic, body, strategy)
+
+    def publish_settled(self, topic: str, body: bytes, strategy: Strategy, settle: Settle) -> None:
+        self.part(topic).publish_settled(topic, body, strategy, settle)
 
     @property
     def writable(self) -> bool:

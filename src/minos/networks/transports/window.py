@@ -8,14 +8,17 @@ goes on the wire and how answers are read stays in each connection.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
-from .connection import RoomWaiters
+from .connection import RoomWaiters, Settle
 
 __all__ = ["Publish", "PublishWindow"]
+
+logger = logging.getLogger(__name__)
 
 _RETRY_FIRST: Final = 0.005  # seconds before refused publishes go again; doubles while the broker refuses
 _RETRY_MAX: Final = 0.25
@@ -26,12 +29,14 @@ P = TypeVar("P", bound=Sized)
 @dataclass(slots=True)
 class Publish(Generic[P]):
     """One publish the broker has not accepted yet: what the connection sends for it (``payload``, whose
-    ``len`` is its size on the wire), and whether it went on the current link without an answer yet."""
+    ``len`` is its size on the wire), who learns how it ends (its ``future``, or else ``settle``, told at
+    once: see ``add_settled``), and whether it went on the current link without an answer yet."""
 
     sequence: int
     topic: str
     payload: P
-    future: asyncio.Future[None]
+    future: asyncio.Future[None] | None
+    settle: Settle | None
     awaiting: bool = False  # sent on the current link, no answer yet
     sent_at: float = 0.0
 
@@ -95,11 +100,25 @@ class PublishWindow(Generic[P]):
         # asyncio.get_running_loop() makes a getpid() system call on Python 3.11: not once per message.
         loop = self._loop if self._loop is not None else asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
+        self._queue(topic, payload, future, None)
+        return future
+
+    def add_settled(self, topic: str, payload: P, settle: Settle) -> None:
+        """Queue a publish as ``add`` does, but call ``settle`` as it ends instead of resolving a future.
+
+        ``settle(None)`` runs inside ``accepted``, ``settle(error)`` inside ``failed`` or ``fail``: in the
+        turn that learns the outcome, so what it queues goes out in that turn's flush. A ``settle`` that
+        raises is logged; the window and the other publishes are not affected.
+        """
+        self._queue(topic, payload, None, settle)
+
+    def _queue(
+        self, topic: str, payload: P, future: asyncio.Future[None] | None, settle: Settle | None
+    ) -> None:
         sequence = self.next_sequence
         self.next_sequence = sequence + 1
-        self._pending[sequence] = Publish(sequence, topic, payload, future)
+        self._pending[sequence] = Publish(sequence, topic, payload, future, settle)
         self._unsent.append(sequence)
-        return future
 
     async def wait_room(self, check: Callable[[], None]) -> None:
         """Return once ``has_room``; ``check`` runs after each wake-up and raises to stop waiting."""
@@ -107,13 +126,13 @@ class PublishWindow(Generic[P]):
 
     def fail(self, error: Callable[[str], BaseException]) -> None:
         """Fail every unaccepted publish with ``error(topic)`` and every room waiter with ``error("")``."""
-        for publish in self._pending.values():
-            if not publish.future.done():
-                publish.future.set_exception(error(publish.topic))
+        failed = list(self._pending.values())
         self._pending.clear()
         self._unsent.clear()
         self._refused.clear()
         self._unanswered = 0
+        for publish in failed:  # once the window is consistent: a settle may publish again
+            _end(publish, error(publish.topic))
         self._room.fail(error(""))
 
     def withdraw(self, sequence: int) -> None:
@@ -126,7 +145,7 @@ class PublishWindow(Generic[P]):
     def withdraw_cancelled(self) -> None:
         """Drop every publish whose future was cancelled (its sender gave up), and wake who waits for room."""
         pending = self._pending
-        for sequence in [s for s, p in pending.items() if p.future.cancelled()]:
+        for sequence in [s for s, p in pending.items() if p.future is not None and p.future.cancelled()]:
             publish = pending.pop(sequence)
             self._unanswered -= publish.awaiting
         self._room.wake(self.size - len(pending))
@@ -179,18 +198,25 @@ class PublishWindow(Generic[P]):
         self._unsent.extendleft(reversed([publish.sequence for publish in publishes]))
 
     def accepted(self, sequences: Sequence[int]) -> None:
-        """The broker accepted these: resolve their futures and wake who waits for room."""
+        """The broker accepted these: resolve their futures (or tell their settle) and wake who waits for room."""
         pending = self._pending
         answered = 0
+        settled: list[Settle] = []
         for sequence in sequences:
             publish = pending.pop(sequence, None)
             if publish is not None:
                 answered += publish.awaiting
-                if not publish.future.done():
-                    publish.future.set_result(None)
+                future = publish.future
+                if future is not None:
+                    if not future.done():
+                        future.set_result(None)
+                elif publish.settle is not None:
+                    settled.append(publish.settle)
         self._unanswered -= answered
         self._retry_delay = _RETRY_FIRST
         self._room.wake(self.size - len(pending))
+        for settle in settled:  # once the window is consistent: a settle may publish again
+            _tell(settle, None)
 
     def refused(self, sequences: Sequence[int], now: float) -> float | None:
         """The broker had no room for these: send them again after a backoff.
@@ -216,13 +242,13 @@ class PublishWindow(Generic[P]):
         return delay
 
     def failed(self, sequence: int, error: BaseException) -> None:
-        """The broker refused this one for good: fail its future with ``error``, wake who waits for room."""
+        """The broker refused this one for good: fail its future (or tell its settle) with ``error``, wake
+        who waits for room."""
         publish = self._pending.pop(sequence, None)
         if publish is None:
             return
         self._unanswered -= publish.awaiting
-        if not publish.future.done():
-            publish.future.set_exception(error)
+        _end(publish, error)
         self._room.wake(self.size - len(self._pending))
 
     def overdue(self, now: float, after: float) -> int:
@@ -244,3 +270,19 @@ class PublishWindow(Generic[P]):
         self._refused.clear()
         self._retry_at = None
         return True
+
+
+def _end(publish: Publish[P], error: BaseException) -> None:
+    """Fail ``publish`` with ``error``: its future, or else its settle."""
+    if publish.future is not None:
+        if not publish.future.done():
+            publish.future.set_exception(error)
+    elif publish.settle is not None:
+        _tell(publish.settle, error)
+
+
+def _tell(settle: Settle, error: BaseException | None) -> None:
+    try:
+        settle(error)
+    except Exception:  # the link must go on: the publish's owner failed, not the connection
+        logger.exception("a publish's settle callback failed on %r", error)

@@ -24,6 +24,7 @@ from .connection import (
     ConnectionClosedError,
     DeliveryHandler,
     Incoming,
+    Settle,
     Strategy,
     check_message,
     check_subscription,
@@ -32,24 +33,20 @@ from .security import CurveClient
 from .window import PublishWindow
 from .windowed import WindowedConnection
 from .wire import (
-    ACK,
     BATCH,
     BYE,
     FLUSH_EVERY,
     HB,
     MSG,
-    PUB,
     PUBNO,
     PUBOK,
     RECORD_HEAD,
-    RECORDS_FRAME_BYTES,
     RESET,
     SUBOK,
     WELCOME,
     Wakeup,
     check_body_size,
     iter_records,
-    pack_u64s,
     readable,
     recv_parts,
     send_parts,
@@ -62,7 +59,6 @@ __all__ = ["ZmqConnection"]
 logger = logging.getLogger(__name__)
 
 _CLOSE_LINGER_MAX: Final = 1.0
-_SESSION_SHIFT: Final = 64  # a tag is the broker's tag plus the session number above its 64 bits
 _PARTS: Final = {MSG: 2, PUBOK: 2, PUBNO: 2, HB: 1, SUBOK: 2, WELCOME: 2, RESET: 1}  # command -> parts
 
 
@@ -152,7 +148,6 @@ class ZmqConnection(WindowedConnection[bytes]):
         self._linger_ms = 0
         self._closed: asyncio.Event | None = None
         self._drained: asyncio.Future[None] | None = None
-        self._acks: list[int] = []
         self._unflushed = 0  # deliveries handled since the last flush (see wire.FLUSH_EVERY)
         self._flush_scheduled = False  # a _flush_soon is scheduled (see _kick)
 
@@ -172,7 +167,7 @@ class ZmqConnection(WindowedConnection[bytes]):
         loop = self._loop = asyncio.get_running_loop()
         self._publishes.bind(loop)
         self._waker = Wakeup(loop)
-        self._link.bind(loop, self._waker.set)
+        self._link.bind(loop, self._on_readable)
         self._closed = asyncio.Event()
         self._link.watch_handshakes()
         try:
@@ -201,21 +196,15 @@ class ZmqConnection(WindowedConnection[bytes]):
         await future
 
     def publish_nowait(self, topic: str, body: bytes, strategy: Strategy) -> asyncio.Future[None]:
-        if self._state != "open":  # the checks' own calls only when one fails: this runs per message
-            self._check_open("publish")
-        encoded = check_message(topic, strategy)
-        if len(body) > self.max_frame_size:
-            self._check_size(topic, body)
-        if not self._publishes.has_room:
-            raise BrokerFullError(
-                f"{len(self._publishes)} publishes to {self.endpoint!r} await the broker's acceptance, the "
-                f"max_in_flight of {self.max_in_flight!r}; await wait_writable() or publish() to wait for room"
-            )
-        publishes = self._publishes
-        record = RECORD_HEAD.pack(publishes.next_sequence, strategy, len(encoded), len(body)) + encoded + body
-        future = publishes.add(topic, record)
+        future = self._publishes.add(topic, self._record(topic, body, strategy))
         self._kick()
         return future
+
+    def publish_settled(self, topic: str, body: bytes, strategy: Strategy, settle: Settle) -> None:
+        # settle runs in the turn that reads the PUBOK (or fails the publish): what it queues, e.g. the
+        # acknowledgement of the request this publish answers, leaves in that turn's flush.
+        self._publishes.add_settled(topic, self._record(topic, body, strategy), settle)
+        self._kick()
 
     @property
     def open_timeout(self) -> float:
@@ -232,12 +221,7 @@ class ZmqConnection(WindowedConnection[bytes]):
             raise ConnectionClosedError(
                 f"{self!r} cannot acknowledge {reprlib.repr(tags)}: it is not open; those messages go back to their group"
             )
-        session = self._link.session
-        if session == 0:
-            self._acks.extend(tags)
-        else:
-            base = session << _SESSION_SHIFT
-            self._acks.extend(tag - base for tag in tags if tag >> _SESSION_SHIFT == session)
+        self._link.ack(tags)
         self._kick()
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -278,6 +262,21 @@ class ZmqConnection(WindowedConnection[bytes]):
 
     # Bookkeeping on the API side ------------------------------------------------------------------------
 
+    def _record(self, topic: str, body: bytes, strategy: Strategy) -> bytes:
+        """The next publish's PUB record, once it may be queued; raises what ``publish_nowait`` documents."""
+        if self._state != "open":  # the checks' own calls only when one fails: this runs per message
+            self._check_open("publish")
+        encoded = check_message(topic, strategy)
+        if len(body) > self.max_frame_size:
+            self._check_size(topic, body)
+        publishes = self._publishes
+        if not publishes.has_room:
+            raise BrokerFullError(
+                f"{len(publishes)} publishes to {self.endpoint!r} await the broker's acceptance, the "
+                f"max_in_flight of {self.max_in_flight!r}; await wait_writable() or publish() to wait for room"
+            )
+        return RECORD_HEAD.pack(publishes.next_sequence, strategy, len(encoded), len(body)) + encoded + body
+
     def _check_size(self, topic: str, body: bytes) -> None:
         check_body_size(topic, body, self.max_frame_size)
 
@@ -297,7 +296,7 @@ class ZmqConnection(WindowedConnection[bytes]):
             self._wake_task()  # reconnecting or closing: the socket task decides what goes
             return
         try:
-            if self._flush(socket, time.monotonic()) and readable(socket):
+            if self._flush(time.monotonic()) and readable(socket):
                 self._wake_task()  # the send took in what the FD signalled: drain it
         except Exception:  # the socket task meets it again, and closes the connection
             logger.exception("a flush of %r failed; the socket task takes over", self)
@@ -308,7 +307,7 @@ class ZmqConnection(WindowedConnection[bytes]):
             self._waker.set()
 
     def _is_drained(self) -> bool:
-        return not self._publishes and not self._acks
+        return not self._publishes and not self._link.acks
 
     async def _terminate(self, grace: float = 0.0) -> None:
         """Let the socket task end within ``grace`` seconds (else cancel it), then fail what is pending."""
@@ -360,6 +359,30 @@ class ZmqConnection(WindowedConnection[bytes]):
             self._waker.close()
             self._link.close(self._linger_ms)
 
+    def _on_readable(self) -> None:
+        """The socket's FD signalled: pump here, in the loop's I/O callback, instead of waking the task.
+
+        Waking the socket task for it cost a future, a loop turn and a task step per inbound frame at
+        low load (a PUBOK, a MSG). The task keeps what needs it: reconnecting, closing, timers, a pump
+        that found more to do at once, and failures (logged here, then met again by the task's pump,
+        which closes the connection as before).
+        """
+        socket = self._link.socket
+        if self._pumping or socket is None or self._state != "open" or self._drained is not None:
+            self._wake_task()
+            return
+        self._pumping = True
+        try:
+            busy = self._pump(time.monotonic())
+        except Exception:
+            logger.exception("a pump of %r failed; its socket task takes over", self)
+            self._wake_task()
+            return
+        finally:
+            self._pumping = False
+        if busy or self._link.socket is not socket:
+            self._wake_task()
+
     def _pump(self, now: float) -> bool:
         """Receive, handle, send; return whether there is more to do at once."""
         link = self._link
@@ -376,7 +399,7 @@ class ZmqConnection(WindowedConnection[bytes]):
         self._check_timers(socket, now)
         if link.socket is not socket:
             return False
-        sent = self._flush(socket, now)
+        sent = self._flush(now)
         if self._drained is not None and not self._drained.done() and self._is_drained():
             self._drained.set_result(None)
         # _receive stopped at a readable() that said no, which re-armed the FD; only a send since then
@@ -419,7 +442,7 @@ class ZmqConnection(WindowedConnection[bytes]):
             logger.error("%r got deliveries but has no on_delivery handler; they wait for redelivery", self)
             return
         link = self._link
-        base = link.session << _SESSION_SHIFT
+        base = link.tag_base
         socket = link.socket
         for tag, redelivered, topic, body in iter_records(records):
             try:
@@ -430,7 +453,7 @@ class ZmqConnection(WindowedConnection[bytes]):
             if self._unflushed >= FLUSH_EVERY and socket is not None:
                 # The replies and acknowledgements of the first part of a burst go now, so the broker
                 # works on them while this loop handles the rest (see wire.FLUSH_EVERY).
-                self._flush(socket, time.monotonic())
+                self._flush(time.monotonic())
 
     def _check_timers(self, socket: zmq.Socket[bytes], now: float) -> None:
         silence = self._link.check(now)  # queues a heartbeat when one is due
@@ -439,41 +462,17 @@ class ZmqConnection(WindowedConnection[bytes]):
             return
         self._publishes.retry(now)
 
-    def _flush(self, socket: zmq.Socket[bytes], now: float) -> bool:
+    def _flush(self, now: float) -> bool:
         """Send what piled up; return whether anything went (or was tried) on the socket."""
         self._unflushed = 0
-        sent = False
-        try:
-            control = self._link.control
-            while control:
-                send_parts(socket, control[0])
-                control.popleft()
-                sent = True
-            publishes = self._publishes
-            while taken := publishes.take(RECORDS_FRAME_BYTES):
-                try:
-                    send_parts(socket, [PUB, b"".join([publish.payload for publish in taken])])
-                except zmq.Again:
-                    publishes.unsend(taken)
-                    raise
-                publishes.sent(taken, now)
-                sent = True
-            if self._acks:
-                send_parts(socket, [ACK, pack_u64s(self._acks)])
-                self._acks.clear()
-                sent = True
-        except zmq.Again:
-            sent = True  # the socket is full: the rest goes when it has room (its FD wakes the task)
-        if sent:
-            self._link.last_sent = now
-        return sent
+        return self._link.flush(self._publishes, now)
 
     def _send_bye(self) -> None:
         socket = self._link.socket
         if socket is not None:
             self._pumping = True
             try:
-                self._flush(socket, time.monotonic())
+                self._flush(time.monotonic())
                 send_parts(socket, [BYE])
             except zmq.ZMQError:
                 pass  # the broker finds out by the silence instead
@@ -485,7 +484,6 @@ class ZmqConnection(WindowedConnection[bytes]):
     def _connect(self, now: float) -> None:
         self._link.connect(now)
         self._publishes.restart()
-        self._acks.clear()  # tags of the last socket: the broker gave those messages back already
 
     def _lose_broker(self, now: float, why: str) -> None:
         delay = self._link.lose(now)

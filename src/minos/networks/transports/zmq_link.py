@@ -6,8 +6,9 @@ broker's protocol version and heartbeat interval, and with every subscription th
 again (SUB, answered by SUBOK). Both sides send a heartbeat (HB) after an interval of saying nothing;
 when the broker goes silent for ``LOST_AFTER`` intervals, or resets the peer, the connection drops the
 socket (``lose``) and the next one is made after an exponential backoff with jitter. These frames wait in
-``control``, which the connection's socket task sends before anything else; that task reads and writes
-the link's socket and timings directly, as they are its hot path.
+``control``, which ``flush`` sends before the session's PUB records and its one ACK frame (delivery tags
+belong to a session: acknowledgements queued for an earlier one are dropped). The connection's socket task
+reads the link's socket and timings directly, as they are its hot path.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -26,18 +27,24 @@ import zmq
 
 from .connection import BrokerUnavailableError
 from .security import CurveClient, HandshakeWatch, apply_client_keys
+from .window import PublishWindow
 from .wire import (
+    ACK,
     HB,
     HELLO,
     HELLO_HEAD,
     LOST_AFTER,
     PROTOCOL_VERSION,
+    PUB,
+    RECORDS_FRAME_BYTES,
     SUB,
     SUB_HEAD,
     SUBOK_HEAD,
     WELCOME_HEAD,
     LogLimiter,
     frame_limit,
+    pack_u64s,
+    send_parts,
 )
 
 __all__ = ["BrokerLink"]
@@ -46,6 +53,7 @@ logger = logging.getLogger("minos.networks.transports.zmq")  # the link's lines 
 
 _RECONNECT_FIRST: Final = 0.05  # seconds before reconnecting; doubles per failed attempt, with jitter
 _RECONNECT_MAX: Final = 2.0
+_SESSION_SHIFT: Final = 64  # a tag is the broker's tag plus the session number above its 64 bits
 
 
 @dataclass(slots=True)
@@ -85,6 +93,7 @@ class BrokerLink:
         self.reconnect_at: float | None = None
         self.last_heard = self.last_sent = 0.0
         self.control: deque[list[bytes]] = deque()  # sent before publishes and acknowledgements
+        self.acks: list[int] = []  # the broker's tags of this session's deliveries to acknowledge
         self._heartbeat_interval = heartbeat_interval
         self._lost_after = self._beat_every = 0.0
         self._set_broker_interval(heartbeat_interval)
@@ -96,12 +105,12 @@ class BrokerLink:
         self._max_frame_size = max_frame_size
         self._fd: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: Callable[[], None] | None = None
+        self._on_readable: Callable[[], None] | None = None
         self._handshakes: HandshakeWatch | None = None  # while opening, on tcp and ipc endpoints
 
-    def bind(self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> None:
-        """Watch sockets in ``loop``: ``wake`` runs when one has something to read."""
-        self._loop, self._wake = loop, wake
+    def bind(self, loop: asyncio.AbstractEventLoop, on_readable: Callable[[], None]) -> None:
+        """Watch sockets in ``loop``: ``on_readable`` is the I/O callback of their FDs."""
+        self._loop, self._on_readable = loop, on_readable
 
     # The handshake ------------------------------------------------------------------------------------
 
@@ -213,6 +222,54 @@ class BrokerLink:
             welcome.set_exception(unanswered)
             welcome.exception()  # retrieved: open() may be gone already
 
+    # Sending ------------------------------------------------------------------------------------------
+
+    @property
+    def tag_base(self) -> int:
+        """What a delivery's tag adds to the broker's tag: the session's number, above its 64 bits."""
+        return self.session << _SESSION_SHIFT
+
+    def ack(self, tags: Iterable[int]) -> None:
+        """Queue the acknowledgement of these delivery tags; those of an earlier session are dropped (the
+        broker gave their messages back to their group when that session ended)."""
+        session = self.session
+        if session == 0:
+            self.acks.extend(tags)
+        else:
+            base = session << _SESSION_SHIFT
+            self.acks.extend(tag - base for tag in tags if tag >> _SESSION_SHIFT == session)
+
+    def flush(self, publishes: PublishWindow[bytes], now: float) -> bool:
+        """Send what piled up on the socket (the caller checked there is one): the control frames, then
+        ``publishes``' PUB records, then one frame of acknowledgements; return whether anything went (or
+        was tried)."""
+        socket = self.socket
+        assert socket is not None
+        sent = False
+        try:
+            control = self.control
+            while control:
+                send_parts(socket, control[0])
+                control.popleft()
+                sent = True
+            while taken := publishes.take(RECORDS_FRAME_BYTES):
+                try:
+                    send_parts(socket, [PUB, b"".join([publish.payload for publish in taken])])
+                except zmq.Again:
+                    publishes.unsend(taken)
+                    raise
+                publishes.sent(taken, now)
+                sent = True
+            if self.acks:
+                send_parts(socket, [ACK, pack_u64s(self.acks)])
+                self.acks.clear()
+                sent = True
+        except zmq.Again:
+            sent = True  # the socket is full: the rest goes when it has room (its FD signals it)
+        if sent:
+            self.last_sent = now
+        return sent
+
     # Heartbeats -----------------------------------------------------------------------------------------
 
     def _set_broker_interval(self, interval: float) -> None:
@@ -257,7 +314,7 @@ class BrokerLink:
         """Make the next socket, a new peer for the broker, and start its session at ``now``: HELLO and
         every subscription's SUB go first."""
         assert self._loop is not None
-        assert self._wake is not None
+        assert self._on_readable is not None
         socket: zmq.Socket[bytes] = self._context.socket(zmq.DEALER)
         try:
             socket.setsockopt(zmq.ROUTING_ID, uuid.uuid4().bytes)  # a new peer for every socket
@@ -271,7 +328,7 @@ class BrokerLink:
                 self._handshakes.watch(socket)
             socket.connect(self._endpoint)
             fd = socket.fileno()
-            self._loop.add_reader(fd, self._wake)
+            self._loop.add_reader(fd, self._on_readable)
         except BaseException:
             if self._handshakes is not None:
                 self._handshakes.stop()
@@ -282,6 +339,7 @@ class BrokerLink:
         self.reconnect_at = None
         self.last_heard = self.last_sent = now
         self.control = deque([[HELLO, HELLO_HEAD.pack(PROTOCOL_VERSION)]])
+        self.acks.clear()  # tags of the last socket: the broker gave those messages back already
         for subscription in self._subscriptions.values():
             self.control.append(subscription.frames)
 
