@@ -57,6 +57,7 @@ from benchmarks.e2e import (
     plain_messages,
     worker_argv,
 )
+from minos.networks.cli.broker import READY_LINE
 
 __all__ = ["main"]
 
@@ -307,8 +308,6 @@ def run(tool: str, requests: int, warmup: int, ceiling: bool = False) -> None:
     With ``ceiling``, the raw pyzmq processes of the request-reply ceiling instead (a DEALER client, a
     ROUTER<->DEALER relay, a DEALER echo), so the same counts say what the floor is.
     """
-    from minos.networks.__main__ import READY_LINE
-
     out = Path(tempfile.mkdtemp(prefix="probe-"))
     if tool == "calls":
         (out / "sitecustomize.py").write_text(_SITECUSTOMIZE)

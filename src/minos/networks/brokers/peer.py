@@ -12,6 +12,7 @@ from typing import Protocol
 
 from ..actors import ActorContext, BorrowedLoop, LoopActor
 from ..transports import Connection, DeliveryHandler, Incoming
+from ..transports.connection import Settle
 
 __all__ = ["ConnectionFactory", "PeerActor", "PeerHandle", "Settle", "Sink", "SinkFactory", "Subscription"]
 
@@ -46,10 +47,6 @@ class Subscription:
     group: str
     topics: tuple[str, ...]
     transient: bool = False
-
-
-Settle = Callable[[BaseException | None], None]
-"""Told, in the actor's loop, how a publish ended: None once the broker accepted it, else the error."""
 
 
 @dataclass(slots=True)
