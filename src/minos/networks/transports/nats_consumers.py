@@ -55,6 +55,19 @@ _PROGRESS: Final = b"+WPI"
 _TERM: Final = b"+TERM"
 
 
+def _delivery_count(msg: Msg) -> int:
+    """How many times JetStream delivered ``msg``, from its reply subject.
+
+    The plain ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<time>.<pending>`` is read here:
+    ``msg.metadata`` builds a record of every field (a datetime included) for each delivery. Any other
+    form (with a domain, or not a JetStream message at all) goes through ``msg.metadata``, as before.
+    """
+    tokens = msg.reply.split(".")
+    if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
+        return int(tokens[4])
+    return msg.metadata.num_delivered
+
+
 @dataclass(slots=True)
 class _Held:
     reply: str
@@ -221,7 +234,7 @@ class NatsConsumers:
             self._wake()
         if self._state() == "closed":
             return  # JetStream delivers it again after ack_wait
-        delivered = msg.metadata.num_delivered
+        delivered = _delivery_count(msg)
         self._next_tag += 1
         tag = self._next_tag
         self._held[tag] = _Held(msg.reply, time.monotonic())
