@@ -351,12 +351,16 @@ class NatsConnection(WindowedConnection[_Outgoing]):
         publish = self._publishes.get(sequence)
         if publish is None:
             return
+        data = msg.data
+        if data.startswith(b'{"stream":') and b'"error"' not in data:
+            self._accept(sequence)  # stored (or a duplicate of a stored one): no need to parse it
+            return
         headers = msg.headers or {}
         if headers.get("Status") == "503":  # no responders: the stream is not there (yet, or any more)
             self._refuse(publish, "no JetStream stream takes the subject right now")
             return
         try:
-            answer: Any = json.loads(msg.data)
+            answer: Any = json.loads(data)
         except ValueError:
             answer = {"error": {"description": f"an unreadable PubAck {msg.data[:100]!r}"}}
         error = answer.get("error") if isinstance(answer, dict) else None
