@@ -49,6 +49,9 @@ class Result:
         server_cpu_us: In ``peer-*`` rows, CPU per message of the broker or server process between the
             path's processes (our broker process, or the NATS server), which ``cpu_us`` leaves out there.
         ceiling_server_cpu_us: The same for the peer's server (NATS, RabbitMQ, Redis), where readable.
+        cpu_split_us: ``cpu_us`` split by process, where a scenario reads them apart: the client (or
+            publisher) and the handler, in that order (``nats-*``).
+        ceiling_cpu_split_us: The same for the ceiling's processes.
     """
 
     scenario: str
@@ -74,6 +77,8 @@ class Result:
     ceiling_p99_us: float | None = None
     server_cpu_us: float | None = None
     ceiling_server_cpu_us: float | None = None
+    cpu_split_us: tuple[float, ...] | None = None
+    ceiling_cpu_split_us: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as a plain dict, for JSON."""

@@ -28,6 +28,8 @@ OPTIONAL_COLUMNS = [  # shown only when a result has them: most scenarios do not
     ("ceiling_p99_us", "{:.1f}"),
     ("server_cpu_us", "{:.1f}"),
     ("ceiling_server_cpu_us", "{:.1f}"),
+    ("cpu_split_us", "{}"),
+    ("ceiling_cpu_split_us", "{}"),
     ("per_subscriber", "{}"),
     ("broker_rss_before_mib", "{:.1f}"),
     ("broker_rss_mib", "{:.1f}"),

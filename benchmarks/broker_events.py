@@ -135,16 +135,19 @@ def _run(
         nats_server = server_pid("nats-server", urlsplit(NATS_URL).port) if raw_nats else None
         # With NATS: our processes, then the server, for us and for each raw nats-py ceiling.
         server = [] if nats_server is None else [nats_server]
-        clients, on_server = CpuMeter(pids(publisher, handler)), CpuMeter(server)
-        raw_meters = {name: (CpuMeter(pids(*pair)), CpuMeter(server)) for name, pair in raw_nats.items()}
+        ends, on_server = (CpuMeter(pids(publisher)), CpuMeter(pids(handler))), CpuMeter(server)
+        raw_meters = {
+            name: ((CpuMeter(pids(raw_push)), CpuMeter(pids(raw_pull))), CpuMeter(server))
+            for name, (raw_push, raw_pull) in raw_nats.items()
+        }
         raw_best = dict.fromkeys(raw_nats, float("inf"))
         best, ceiling_best = float("inf"), float("inf")
         for _ in range(repetitions):  # interleaved, so that a noisy neighbour hurts both alike
             ceiling_best = min(ceiling_best, measure_events(push, pull, messages, ceiling_cpu))
             for name, (nats_push, nats_pull) in raw_nats.items():
-                meters = _Meters(*raw_meters[name])
+                meters = _Meters(*raw_meters[name][0], raw_meters[name][1])
                 raw_best[name] = min(raw_best[name], measure_events(nats_push, nats_pull, messages, meters))
-            best = min(best, measure_events(publisher, handler, messages, _Meters(cpu, clients, on_server)))
+            best = min(best, measure_events(publisher, handler, messages, _Meters(cpu, *ends, on_server)))
         sent = warmup + repetitions * messages
         check_count(f"{scenario} (all repetitions)", received_total(handler), sent)
         check_count(f"{scenario} ceiling (all repetitions)", received_total(pull), sent)
@@ -162,10 +165,12 @@ def _run(
             ceiling_msgs_per_s=messages / raw_best[name],
             ratio=rate / (messages / raw_best[name]),
             ceiling=NATS_CEILINGS[name][1],
-            cpu_us=clients.per_message_us(total),
-            ceiling_cpu_us=raw_meters[name][0].per_message_us(total),
+            cpu_us=sum(_split(ends, total)),
+            ceiling_cpu_us=sum(_split(raw_meters[name][0], total)),
             server_cpu_us=on_server.per_message_us(total) if server else None,
             ceiling_server_cpu_us=raw_meters[name][1].per_message_us(total) if server else None,
+            cpu_split_us=_split(ends, total),
+            ceiling_cpu_split_us=_split(raw_meters[name][0], total),
         )
         for name in raw_nats
     ]
@@ -185,6 +190,11 @@ def _run(
         ),
         *raw_results,
     ]
+
+
+def _split(meters: tuple[CpuMeter, ...], messages: int) -> tuple[float, ...]:
+    """CPU per message of each process metered apart (publisher, handler), rounded to 0.1 us."""
+    return tuple(round(meter.per_message_us(messages), 1) for meter in meters)
 
 
 class _Meters:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from benchmarks.workers import _commands, expect, say
+from benchmarks.workers import commands, expect, say
 from minos.networks.actors import run_main
 
 __all__ = ["KINDS", "main", "peer_body"]
@@ -122,7 +122,7 @@ async def peer_handler(kind: str, url: str, name: str, mode: str) -> None:
     await broker.start()
     try:
         say("ready")
-        async for words in _commands():
+        async for words in commands():
             if words[0] == "expect":
                 await expect(words, lambda wake: partial(loop.call_soon_threadsafe, wake))
             elif words[0] == "total":
@@ -142,7 +142,7 @@ async def peer_publisher(kind: str, url: str, name: str, senders: int) -> None:
     try:
         say("ready")
         prepared: list[dict[str, Any]] = []
-        async for words in _commands():
+        async for words in commands():
             if words[0] not in ("prepare", "send"):
                 say("error unknown command", words[0])
                 continue
@@ -191,7 +191,7 @@ async def _serve_requests(prepare: Callable[[int], list[Any]], measure: Callable
     from benchmarks.e2e import percentiles
 
     prepared: list[Any] = []
-    async for words in _commands():
+    async for words in commands():
         if words[0] == "prepare":
             prepared = prepare(int(words[1]))
             say("prepared")

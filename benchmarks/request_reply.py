@@ -19,8 +19,14 @@ Its latencies are quoted in the ceiling's description.
 
 ``nats-request-reply`` runs the same client and handler on ``transport: nats``: the NATS JetStream
 server (file storage, a stream of the run's own, deleted afterwards) takes the broker's place; the
-reply goes to the client's private topic, a transient consumer. Same ceiling, measured in the same run;
-skipped, with the reason on stderr, when no NATS server answers at ``NATS_URL``.
+reply goes to the client's private topic, a transient consumer. Its ceiling is raw nats-py doing the
+same on the same server (``benchmarks.raw_nats``: requests and replies published into JetStream awaiting
+their PubAck, read from pull consumers with standing batch pulls, acknowledged; the handler acknowledges
+a request once its reply is stored), in a stream of its own, measured in the same run with the same
+in-flight counts; the raw pyzmq ceiling shows in ``nats-request-reply:zmq-ceiling`` rows, as
+``nats-events`` shows its raw nats-py ones. CPU per request is read for the client (this process), the
+handler and the NATS server, on each side. Skipped, with the reason on stderr, when no NATS server
+answers at ``NATS_URL``.
 """
 
 from __future__ import annotations
@@ -30,8 +36,12 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgpack
 import zmq
@@ -45,6 +55,7 @@ from benchmarks.e2e import (
     broker_config,
     check_count,
     command_messages,
+    delete_nats_stream,
     ipc_directory,
     nats_stream,
     percentiles,
@@ -55,12 +66,13 @@ from benchmarks.e2e import (
     wire_size,
     worker_argv,
 )
-from benchmarks.probes import CpuMeter, pids
+from benchmarks.probes import CpuMeter, pids, server_pid
+from benchmarks.raw_nats import PULL_BATCH, RawNatsClient
 from minos.common import Config
 from minos.networks import BrokerClient, BrokerMessageV1
 from minos.networks.actors import run_main
 
-__all__ = ["run", "run_nats"]
+__all__ = ["raw_requests", "run", "run_nats"]
 
 SCENARIO = "request-reply"
 PATH = "client -> broker -> handler -> client, 3 processes, ipc"
@@ -71,6 +83,11 @@ CEILING = (
 STARTUP = 20.0  # seconds a worker may take to print its ready line
 NATS_SCENARIO = "nats-request-reply"
 NATS_PATH = "client -> NATS JetStream (file) -> handler -> client, 3 processes, tcp"
+JETSTREAM_CEILING = (
+    "raw nats-py, 2 processes + the same NATS server: request published awaiting its PubAck -> JetStream "
+    f"(file, interest) -> durable pull consumer (standing pulls of {PULL_BATCH}) -> reply published awaiting "
+    "its PubAck, then the request acked -> the client's pull consumer, each reply acked"
+)
 
 Measurement = tuple[float, list[int]]
 """Seconds for all the requests, and each request's latency in nanoseconds."""
@@ -189,7 +206,33 @@ def _ceiling(socket: zmq.Socket[bytes], payloads: Sequence[dict[str, Any]], dept
     return time.perf_counter() - start, latencies
 
 
-# The scenario -----------------------------------------------------------------------------------------
+# The scenario ---------------------------------------------------------------------------------------------
+
+Processes = dict[str, list[int]]
+"""Each part of a side's CPU (``client``, ``handler``, ``server``: the broker, relay or NATS server) and
+the processes it reads; the client is this process."""
+
+
+@dataclass
+class _Side:
+    """One way of answering the requests: ours, or a ceiling; the sides of a run are measured in turn."""
+
+    make: Callable[[int], Sequence[Any]]
+    """Builds a repetition's requests, before the clock starts."""
+    run: Callable[[Sequence[Any], int, float], Awaitable[Measurement]]
+    """Sends them (requests, in flight, timeout) and times each round trip."""
+    processes: Processes
+
+
+@dataclass
+class _Measured:
+    """A side's best repetition of one plan, and the CPU each of its parts spent over all repetitions."""
+
+    best: Measurement = (float("inf"), [])
+    cpu: dict[str, CpuMeter] = field(default_factory=dict)
+
+    def cpu_us(self, part: str, requests: int) -> float:
+        return self.cpu[part].per_message_us(requests)
 
 
 async def _measure(
@@ -198,46 +241,74 @@ async def _measure(
     plans: list[tuple[str, int, int]],
     repetitions: int,
     warmup: int,
-    meters: tuple[list[int], list[int]],
-) -> list[tuple[str, int, Measurement, Measurement, CpuMeter, CpuMeter]]:
-    """Each plan's best repetition of the path and of the ceiling, and the CPU meters of both.
+    processes: dict[str, Processes],
+    raw_nats: str | None,
+) -> list[tuple[str, int, dict[str, _Measured]]]:
+    """Each plan's best repetition of every side, and their CPU meters: ``ours``, ``zmq`` (the raw pyzmq
+    ceiling) and, with ``raw_nats`` (the raw stream's name), ``jetstream`` (the raw nats-py ceiling).
 
-    ``meters`` names the processes of the path and of the ceiling other than this one, which both use.
+    ``processes`` names, for each side, the processes of its parts; this one is every side's client.
     """
     name = f"bench-client-{uuid.uuid4().hex[:8]}"
     config = Config({"name": name, "interfaces": {"broker": broker_config(endpoint)}})
+    client = BrokerClient.from_config(config)
+    size = wire_size(command_messages(1)[0].with_reply_topic(client.topic))
     context: zmq.Context[Any] = zmq.Context()
     socket: zmq.Socket[bytes] = context.socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
-    client = BrokerClient.from_config(config)
-    size = wire_size(command_messages(1)[0].with_reply_topic(client.topic))
+
+    async def zmq_run(payloads: Sequence[Any], depth: int, timeout: float) -> Measurement:
+        socket.setsockopt(zmq.RCVTIMEO, round(1000 * timeout))
+        return _ceiling(socket, payloads, depth)
+
+    sides = {
+        "ours": _Side(command_messages, partial(_path, client), processes["ours"]),
+        "zmq": _Side(lambda count: plain_messages(count, size), zmq_run, processes["zmq"]),
+    }
+    raw = RawNatsClient(NATS_URL, raw_nats) if raw_nats is not None else None
+    if raw is not None:
+        sides["jetstream"] = _Side(
+            lambda count: raw_requests(count, size, raw.reply_subject), raw.run, processes["jetstream"]
+        )
     results = []
     try:
         socket.connect(front)
         await client.start()
+        if raw is not None:
+            await raw.start()
         for depth in sorted({depth for _, depth, _ in plans}):
-            socket.setsockopt(zmq.RCVTIMEO, round(1000 * timeout_for(warmup)))
-            _ceiling(socket, plain_messages(warmup, size), depth)
-            await _path(client, command_messages(warmup), depth, timeout_for(warmup))
+            for side in sides.values():
+                await side.run(side.make(warmup), depth, timeout_for(warmup))
         for path, depth, count in plans:
-            socket.setsockopt(zmq.RCVTIMEO, round(1000 * timeout_for(count)))
-            best: Measurement = (float("inf"), [])
-            ceiling_best: Measurement = (float("inf"), [])
-            cpu = CpuMeter([os.getpid(), *meters[0]])
-            ceiling_cpu = CpuMeter([os.getpid(), *meters[1]])
-            for _ in range(repetitions):  # interleaved, so that a noisy neighbour hurts both alike
-                payloads = plain_messages(count, size)
-                with ceiling_cpu:
-                    ceiling_best = min(ceiling_best, _ceiling(socket, payloads, depth))
-                requests = command_messages(count)
-                with cpu:
-                    best = min(best, await _path(client, requests, depth, timeout_for(count)))
-            results.append((path, count, best, ceiling_best, cpu, ceiling_cpu))
+            measured = {
+                key: _Measured(cpu={part: CpuMeter(pids) for part, pids in side.processes.items()})
+                for key, side in sides.items()
+            }
+            for _ in range(repetitions):  # interleaved, so that a noisy neighbour hurts every side alike
+                for key, side in sides.items():
+                    requests = side.make(count)
+                    meters = measured[key].cpu.values()
+                    with ExitStack() as metering:
+                        for meter in meters:
+                            metering.enter_context(meter)
+                        measurement = await side.run(requests, depth, timeout_for(count))
+                    measured[key].best = min(measured[key].best, measurement)
+            results.append((path, depth, measured))
     finally:
         await client.stop()
+        if raw is not None:
+            await raw.stop()
         socket.close()
         context.term()
     return results
+
+
+def raw_requests(count: int, size: int, reply_subject: str) -> list[dict[str, Any]]:
+    """``plain_messages`` of ``size`` bytes carrying ``reply_subject`` (``r``), as ours carry their reply topic."""
+    payloads = plain_messages(count, size - (len(msgpack.packb({"r": reply_subject})) - 1))
+    for payload in payloads:
+        payload["r"] = reply_subject
+    return payloads
 
 
 def run(quick: bool) -> list[Result]:
@@ -246,15 +317,21 @@ def run(quick: bool) -> list[Result]:
 
 
 def run_nats(quick: bool) -> list[Result]:
-    """Measure request/reply through NATS JetStream next to the raw ceiling; [] without a server."""
+    """Measure request/reply through NATS JetStream next to raw nats-py and raw pyzmq; [] without a server."""
     with nats_stream() as endpoint:
         if endpoint is None:
             print(f"{NATS_SCENARIO}: skipped, no NATS server answers at {NATS_URL}", file=sys.stderr)
             return []
-        return _run(quick, NATS_SCENARIO, NATS_PATH, endpoint)
+        stream = f"benchraw-{endpoint.rpartition('/')[2]}"
+        try:
+            return _run(quick, NATS_SCENARIO, NATS_PATH, endpoint, stream)
+        finally:
+            delete_nats_stream(stream)
 
 
-def _run(quick: bool, scenario: str, path_name: str, nats_endpoint: str | None) -> list[Result]:
+def _run(
+    quick: bool, scenario: str, path_name: str, nats_endpoint: str | None, raw_stream: str | None = None
+) -> list[Result]:
     repetitions = 1 if quick else 3
     warmup = 100 if quick else 1_000
     plans = [  # (path, requests in flight, requests per repetition)
@@ -273,37 +350,121 @@ def _run(quick: bool, scenario: str, path_name: str, nats_endpoint: str | None) 
         queue.wait_ready(STARTUP)
         handler = start(Worker("handler", worker_argv("handler", endpoint), ready="ready"))
         echo = start(Worker("raw-echo", worker_argv("raw-echo", back), ready="ready", stdin=False))
+        raw_echo = None
+        if raw_stream is not None:  # it makes the raw stream, which the raw client's consumer needs
+            raw_echo = start(
+                Worker("raw-nats-echo", worker_argv("raw-nats-echo", NATS_URL, raw_stream), ready="ready")
+            )
         handler.wait_ready(STARTUP)
         echo.wait_ready(STARTUP)
+        if raw_echo is not None:
+            raw_echo.wait_ready(STARTUP)
 
-        ours = pids(handler) if broker is None else pids(broker, handler)
-        measured = run_main(_measure(endpoint, front, plans, repetitions, warmup, (ours, pids(queue, echo))))
+        me = [os.getpid()]
+        if broker is not None:
+            server = pids(broker)
+        else:
+            nats_server = server_pid("nats-server", urlsplit(NATS_URL).port)
+            server = [] if nats_server is None else [nats_server]
+        processes = {
+            "ours": {"client": me, "handler": pids(handler), "server": server},
+            "zmq": {"client": me, "handler": pids(echo), "server": pids(queue)},
+        }
+        if raw_echo is not None:
+            processes["jetstream"] = {"client": me, "handler": pids(raw_echo), "server": server}
+        measured = run_main(_measure(endpoint, front, plans, repetitions, warmup, processes, raw_stream))
         depths = {depth for _, depth, _ in plans}  # each warmed up once
         sent = len(depths) * warmup + repetitions * sum(count for _, _, count in plans)
         check_count(f"{scenario}: requests handled (all repetitions)", received_total(handler), sent)
+        if raw_echo is not None:
+            check_count(f"{scenario} jetstream ceiling: requests handled", received_total(raw_echo), sent)
 
-    results = []
-    for path, count, (seconds, latencies), (ceiling_seconds, ceiling_latencies), cpu, ceiling_cpu in measured:
-        check_count(f"{path}: replies", len(latencies), count)
-        check_count(f"{path} ceiling: replies", len(ceiling_latencies), count)
-        p50, p99 = percentiles(latencies)
-        ceiling_p50, ceiling_p99 = percentiles(ceiling_latencies)
-        rate, ceiling_rate = count / seconds, count / ceiling_seconds
-        results.append(
+    counts = {path: count for path, _, count in plans}
+    main, zmq_rows = [], []
+    for path, _, sides in measured:
+        count = counts[path]
+        requests = repetitions * count
+        for key, side in sides.items():
+            check_count(f"{path} ({key}): replies", len(side.best[1]), count)
+        ours, zmq_side = sides["ours"], sides["zmq"]
+        rate = count / ours.best[0]
+        p50, p99 = percentiles(ours.best[1])
+        zmq_rate = count / zmq_side.best[0]
+        zmq_p50, zmq_p99 = percentiles(zmq_side.best[1])
+        zmq_ceiling = f"{CEILING}; its p50 {zmq_p50:.1f} us, p99 {zmq_p99:.1f} us"
+        if nats_endpoint is None:
+            main.append(
+                Result(
+                    scenario=scenario,
+                    path=path,
+                    messages=count,
+                    seconds=ours.best[0],
+                    msgs_per_s=rate,
+                    ceiling_msgs_per_s=zmq_rate,
+                    ratio=rate / zmq_rate,
+                    ceiling=zmq_ceiling,
+                    p50_us=p50,
+                    p99_us=p99,
+                    cpu_us=sum(ours.cpu_us(part, requests) for part in ours.cpu),
+                    ceiling_cpu_us=sum(zmq_side.cpu_us(part, requests) for part in zmq_side.cpu),
+                )
+            )
+            continue
+        # Over NATS, as nats-events: cpu_us counts the two ends (client, handler), server_cpu_us the server.
+        ends = _ends(ours, requests)
+        on_server = ours.cpu_us("server", requests) if server else None
+        raw = sides["jetstream"]
+        raw_rate = count / raw.best[0]
+        raw_p50, raw_p99 = percentiles(raw.best[1])
+        raw_ends = _ends(raw, requests)
+        main.append(
             Result(
                 scenario=scenario,
                 path=path,
                 messages=count,
-                seconds=seconds,
+                seconds=ours.best[0],
                 msgs_per_s=rate,
-                ceiling_msgs_per_s=ceiling_rate,
-                ratio=rate / ceiling_rate,
-                ceiling=f"{CEILING}; its p50 {ceiling_p50:.1f} us, p99 {ceiling_p99:.1f} us",
+                ceiling_msgs_per_s=raw_rate,
+                ratio=rate / raw_rate,
+                ceiling=JETSTREAM_CEILING,
                 p50_us=p50,
                 p99_us=p99,
-                # With NATS the server's CPU is not ours to read: the path's figure would leave it out.
-                cpu_us=cpu.per_message_us(repetitions * count) if nats_endpoint is None else None,
-                ceiling_cpu_us=ceiling_cpu.per_message_us(repetitions * count),
+                cpu_us=sum(ends),
+                ceiling_cpu_us=sum(raw_ends),
+                ceiling_p50_us=raw_p50,
+                ceiling_p99_us=raw_p99,
+                server_cpu_us=on_server,
+                ceiling_server_cpu_us=raw.cpu_us("server", requests) if server else None,
+                cpu_split_us=ends,
+                ceiling_cpu_split_us=raw_ends,
             )
         )
-    return results
+        zmq_ends = _ends(zmq_side, requests)
+        zmq_rows.append(
+            Result(
+                scenario=f"{scenario}:zmq-ceiling",
+                path=path,
+                messages=count,
+                seconds=ours.best[0],
+                msgs_per_s=rate,
+                ceiling_msgs_per_s=zmq_rate,
+                ratio=rate / zmq_rate,
+                ceiling=zmq_ceiling,
+                p50_us=p50,
+                p99_us=p99,
+                cpu_us=sum(ends),
+                ceiling_cpu_us=sum(zmq_ends),
+                ceiling_p50_us=zmq_p50,
+                ceiling_p99_us=zmq_p99,
+                server_cpu_us=on_server,
+                ceiling_server_cpu_us=zmq_side.cpu_us("server", requests),
+                cpu_split_us=ends,
+                ceiling_cpu_split_us=zmq_ends,
+            )
+        )
+    return main + zmq_rows
+
+
+def _ends(side: _Measured, requests: int) -> tuple[float, float]:
+    """CPU per request of the client and of the handler, rounded to 0.1 us (for the table's a/b cell)."""
+    return round(side.cpu_us("client", requests), 1), round(side.cpu_us("handler", requests), 1)

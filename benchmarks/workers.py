@@ -42,6 +42,9 @@ Raw nats-py roles (the NATS ceilings; URL is the server, SUBJECT the run's own; 
   JetStream: SENDERS coroutines, each awaiting the PubAck of its publish (with a ``Nats-Msg-Id``, as
   ours, for the stream's duplicate window) before its next; core NATS:
   publishes in one loop, then a flush (there is nothing to await).
+- ``raw-nats-echo URL STREAM``: the handler side of the raw JetStream request/reply ceiling (see
+  ``benchmarks.raw_nats``): makes STREAM and a durable pull consumer of its requests, answers each into
+  JetStream awaiting the PubAck, then acknowledges the request. ``total`` as for ``handler``.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ import zmq
 
 from minos.networks.actors import run_main
 
-__all__ = ["main"]
+__all__ = ["commands", "main", "say"]
 
 
 def say(*words: object) -> None:
@@ -100,7 +103,7 @@ async def expect(words: list[str], waker: Callable[[Callable[[], None]], Callabl
         say("done", COUNTER.since_armed, repr(COUNTER.reached_at))
 
 
-async def _commands() -> AsyncIterator[list[str]]:
+async def commands() -> AsyncIterator[list[str]]:
     """The command lines from stdin, split into words, until it closes."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -123,7 +126,7 @@ async def handler(endpoint: str, durable_path: str | None = None) -> None:
     await port.start()
     try:
         say("ready")
-        async for words in _commands():
+        async for words in commands():
             if words[0] == "expect":
                 await expect(words, lambda wake: partial(loop.call_soon_threadsafe, wake))
             elif words[0] == "watch":
@@ -162,7 +165,7 @@ async def drain(endpoint: str, target: int, timeout: float) -> None:
 
         reporting = loop.create_task(report())
         try:
-            async for words in _commands():
+            async for words in commands():
                 if words[0] == "total":
                     say("total", COUNTER.total)
                 else:
@@ -182,7 +185,7 @@ async def publisher(endpoint: str, senders: int, durable_path: str | None = None
     async with BrokerPublisher.from_config(_config("bench-publisher", endpoint, durable_path)) as sender:
         say("ready")
         prepared: list[Any] = []
-        async for words in _commands():
+        async for words in commands():
             if words[0] not in ("prepare", "send", "stream"):
                 say("error unknown command", words[0])
                 continue
@@ -391,7 +394,7 @@ async def raw_nats_pull(url: str, subject: str, stream: str) -> None:
     await nc.flush()
     try:
         say("ready")
-        async for words in _commands():
+        async for words in commands():
             if words[0] == "expect":
                 await expect(words, lambda wake: wake)
             elif words[0] == "total":
@@ -416,7 +419,7 @@ async def raw_nats_push(url: str, subject: str, stream: str, size: int, senders:
     try:
         say("ready")
         prepared: list[dict[str, Any]] = []
-        async for words in _commands():
+        async for words in commands():
             count = int(words[1])
             if words[0] == "prepare":
                 prepared = plain_messages(count, size)
@@ -454,7 +457,14 @@ ROLES: dict[str, Callable[[list[str]], None]] = {
     "raw-nats-push": lambda args: run_main(
         raw_nats_push(args[0], args[1], args[2], int(args[3]), int(args[4]))
     ),
+    "raw-nats-echo": lambda args: run_main(_raw_nats_echo(args[0], args[1])),
 }
+
+
+async def _raw_nats_echo(url: str, stream: str) -> None:
+    from benchmarks.raw_nats import raw_nats_echo  # it imports this module: only once this one is loaded
+
+    await raw_nats_echo(url, stream)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

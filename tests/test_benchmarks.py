@@ -393,3 +393,33 @@ def test_the_quick_nats_events_scenario_also_measures_raw_nats_py_ceilings_on_th
         assert result["ratio"] == result["msgs_per_s"] / result["ceiling_msgs_per_s"]
         assert result["cpu_us"] > 0
         assert result["ceiling_cpu_us"] > 0
+
+
+def test_the_quick_nats_request_reply_scenario_measures_ours_against_raw_nats_py_and_raw_pyzmq(tmp_path):
+    path = tmp_path / "nats-rr.json"
+    completed = run_benchmarks("--quick", "nats-request-reply", "--json", str(path))
+    assert completed.returncode == 0, completed.stderr
+    skip_unless_peer_servers(completed)
+    results = json.loads(path.read_text())
+    paths = [
+        f"client -> NATS JetStream (file) -> handler -> client, 3 processes, tcp, {n} in flight"
+        for n in (1, 100)
+    ]
+    assert [(result["scenario"], result["path"]) for result in results] == [
+        (scenario, name)
+        for scenario in ("nats-request-reply", "nats-request-reply:zmq-ceiling")
+        for name in paths
+    ]
+    for result in results:
+        jetstream = result["scenario"] == "nats-request-reply"
+        assert result["ceiling"].startswith("raw nats-py" if jetstream else "raw pyzmq+msgpack")
+        assert result["ratio"] == result["msgs_per_s"] / result["ceiling_msgs_per_s"]
+        assert 0 < result["p50_us"] <= result["p99_us"]
+        assert 0 < result["ceiling_p50_us"] <= result["ceiling_p99_us"]
+        for side in ("", "ceiling_"):  # the client and the handler apart, and their sum
+            client, handler = result[f"{side}cpu_split_us"]
+            assert client > 0
+            assert handler > 0
+            assert result[f"{side}cpu_us"] == client + handler
+    for ours, zmq in zip(results[:2], results[2:], strict=True):  # one measurement of ours, two yardsticks
+        assert (ours["msgs_per_s"], ours["cpu_us"]) == (zmq["msgs_per_s"], zmq["cpu_us"])

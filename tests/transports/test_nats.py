@@ -6,6 +6,7 @@ import re
 import shutil
 import socket
 
+import nats
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -210,6 +211,26 @@ async def test_a_message_its_holders_never_acknowledge_goes_to_the_dead_letters_
     assert letter.original() == message
     assert survivor_inbox.received == [], "the third delivery went to the dead letters, not to a handler"
     await until(lambda: survivor.dead_lettered == 1, "the PubAck of the dead letter")
+
+
+async def test_an_acknowledgement_made_just_before_close_still_reaches_the_server(nats_settings, connect):
+    inbox = Inbox(auto_ack=False)
+    holder = await connect(nats_settings, inbox)
+    await holder.subscribe("workers", ["job"])
+    publisher = await connect(nats_settings)
+    await publisher.publish("job", b"one", 0)
+    await inbox.arrived(1)
+    holder.ack([inbox.received[0].tag])  # it waits to go out with the next send, or within 2 ms ...
+    await holder.close()  # ... and a close sends it at once, before the link goes
+    client = await nats.connect(nats_settings.servers[0], allow_reconnect=False)
+    try:
+        jetstream = client.jetstream(timeout=WAIT)
+        name = consumer_name("u", "", "job")
+        async with asyncio.timeout(WAIT):  # a lost ack never moves the floor: the message would come back
+            while (await jetstream.consumer_info(nats_settings.stream, name)).ack_floor.stream_seq < 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)  # sync-ok: polling the server's state, which has no event
+    finally:
+        await client.close()
 
 
 # Reconnection, against a server of the test's own ------------------------------------------------------

@@ -8,7 +8,8 @@ How it maps the receiving half of ``Connection``'s contract onto JetStream (see 
   member of one group). A transient group's consumers live in memory, are deleted when a member closes,
   and are removed by the server ``transient_ttl`` after a member vanished.
 - A member pulls at most ``window`` deliveries it has not acknowledged, spread over its consumers.
-  ``ack`` sends ``+ACK``; what it holds gets ``+WPI`` (in progress) every third of ``ack_wait``, so only
+  ``ack`` sends ``+ACK`` (with whatever the connection sends next, or within 2 ms: one write and one
+  wake-up of the server for several, at low load too); what it holds gets ``+WPI`` (in progress) every third of ``ack_wait``, so only
   a dead or cut-off member's deliveries come back, ``ack_wait`` after it went silent, flagged
   redelivered. A clean ``close`` sends ``-NAK`` for what it holds, which comes back at once.
 - A message delivered more than ``max_deliveries`` times without an acknowledgement (its holders
@@ -53,6 +54,20 @@ _ACK: Final = b"+ACK"
 _NAK: Final = b"-NAK"
 _PROGRESS: Final = b"+WPI"
 _TERM: Final = b"+TERM"
+_SETTLE_DELAY: Final = 0.002  # seconds a verdict may wait for another send to go out with
+
+
+def _delivery_count(msg: Msg) -> int:
+    """How many times JetStream delivered ``msg``, from its reply subject.
+
+    The plain ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<time>.<pending>`` is read here:
+    ``msg.metadata`` builds a record of every field (a datetime included) for each delivery. Any other
+    form (with a domain, or not a JetStream message at all) goes through ``msg.metadata``, as before.
+    """
+    tokens = msg.reply.split(".")
+    if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
+        return int(tokens[4])
+    return msg.metadata.num_delivered
 
 
 @dataclass(slots=True)
@@ -108,6 +123,8 @@ class NatsConsumers:
         self._pulls_over: asyncio.Future[None] | None = None  # closing: no pull request waits any more
         self._next_tag = 0
         self._pull_api = f"$JS.API.CONSUMER.MSG.NEXT.{settings.stream}."
+        self._loop: asyncio.AbstractEventLoop | None = None  # the connection's, once it subscribed
+        self._settle_timer: asyncio.TimerHandle | None = None  # sends verdicts no other send took along
 
     @property
     def consumers(self) -> Iterable[Consumer]:
@@ -118,6 +135,7 @@ class NatsConsumers:
         self, nc: Client, js: JetStreamContext, group: str, topics: Sequence[str], *, transient: bool
     ) -> None:
         """Make (or check) the consumers of ``group`` for ``topics`` and listen to them; then pull."""
+        self._loop = asyncio.get_running_loop()
         settings = self._settings
         if self._dead_letter_topic and not self._dead_letter_ready:
             # Interest retention drops messages no consumer wants: make the dead-letter topic wanted now.
@@ -147,7 +165,17 @@ class NatsConsumers:
             if entry is not None:
                 control.append((entry.reply, verdict))
         self.refill_due = True
-        self._wake()
+        if len(held) * 2 >= self._owner.window or self._loop is None:
+            self._wake()  # the window is tight: the room these verdicts free is wanted now
+        elif self._settle_timer is None:
+            # Go out with the next send (a reply, the next publish), or in a moment: one write for
+            # several, not a write (and a wake-up of the server) for each.
+            self._settle_timer = self._loop.call_later(_SETTLE_DELAY, self._settle_due)
+
+    def _settle_due(self) -> None:
+        self._settle_timer = None
+        if self.control or self.refill_due:
+            self._wake()
 
     def pull_requests(self) -> list[tuple[str, bytes, str]]:
         """If a refill is due (it no longer is then): the pull requests (subject, payload, reply) that ask
@@ -184,6 +212,9 @@ class NatsConsumers:
             subject, payload = control[0]
             await nc.publish(subject, payload)
             control.popleft()
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+            self._settle_timer = None
 
     def keep_alive(self, now: float) -> None:
         """Queue ``+WPI`` for held deliveries JetStream has not heard of for a third of ``ack_wait``, and
@@ -221,7 +252,7 @@ class NatsConsumers:
             self._wake()
         if self._state() == "closed":
             return  # JetStream delivers it again after ack_wait
-        delivered = msg.metadata.num_delivered
+        delivered = _delivery_count(msg)
         self._next_tag += 1
         tag = self._next_tag
         self._held[tag] = _Held(msg.reply, time.monotonic())

@@ -12,6 +12,7 @@ other byte of the topic's UTF-8 becomes ``~XX`` (two upper-case hex digits), ``~
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -139,6 +140,7 @@ def decode_topic(encoded: str) -> str:
         raise ValueError(f"{encoded!r} is not an encoded topic: {error}") from error
 
 
+@functools.lru_cache(maxsize=4096)  # one per publish: a service publishes to few topics, many times each
 def subject_of(prefix: str, strategy_token: str, topic: str) -> str:
     """The subject of ``topic``'s messages of one strategy (``UNICAST_TOKEN`` or ``MULTICAST_TOKEN``).
 
