@@ -411,58 +411,53 @@ def _run(
             )
             continue
         # Over NATS, as nats-events: cpu_us counts the two ends (client, handler), server_cpu_us the server.
-        ends = _ends(ours, requests)
-        on_server = ours.cpu_us("server", requests) if server else None
         raw = sides["jetstream"]
-        raw_rate = count / raw.best[0]
-        raw_p50, raw_p99 = percentiles(raw.best[1])
-        raw_ends = _ends(raw, requests)
-        main.append(
-            Result(
-                scenario=scenario,
-                path=path,
-                messages=count,
-                seconds=ours.best[0],
-                msgs_per_s=rate,
-                ceiling_msgs_per_s=raw_rate,
-                ratio=rate / raw_rate,
-                ceiling=JETSTREAM_CEILING,
-                p50_us=p50,
-                p99_us=p99,
-                cpu_us=sum(ends),
-                ceiling_cpu_us=sum(raw_ends),
-                ceiling_p50_us=raw_p50,
-                ceiling_p99_us=raw_p99,
-                server_cpu_us=on_server,
-                ceiling_server_cpu_us=raw.cpu_us("server", requests) if server else None,
-                cpu_split_us=ends,
-                ceiling_cpu_split_us=raw_ends,
-            )
-        )
-        zmq_ends = _ends(zmq_side, requests)
-        zmq_rows.append(
-            Result(
-                scenario=f"{scenario}:zmq-ceiling",
-                path=path,
-                messages=count,
-                seconds=ours.best[0],
-                msgs_per_s=rate,
-                ceiling_msgs_per_s=zmq_rate,
-                ratio=rate / zmq_rate,
-                ceiling=zmq_ceiling,
-                p50_us=p50,
-                p99_us=p99,
-                cpu_us=sum(ends),
-                ceiling_cpu_us=sum(zmq_ends),
-                ceiling_p50_us=zmq_p50,
-                ceiling_p99_us=zmq_p99,
-                server_cpu_us=on_server,
-                ceiling_server_cpu_us=zmq_side.cpu_us("server", requests),
-                cpu_split_us=ends,
-                ceiling_cpu_split_us=zmq_ends,
-            )
-        )
+        on_server = ours.cpu_us("server", requests) if server else None
+        raw_server = raw.cpu_us("server", requests) if server else None
+        row = partial(_nats_row, path=path, count=count, requests=requests, ours=ours, on_server=on_server)
+        main.append(row(scenario, raw, JETSTREAM_CEILING, raw_server))
+        zmq_server = zmq_side.cpu_us("server", requests)
+        zmq_rows.append(row(f"{scenario}:zmq-ceiling", zmq_side, zmq_ceiling, zmq_server))
     return main + zmq_rows
+
+
+def _nats_row(
+    scenario: str,
+    ceiling: _Measured,
+    description: str,
+    ceiling_server: float | None,
+    *,
+    path: str,
+    count: int,
+    requests: int,
+    ours: _Measured,
+    on_server: float | None,
+) -> Result:
+    """One row of ``nats-request-reply``: our side against ``ceiling`` (raw nats-py, or raw pyzmq)."""
+    rate, ceiling_rate = count / ours.best[0], count / ceiling.best[0]
+    p50, p99 = percentiles(ours.best[1])
+    ceiling_p50, ceiling_p99 = percentiles(ceiling.best[1])
+    ends, ceiling_ends = _ends(ours, requests), _ends(ceiling, requests)
+    return Result(
+        scenario=scenario,
+        path=path,
+        messages=count,
+        seconds=ours.best[0],
+        msgs_per_s=rate,
+        ceiling_msgs_per_s=ceiling_rate,
+        ratio=rate / ceiling_rate,
+        ceiling=description,
+        p50_us=p50,
+        p99_us=p99,
+        cpu_us=sum(ends),
+        ceiling_cpu_us=sum(ceiling_ends),
+        ceiling_p50_us=ceiling_p50,
+        ceiling_p99_us=ceiling_p99,
+        server_cpu_us=on_server,
+        ceiling_server_cpu_us=ceiling_server,
+        cpu_split_us=ends,
+        ceiling_cpu_split_us=ceiling_ends,
+    )
 
 
 def _ends(side: _Measured, requests: int) -> tuple[float, float]:
