@@ -99,13 +99,8 @@ class PeerHandle:
 
     def publish(self, topic: str, body: bytes, strategy: int, settle: Settle) -> None:
         """Queue a publish; ``settle`` is called in the actor's loop once the broker accepted or refused it."""
-        connection = self._connection
-        if (
-            connection is not None
-            and not self._publishes
-            and threading.get_ident() == self._loop_thread
-            and connection.writable
-        ):  # on the actor's own loop, with nothing queued ahead: straight to the connection
+        connection = self._direct()
+        if connection is not None:  # on the actor's own loop, with nothing queued ahead: straight to it
             try:
                 connection.publish_settled(topic, body, strategy, settle)
             except Exception as error:
@@ -127,6 +122,12 @@ class PeerHandle:
         Raises:
             Exception: What the connection's ``publish_nowait`` raises for a message it refuses outright.
         """
+        connection = self._direct()
+        return None if connection is None else connection.publish_nowait(topic, body, strategy)
+
+    def _direct(self) -> Connection | None:
+        """The connection, when a publish may go to it now: called on the actor's own loop, with nothing
+        queued ahead of it and room in the connection's window; None otherwise."""
         connection = self._connection
         if (
             connection is None
@@ -135,7 +136,7 @@ class PeerHandle:
             or not connection.writable
         ):
             return None
-        return connection.publish_nowait(topic, body, strategy)
+        return connection
 
     def ack(self, tag: int) -> None:
         """Acknowledge a delivery: at once on the actor's own loop, else queued and sent in a batch."""
