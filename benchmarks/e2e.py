@@ -12,6 +12,7 @@ of the machine), so a time taken by the publisher and one taken by the handler c
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import select
@@ -21,10 +22,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import msgpack
 
@@ -52,6 +53,7 @@ __all__ = [
     "event_messages",
     "event_stream",
     "ipc_directory",
+    "keep_in_flight",
     "measure_events",
     "nats_stream",
     "percentiles",
@@ -517,3 +519,64 @@ def measure_events(
 def received_total(consumer: Worker) -> int:
     """How many messages ``consumer`` received since it started."""
     return int(consumer.ask("total", "total", 10))
+
+
+_Request = TypeVar("_Request")
+_Reply = TypeVar("_Reply")
+
+
+async def keep_in_flight(
+    requests: Sequence[_Request],
+    depth: int,
+    *,
+    send: Callable[[_Request], Awaitable[object]],
+    receive: Callable[[], Awaitable[_Reply]],
+    key: Callable[[_Request], Hashable],
+    reply_key: Callable[[_Reply], Hashable],
+    what: str,
+) -> tuple[float, list[int]]:
+    """Send ``depth`` requests at once, and another as each reply comes: (seconds, latencies in ns).
+
+    A request's latency runs from its send to its reply, matched by ``key`` and ``reply_key``; a reply that
+    answers no request outstanding, or a send that fails, ends the measurement with an error naming ``what``.
+    """
+    clock = time.perf_counter_ns
+    sent_at: dict[Hashable, int] = {}
+    latencies: list[int] = []
+    sending: set[asyncio.Future[object]] = set()
+    failures: list[BaseException] = []
+    queue = iter(requests)
+
+    def sent(task: asyncio.Future[object]) -> None:
+        sending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            failures.append(task.exception())  # type: ignore[arg-type]
+
+    def send_next() -> None:
+        request = next(queue, None)
+        if request is not None:
+            sent_at[key(request)] = clock()
+            task = asyncio.ensure_future(send(request))
+            sending.add(task)
+            task.add_done_callback(sent)
+
+    start = time.perf_counter()
+    try:
+        for _ in range(depth):
+            send_next()
+        for _ in range(len(requests)):
+            reply = await receive()
+            received = clock()
+            started = sent_at.pop(reply_key(reply), None)
+            if started is None:
+                raise WorkerError(f"{what}: a reply answers {reply_key(reply)!r}, no request outstanding")
+            latencies.append(received - started)
+            send_next()
+            if failures:
+                raise failures[0]
+        seconds = time.perf_counter() - start
+    finally:
+        for task in list(sending):
+            task.cancel()
+        await asyncio.gather(*sending, return_exceptions=True)
+    return seconds, latencies

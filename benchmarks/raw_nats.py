@@ -49,7 +49,7 @@ from nats.js.api import (
     StreamConfig,
 )
 
-from benchmarks.e2e import COUNTER, WorkerError
+from benchmarks.e2e import COUNTER, WorkerError, keep_in_flight
 from benchmarks.workers import commands, say
 
 __all__ = [
@@ -233,48 +233,17 @@ class RawNatsClient:
 
     async def _in_flight(self, payloads: Sequence[dict[str, Any]], depth: int) -> Measurement:
         assert self._nc is not None
-        publish, get = self._nc.jetstream().publish, self._replies.get
-        subject, packb, clock = f"{self.stream}.{REQUEST_TOKENS}", msgpack.packb, time.perf_counter_ns
-        loop = asyncio.get_running_loop()
-        sent_at: dict[bytes, int] = {}
-        latencies: list[int] = []
-        sending: set[asyncio.Task[Any]] = set()
-        failures: list[BaseException] = []
-        queue = iter(payloads)
-
-        def sent(task: asyncio.Task[Any]) -> None:
-            sending.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                failures.append(task.exception())  # type: ignore[arg-type]
-
-        def send_next() -> None:
-            payload = next(queue, None)
-            if payload is not None:
-                sent_at[payload["i"]] = clock()
-                task = loop.create_task(publish(subject, packb(payload), headers=_msg_id()))
-                sending.add(task)
-                task.add_done_callback(sent)
-
-        start = time.perf_counter()
-        try:
-            for _ in range(depth):
-                send_next()
-            for _ in range(len(payloads)):
-                reply = await get()
-                received = clock()
-                started = sent_at.pop(reply["i"], None)
-                if started is None:
-                    raise WorkerError(f"raw nats: a reply answers {reply['i']!r}, no request outstanding")
-                latencies.append(received - started)
-                send_next()
-                if failures:
-                    raise failures[0]
-            seconds = time.perf_counter() - start
-        finally:
-            for task in list(sending):
-                task.cancel()
-            await asyncio.gather(*sending, return_exceptions=True)
-        return seconds, latencies
+        publish, packb = self._nc.jetstream().publish, msgpack.packb
+        subject = f"{self.stream}.{REQUEST_TOKENS}"
+        return await keep_in_flight(
+            payloads,
+            depth,
+            send=lambda payload: publish(subject, packb(payload), headers=_msg_id()),
+            receive=self._replies.get,
+            key=lambda payload: payload["i"],
+            reply_key=lambda reply: reply["i"],
+            what="raw nats",
+        )
 
 
 async def raw_nats_echo(url: str, stream: str) -> None:

@@ -57,6 +57,7 @@ from benchmarks.e2e import (
     command_messages,
     delete_nats_stream,
     ipc_directory,
+    keep_in_flight,
     nats_stream,
     percentiles,
     plain_messages,
@@ -112,47 +113,15 @@ async def _one_at_a_time(client: BrokerClient, requests: Sequence[BrokerMessageV
 
 
 async def _in_flight(client: BrokerClient, requests: Sequence[BrokerMessageV1], depth: int) -> Measurement:
-    clock = time.perf_counter_ns
-    loop = asyncio.get_running_loop()
-    sent_at: dict[uuid.UUID, int] = {}
-    latencies: list[int] = []
-    sending: set[asyncio.Task[None]] = set()
-    failures: list[BaseException] = []
-    queue = iter(requests)
-
-    def sent(task: asyncio.Task[None]) -> None:
-        sending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            failures.append(task.exception())  # type: ignore[arg-type]
-
-    def send_next() -> None:
-        request = next(queue, None)
-        if request is not None:
-            sent_at[request.identifier] = clock()
-            task = loop.create_task(client.send(request))
-            sending.add(task)
-            task.add_done_callback(sent)
-
-    start = time.perf_counter()
-    try:
-        for _ in range(depth):
-            send_next()
-        for _ in range(len(requests)):
-            reply = await client.receive()
-            received = clock()
-            started = sent_at.pop(reply.identifier, None)
-            if started is None:
-                raise WorkerError(f"{SCENARIO}: a reply answers {reply.identifier}, no request outstanding")
-            latencies.append(received - started)
-            send_next()
-            if failures:
-                raise failures[0]
-        seconds = time.perf_counter() - start
-    finally:
-        for task in list(sending):
-            task.cancel()
-        await asyncio.gather(*sending, return_exceptions=True)
-    return seconds, latencies
+    return await keep_in_flight(
+        requests,
+        depth,
+        send=client.send,
+        receive=client.receive,
+        key=lambda request: request.identifier,
+        reply_key=lambda reply: reply.identifier,
+        what=SCENARIO,
+    )
 
 
 async def _path(
