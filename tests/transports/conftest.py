@@ -1,6 +1,7 @@
 """Fixtures for the transport tests: ZeroMQ brokers running in background threads, each with its own loop."""
 
 import asyncio
+import struct
 import threading
 import uuid
 
@@ -135,3 +136,58 @@ def async_sockets(zmq_context):
     yield make
     for socket in reversed(made):
         socket.close(linger=0)
+
+
+RAW_PEER_TIMEOUT = 5.0
+
+
+class RawPeer:
+    """A DEALER speaking the wire protocol by hand, to do what ZmqConnection never does."""
+
+    def __init__(self, context: zmq.Context, endpoint: str) -> None:
+        self.socket = zmq.asyncio.Context.shadow(context.underlying).socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.ROUTING_ID, uuid.uuid4().bytes)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(endpoint)
+
+    def send(self, *parts: bytes) -> None:
+        self.socket.send_multipart(list(parts))
+
+    async def expect(self, command: bytes) -> list[bytes]:
+        """The next message with ``command`` (heartbeats and other commands are skipped)."""
+        return (await self.until(command))[-1]
+
+    async def until(self, command: bytes) -> list[list[bytes]]:
+        """Every message up to and including the next with ``command``, heartbeats left out."""
+        received = []
+        async with asyncio.timeout(RAW_PEER_TIMEOUT):
+            while True:
+                frames = await self.socket.recv_multipart()
+                if frames[0] != b"HB":
+                    received.append(frames)
+                if frames[0] == command:
+                    return received
+
+    async def hello(self) -> None:
+        self.send(b"HELLO", struct.pack(">H", 1))
+        await self.expect(b"WELCOME")
+
+    async def subscribe(self, group: bytes, topic: bytes, *, window: int = 10, request: int = 1) -> None:
+        self.send(b"SUB", struct.pack(">QIB", request, window, 0), group, topic)
+        assert struct.unpack(">Q", (await self.expect(b"SUBOK"))[1]) == (request,)
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+
+@pytest.fixture
+def raw_peers(zmq_context):
+    peers = []
+
+    def make(endpoint):
+        peers.append(RawPeer(zmq_context, endpoint))
+        return peers[-1]
+
+    yield make
+    for peer in peers:
+        peer.close()

@@ -25,58 +25,6 @@ from minos.networks.transports.wire import RECORD_HEAD, pack_u64s
 TIMEOUT = 5.0
 
 
-class RawPeer:
-    """A DEALER speaking the wire protocol by hand, to do what ZmqConnection never does."""
-
-    def __init__(self, context: zmq.Context, endpoint: str) -> None:
-        self.socket = zmq.asyncio.Context.shadow(context.underlying).socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.ROUTING_ID, uuid.uuid4().bytes)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.connect(endpoint)
-
-    def send(self, *parts: bytes) -> None:
-        self.socket.send_multipart(list(parts))
-
-    async def expect(self, command: bytes) -> list[bytes]:
-        """The next message with ``command`` (heartbeats and other commands are skipped)."""
-        return (await self.until(command))[-1]
-
-    async def until(self, command: bytes) -> list[list[bytes]]:
-        """Every message up to and including the next with ``command``, heartbeats left out."""
-        received = []
-        async with asyncio.timeout(TIMEOUT):
-            while True:
-                frames = await self.socket.recv_multipart()
-                if frames[0] != b"HB":
-                    received.append(frames)
-                if frames[0] == command:
-                    return received
-
-    async def hello(self) -> None:
-        self.send(b"HELLO", struct.pack(">H", 1))
-        await self.expect(b"WELCOME")
-
-    async def subscribe(self, group: bytes, topic: bytes, *, window: int = 10, request: int = 1) -> None:
-        self.send(b"SUB", struct.pack(">QIB", request, window, 0), group, topic)
-        assert struct.unpack(">Q", (await self.expect(b"SUBOK"))[1]) == (request,)
-
-    def close(self) -> None:
-        self.socket.close(linger=0)
-
-
-@pytest.fixture
-def raw_peers(zmq_context):
-    peers = []
-
-    def make(endpoint):
-        peers.append(RawPeer(zmq_context, endpoint))
-        return peers[-1]
-
-    yield make
-    for peer in peers:
-        peer.close()
-
-
 def inproc() -> str:
     return f"inproc://minos-test-{uuid.uuid4().hex}"
 
@@ -171,7 +119,7 @@ async def test_names_that_are_not_utf8_and_a_hello_of_another_version_are_refuse
 ):
     broker = broker_threads(inproc())
     other_release = raw_peers(broker.endpoint)
-    other_release.send(b"HELLO", struct.pack(">H", 2))
+    other_release.send(b"HELLO", struct.pack(">H", 3))
     other_release.send(b"HB")
     assert await other_release.until(b"RESET") == [[b"RESET"]]  # no WELCOME: it is not a peer
     peer = raw_peers(broker.endpoint)

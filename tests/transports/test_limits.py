@@ -10,7 +10,7 @@ import zmq
 import zmq.asyncio
 
 from minos.networks.exceptions import FrameEncodeError
-from minos.networks.transports.wire import MALFORMED_CUTOFF, RECORD_HEAD, iter_records
+from minos.networks.transports.wire import MALFORMED_CUTOFF, PROTOCOL_VERSION, RECORD_HEAD, iter_records
 
 from ..conftest import welcome_peer
 
@@ -93,8 +93,10 @@ def broker_accepts(frames: list[bytes]) -> bool:
         return count == 2 and len(frames[1]) == 2
     if command == b"ACK":
         return count == 2 and len(frames[1]) > 0 and len(frames[1]) % 8 == 0
-    if command == b"PUB":
-        if count != 2:
+    if command == b"PUB":  # records, and maybe (sequence, tag) pairs of acknowledgements
+        if count == 3 and not (frames[2] and len(frames[2]) % 16 == 0):
+            return False
+        if count not in (2, 3):
             return False
         try:
             return all(strategy <= 1 for _, strategy, _, _ in iter_records(frames[1]))
@@ -119,7 +121,11 @@ def service_accepts(frames: list[bytes]) -> bool:
     if command == b"SUBOK":
         return len(frames[1]) == 8
     if command == b"WELCOME":
-        return len(frames[1]) == 6 and struct.unpack(">HI", frames[1])[0] == 1 and frames[1][2:] != bytes(4)
+        return (
+            len(frames[1]) == 6
+            and struct.unpack(">HI", frames[1])[0] == PROTOCOL_VERSION
+            and frames[1][2:] != bytes(4)
+        )
     if command == b"MSG":
         try:
             list(iter_records(frames[1]))

@@ -55,6 +55,7 @@ class _Publish:
     body: bytes
     strategy: int
     settle: Settle
+    ack: int | None
 
 
 class PeerHandle:
@@ -97,16 +98,20 @@ class PeerHandle:
         """Publishes and acknowledgements queued for the actor's loop, not handed to the connection yet."""
         return len(self._publishes), len(self._acks)
 
-    def publish(self, topic: str, body: bytes, strategy: int, settle: Settle) -> None:
-        """Queue a publish; ``settle`` is called in the actor's loop once the broker accepted or refused it."""
+    def publish(self, topic: str, body: bytes, strategy: int, settle: Settle, ack: int | None = None) -> None:
+        """Queue a publish; ``settle`` is called in the actor's loop once the broker accepted or refused it.
+
+        With ``ack``, that delivery is acknowledged once (and only if) the broker accepted this publish,
+        before ``settle(None)``: a reply and the request it answers (see ``Connection.publish_settled``).
+        """
         connection = self._direct()
         if connection is not None:  # on the actor's own loop, with nothing queued ahead: straight to it
             try:
-                connection.publish_settled(topic, body, strategy, settle)
+                connection.publish_settled(topic, body, strategy, settle, ack)
             except Exception as error:
                 settle(error)
             return
-        self._publishes.append(_Publish(topic, body, strategy, settle))
+        self._publishes.append(_Publish(topic, body, strategy, settle, ack))
         self._wake()
 
     def publish_in_loop(self, topic: str, body: bytes, strategy: int) -> asyncio.Future[None] | None:
@@ -194,7 +199,7 @@ class PeerHandle:
                 await connection.wait_writable()
             item = publishes.popleft()
             try:
-                connection.publish_settled(item.topic, item.body, item.strategy, item.settle)
+                connection.publish_settled(item.topic, item.body, item.strategy, item.settle, item.ack)
             except Exception as error:
                 item.settle(error)
 

@@ -343,7 +343,7 @@ class DispatchSink:
         reply = BrokerMessageV1(message.reply_topic, payload, identifier=message.identifier)
         self._track()
         self._handle.publish(
-            reply.topic, self._codec.encode(reply)[1], UNICAST_CODE, partial(self._replied, job)
+            reply.topic, self._codec.encode(reply)[1], UNICAST_CODE, partial(self._replied, job), job.tag
         )
 
     def _ack(self, job: _Job) -> None:
@@ -361,8 +361,8 @@ class DispatchSink:
 
     def _replied(self, job: _Job, error: BaseException | None) -> None:
         self._settled()
-        if error is None:
-            self._ack(job)
+        if error is None:  # the request was acknowledged with its reply's acceptance
+            self._receipts.add(job.message)
         else:  # not acknowledged: the broker delivers the request again
             logger.warning("%s: a reply was not accepted by the broker: %s", self._handle.name, error)
 

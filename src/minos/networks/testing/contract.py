@@ -239,6 +239,38 @@ class TransportContract(ABC):
         await self.wait_until(lambda: len(client.received) == 1, "the reply")
         assert (client.received[0].topic, client.received[0].body) == (reply_topic.encode(), b"order 7 found")
 
+    async def test_a_reply_published_with_its_requests_acknowledgement_acknowledges_it_once_accepted(
+        self,
+    ) -> None:
+        broker = await self.broker()
+        settled: list[BaseException | None] = []
+
+        def answer(peer: Peer, incoming: Incoming) -> None:  # as a dispatcher: no ack of its own
+            reply_topic, _, question = incoming.body.partition(b"|")
+            peer.connection.publish_settled(
+                reply_topic.decode(), question + b" found", UNICAST_CODE, settled.append, incoming.tag
+            )
+
+        # A window of one: the second request comes only once the first one's reply acknowledged it.
+        server = await self.connect(broker, auto_ack=False, window=1, then=answer)
+        await server.connection.subscribe("orders", ["order.get"])
+        client = await self.connect(broker)
+        reply_topic = f"reply.{uuid.uuid4().hex}"
+        await client.connection.subscribe(reply_topic, [reply_topic], transient=True)
+        for order in (b"order 7", b"order 8"):
+            client.connection.publish_nowait("order.get", reply_topic.encode() + b"|" + order, UNICAST_CODE)
+        await self.wait_until(lambda: len(client.received) == 2, "both replies")
+        assert client.bodies == [b"order 7 found", b"order 8 found"]
+        await self.wait_until(lambda: len(settled) == 2, "both replies to be settled")
+        assert settled == [None, None]
+        # Acknowledged, so not given back when the server leaves: the next member gets only what is new.
+        other = await self.connect(broker)
+        await other.connection.subscribe("orders", ["order.get"])
+        await server.connection.close()
+        await client.connection.publish("order.get", b"nobody|marker", UNICAST_CODE)
+        await self.wait_until(lambda: len(other.received) >= 1, "the marker")
+        assert other.bodies == [b"nobody|marker"]
+
     async def test_messages_of_one_publisher_arrive_in_order_through_a_small_window(self) -> None:
         broker = await self.broker()
         subscriber = await self.connect(broker, window=7)

@@ -39,12 +39,12 @@ from .security import CurveGuard, CurveServer
 from .wire import (
     ACK,
     BATCH,
+    BROKER_VERSIONS,
     BYE,
     CLIENT_COMMANDS,
     HB,
     HELLO,
     HELLO_HEAD,
-    PROTOCOL_VERSION,
     PUB,
     PUBNO,
     PUBOK,
@@ -60,6 +60,7 @@ from .wire import (
     pack_u64s,
     readable,
     recv_parts,
+    unpack_ack_pairs,
     unpack_u64s,
 )
 
@@ -379,9 +380,20 @@ class BrokerServer:
     # The commands of a known peer: each handler takes the peer, its frames and the batch's time. --------
 
     def _publish(self, peer: bytes, frames: list[bytes], now: float) -> None:
-        if len(frames) != 3:
-            self._peers.malformed_frame(frames, "PUB takes one frame of records")
+        try:
+            if len(frames) != 3 and len(frames) != 4:
+                raise struct.error("PUB takes one frame of records and maybe one of acknowledgements")
+            pairs = unpack_ack_pairs(frames[3]) if len(frames) == 4 else ()
+        except struct.error as exc:
+            self._peers.malformed_frame(frames, str(exc))
             return
+        before = len(self._accepted.get(peer, ()))
+        self._publish_records(peer, frames)
+        if pairs:  # applied once the records are handled, each if its record was accepted (or is 0)
+            taken = set(self._accepted.get(peer, ())[before:])
+            self._table.ack(peer, [tag for sequence, tag in pairs if not sequence or sequence in taken])
+
+    def _publish_records(self, peer: bytes, frames: list[bytes]) -> None:
         publish = self._table.publish
         blocked = self._peers.blocked
         checked = self._checked_topics
@@ -435,16 +447,18 @@ class BrokerServer:
             self._peers.malformed_frame(frames, "HELLO takes one >H version frame")
             return
         (version,) = HELLO_HEAD.unpack(frames[2])
-        if version != PROTOCOL_VERSION:
+        if version not in BROKER_VERSIONS:
             # Not a peer: a client of another release is refused, and the log line says which version.
             self._peers.malformed_frame(
-                frames, f"HELLO of wire protocol version {version}; this broker speaks {PROTOCOL_VERSION}"
+                frames,
+                f"HELLO of wire protocol version {version}; this broker speaks versions "
+                f"{', '.join(map(str, sorted(BROKER_VERSIONS)))}",
             )
             return
         self._peers.forget(peer, lost=False)  # a second HELLO starts the peer afresh
         self._peers.seen[peer] = now
         interval_ms = max(1, round(self.heartbeat_interval * 1000))
-        self._outbox.replies.append([peer, WELCOME, WELCOME_HEAD.pack(PROTOCOL_VERSION, interval_ms)])
+        self._outbox.replies.append([peer, WELCOME, WELCOME_HEAD.pack(version, interval_ms)])
 
     def _subscribe(self, peer: bytes, frames: list[bytes], now: float) -> None:
         if len(frames) < 5:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -23,6 +24,8 @@ __all__ = [
     "Strategy",
     "check_open",
 ]
+
+logger = logging.getLogger(__name__)
 
 Strategy = int
 """The strategy code on the wire: 0 unicast, 1 multicast (``protocol.frames.UNICAST_CODE`` and ``MULTICAST_CODE``)."""
@@ -213,18 +216,38 @@ class Connection(ABC):
             BrokerFullError: when the publish window is full (``writable`` is False); nothing was queued.
         """
 
-    def publish_settled(self, topic: str, body: bytes, strategy: Strategy, settle: Settle) -> None:
+    def publish_settled(
+        self, topic: str, body: bytes, strategy: Strategy, settle: Settle, ack: int | None = None
+    ) -> None:
         """Queue a message as ``publish_nowait`` does, and tell ``settle`` how it ended instead of returning a future.
 
+        With ``ack``, the delivery of that tag is acknowledged once the broker accepted this message, and
+        only then (a dispatcher's reply and the request it answers): before ``settle(None)`` is told. A
+        transport may send the two together (ZeroMQ does: one frame, applied by the broker as it accepts
+        the reply); here the acknowledgement follows the acceptance.
+
         Here ``settle`` runs from the future's done callback, a loop turn after the outcome is known; a
-        transport may call it in the very turn it learns the outcome, so that what ``settle`` queues (a
-        dispatcher's acknowledgement of the request this publish answered) leaves in that turn's flush.
+        transport may call it in the very turn it learns the outcome.
 
         Raises:
             BrokerFullError, ValueError, ConnectionClosedError: As ``publish_nowait``; ``settle`` is
-                then not called.
+                then not called, and ``ack`` not sent.
         """
-        self.publish_nowait(topic, body, strategy).add_done_callback(partial(_settle_from, settle))
+        future = self.publish_nowait(topic, body, strategy)
+        future.add_done_callback(partial(_settle_from, settle if ack is None else self._acking(ack, settle)))
+
+    def _acking(self, tag: int, settle: Settle) -> Settle:
+        """``settle``, acknowledging ``tag`` first when the publish was accepted."""
+
+        def settled(error: BaseException | None) -> None:
+            if error is None:
+                try:
+                    self.ack((tag,))
+                except ConnectionClosedError as closed:  # the message accepted, the delivery given back
+                    logger.info("%s; the broker delivers it again", closed)
+            settle(error)
+
+        return settled
 
     @property
     @abstractmethod

@@ -105,8 +105,16 @@ class PartitionedConnection(Connection):
     def publish_nowait(self, topic: str, body: bytes, strategy: Strategy) -> asyncio.Future[None]:
         return self.part(topic).publish_nowait(topic, body, strategy)
 
-    def publish_settled(self, topic: str, body: bytes, strategy: Strategy, settle: Settle) -> None:
-        self.part(topic).publish_settled(topic, body, strategy, settle)
+    def publish_settled(
+        self, topic: str, body: bytes, strategy: Strategy, settle: Settle, ack: int | None = None
+    ) -> None:
+        index = partition_of(topic, len(self.parts))
+        if ack is None or ack % len(self.parts) == index:  # the delivery came through the same part
+            self.parts[index].publish_settled(
+                topic, body, strategy, settle, None if ack is None else ack // len(self.parts)
+            )
+        else:
+            super().publish_settled(topic, body, strategy, settle, ack)
 
     @property
     def writable(self) -> bool:

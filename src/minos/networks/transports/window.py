@@ -30,13 +30,15 @@ P = TypeVar("P", bound=Sized)
 class Publish(Generic[P]):
     """One publish the broker has not accepted yet: what the connection sends for it (``payload``, whose
     ``len`` is its size on the wire), who learns how it ends (its ``future``, or else ``settle``, told at
-    once: see ``add_settled``), and whether it went on the current link without an answer yet."""
+    once: see ``add_settled``), the delivery the broker acknowledges when it accepts it (``ack``, for a
+    transport that sends the two together), and whether it went on the current link without an answer yet."""
 
     sequence: int
     topic: str
     payload: P
     future: asyncio.Future[None] | None
     settle: Settle | None
+    ack: int | None = None
     awaiting: bool = False  # sent on the current link, no answer yet
     sent_at: float = 0.0
 
@@ -103,21 +105,27 @@ class PublishWindow(Generic[P]):
         self._queue(topic, payload, future, None)
         return future
 
-    def add_settled(self, topic: str, payload: P, settle: Settle) -> None:
+    def add_settled(self, topic: str, payload: P, settle: Settle, ack: int | None = None) -> None:
         """Queue a publish as ``add`` does, but call ``settle`` as it ends instead of resolving a future.
 
         ``settle(None)`` runs inside ``accepted``, ``settle(error)`` inside ``failed`` or ``fail``: in the
         turn that learns the outcome, so what it queues goes out in that turn's flush. A ``settle`` that
-        raises is logged; the window and the other publishes are not affected.
+        raises is logged; the window and the other publishes are not affected. ``ack`` rides with the
+        publish (``Publish.ack``) for the link to send.
         """
-        self._queue(topic, payload, None, settle)
+        self._queue(topic, payload, None, settle, ack)
 
     def _queue(
-        self, topic: str, payload: P, future: asyncio.Future[None] | None, settle: Settle | None
+        self,
+        topic: str,
+        payload: P,
+        future: asyncio.Future[None] | None,
+        settle: Settle | None,
+        ack: int | None = None,
     ) -> None:
         sequence = self.next_sequence
         self.next_sequence = sequence + 1
-        self._pending[sequence] = Publish(sequence, topic, payload, future, settle)
+        self._pending[sequence] = Publish(sequence, topic, payload, future, settle, ack)
         self._unsent.append(sequence)
 
     async def wait_room(self, check: Callable[[], None]) -> None:

@@ -1,6 +1,6 @@
 """The wire protocol between ``ZmqConnection`` and ``BrokerServer``, and the socket helpers both ends use.
 
-Wire protocol, version 1
+Wire protocol, version 2
 ------------------------
 
 Every message is a ZeroMQ multipart message. A client's DEALER sends ``[command, args...]``; the
@@ -13,6 +13,9 @@ frames below omit it). Integers are fixed-width big-endian ``struct`` fields: ``
       SUB      >QIB request id, window, transient; group; topic; topic ...   answered by SUBOK
       PUB      records, one after the other in one frame, each:
                >QBHI sequence, strategy (0 unicast, 1 multicast), topic length, body length; topic; body
+               and, from version 2, optionally a second frame of acknowledgements to apply once the
+               records are handled: >QQ * n, (sequence, tag) each: the delivery ``tag`` is acknowledged
+               if ``sequence`` is 0, or is one of this frame's records and the broker accepted it
       ACK      >Q * n: the tags of handled deliveries
       HB       (nothing): heartbeat
       BYE      (nothing): closing; requeue what I hold unacknowledged, now
@@ -33,6 +36,13 @@ Rules:
   peer is ignored and answered by one RESET per batch. A second HELLO starts the peer afresh.
 - Several messages travel in one PUB or MSG frame when the sender has several to send (a busy peer
   pays one ZeroMQ message per batch, not per message); an idle one sends each at once.
+- Acknowledgements ride on a PUB when one goes anyway: a client's pending ACK costs no frame of its own
+  then, and a dispatcher's reply carries the acknowledgement of the request it answers (its pair names
+  the reply's sequence), so the request is acknowledged exactly when its reply is accepted, in one frame
+  and one broker turn. A pair whose record was refused (PUBNO) is not applied: it comes again with the
+  record's resend. Tags belong to a session: pairs of an earlier session are not sent again.
+- Versions: a broker accepts a HELLO of version 1 or 2 and answers WELCOME with the version the peer
+  said (a version 1 client never sends the acknowledgements frame); a client accepts only its own.
 - The broker handles a peer's frames in order and answers every PUB record exactly once, in PUBOK or
   PUBNO (one frame each per batch). Once it refuses a sequence, it refuses every later sequence of the
   same peer until that sequence comes again; the client resends the refused ones, in order, once every
@@ -69,6 +79,7 @@ from ..exceptions import FrameEncodeError
 __all__ = [
     "ACK",
     "BATCH",
+    "BROKER_VERSIONS",
     "BYE",
     "CLIENT_COMMANDS",
     "FLUSH_EVERY",
@@ -101,10 +112,14 @@ __all__ = [
     "readable",
     "recv_parts",
     "send_parts",
+    "unpack_ack_pairs",
     "unpack_u64s",
 ]
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
+"""The version this release's clients speak (HELLO) and expect back (WELCOME)."""
+BROKER_VERSIONS: Final = frozenset({1, 2})
+"""The versions a broker accepts in a HELLO: version 1 clients keep working against a version 2 broker."""
 
 HELLO: Final = b"HELLO"
 WELCOME: Final = b"WELCOME"
@@ -232,6 +247,17 @@ def unpack_u64s(frame: bytes) -> tuple[int, ...]:
     if rest or not count:
         raise struct.error(f"a list of 8-byte integers cannot be {len(frame)} bytes long")
     return struct.unpack(f">{count}Q", frame)
+
+
+def unpack_ack_pairs(frame: bytes) -> list[tuple[int, int]]:
+    """Read the acknowledgements frame of a PUB: (sequence, tag) pairs; raises ``struct.error`` unless it
+    holds whole pairs."""
+    values = unpack_u64s(frame)
+    if len(values) % 2:
+        raise struct.error(
+            f"the acknowledgements of a PUB are (sequence, tag) pairs, got {len(values)} integers"
+        )
+    return list(zip(values[::2], values[1::2], strict=True))
 
 
 def readable(socket: zmq.Socket[bytes]) -> bool:

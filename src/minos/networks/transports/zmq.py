@@ -200,10 +200,12 @@ class ZmqConnection(WindowedConnection[bytes]):
         self._kick()
         return future
 
-    def publish_settled(self, topic: str, body: bytes, strategy: Strategy, settle: Settle) -> None:
-        # settle runs in the turn that reads the PUBOK (or fails the publish): what it queues, e.g. the
-        # acknowledgement of the request this publish answers, leaves in that turn's flush.
-        self._publishes.add_settled(topic, self._record(topic, body, strategy), settle)
+    def publish_settled(
+        self, topic: str, body: bytes, strategy: Strategy, settle: Settle, ack: int | None = None
+    ) -> None:
+        # settle runs in the turn that reads the PUBOK (or fails the publish); ack rides in the PUB frame
+        # and the broker applies it as it accepts the record (wire version 2).
+        self._publishes.add_settled(topic, self._record(topic, body, strategy), settle, ack)
         self._kick()
 
     @property

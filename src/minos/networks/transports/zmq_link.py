@@ -27,7 +27,7 @@ import zmq
 
 from .connection import BrokerUnavailableError
 from .security import CurveClient, HandshakeWatch, apply_client_keys
-from .window import PublishWindow
+from .window import Publish, PublishWindow
 from .wire import (
     ACK,
     HB,
@@ -241,8 +241,8 @@ class BrokerLink:
 
     def flush(self, publishes: PublishWindow[bytes], now: float) -> bool:
         """Send what piled up on the socket (the caller checked there is one): the control frames, then
-        ``publishes``' PUB records, then one frame of acknowledgements; return whether anything went (or
-        was tried)."""
+        ``publishes``' PUB records with the acknowledgements riding along (see ``wire``), or else one ACK
+        frame of them; return whether anything went (or was tried)."""
         socket = self.socket
         assert socket is not None
         sent = False
@@ -253,11 +253,16 @@ class BrokerLink:
                 control.popleft()
                 sent = True
             while taken := publishes.take(RECORDS_FRAME_BYTES):
+                parts = [PUB, b"".join([publish.payload for publish in taken])]
+                pairs = self._ack_pairs(taken)
+                if pairs:
+                    parts.append(pack_u64s(pairs))
                 try:
-                    send_parts(socket, [PUB, b"".join([publish.payload for publish in taken])])
+                    send_parts(socket, parts)
                 except zmq.Again:
                     publishes.unsend(taken)
                     raise
+                self.acks.clear()
                 publishes.sent(taken, now)
                 sent = True
             if self.acks:
@@ -269,6 +274,19 @@ class BrokerLink:
         if sent:
             self.last_sent = now
         return sent
+
+    def _ack_pairs(self, taken: list[Publish[bytes]]) -> list[int]:
+        """The (sequence, tag) pairs, flattened, to send with ``taken``: each publish's own acknowledgement
+        of this session (its sequence makes it conditional), then every queued one (sequence 0)."""
+        pairs: list[int] = []
+        base = self.session << _SESSION_SHIFT
+        for publish in taken:
+            tag = publish.ack
+            if tag is not None and tag >> _SESSION_SHIFT == self.session:
+                pairs += (publish.sequence, tag - base)
+        for tag in self.acks:
+            pairs += (0, tag)
+        return pairs
 
     # Heartbeats -----------------------------------------------------------------------------------------
 
