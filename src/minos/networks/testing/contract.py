@@ -141,7 +141,8 @@ class TransportContract(ABC):
         return peer
 
     async def wait_until(self, condition: Callable[[], bool], what: str) -> None:
-        """Return once ``condition()`` holds (checked after every delivery); fail after ``timeout``."""
+        """Return once ``condition()`` holds (checked after every delivery, or a call of ``_check_waiters``);
+        fail after ``timeout``."""
         if condition():
             return
         future = asyncio.get_running_loop().create_future()
@@ -245,10 +246,14 @@ class TransportContract(ABC):
         broker = await self.broker()
         settled: list[BaseException | None] = []
 
+        def settle(error: BaseException | None) -> None:
+            settled.append(error)
+            self._check_waiters()
+
         def answer(peer: Peer, incoming: Incoming) -> None:  # as a dispatcher: no ack of its own
             reply_topic, _, question = incoming.body.partition(b"|")
             peer.connection.publish_settled(
-                reply_topic.decode(), question + b" found", UNICAST_CODE, settled.append, incoming.tag
+                reply_topic.decode(), question + b" found", UNICAST_CODE, settle, incoming.tag
             )
 
         # A window of one: the second request comes only once the first one's reply acknowledged it.

@@ -1,9 +1,11 @@
 """BrokerOutbox: what one turn of the broker sends on its ROUTER socket, the batch's answers then the deliveries.
 
-``BrokerServer`` handles a batch of frames; the answers its handlers produce (PUBOK, PUBNO, WELCOME, SUBOK,
-RESET) wait in ``replies``, and the turn's ``flush`` sends them, then what the routing table has to
-deliver, one MSG frame of records per peer. A peer the ROUTER can no longer reach is forgotten (what it held
-goes back to its group).
+``BrokerServer`` handles a batch of frames; the answers its handlers produce wait in ``replies`` (WELCOME,
+SUBOK, RESET) and ``receipts`` (PUBOK, PUBNO). The turn's ``flush`` sends the replies, then what the routing
+table has to deliver, one MSG frame of records per peer, then the receipts: a delivery is what someone
+waits for (a request's handler, a reply's client), a receipt only frees a publisher's window, so on two
+cores the process a delivery wakes gets the free core first. A peer the ROUTER can no longer reach is
+forgotten (what it held goes back to its group).
 """
 
 from __future__ import annotations
@@ -29,19 +31,28 @@ class BrokerOutbox:
         peers: The broker's peers, told of one the socket cannot reach.
     """
 
-    __slots__ = ("_peers", "_table", "replies", "sent")
+    __slots__ = ("_peers", "_table", "receipts", "replies", "sent")
 
     def __init__(self, table: RoutingTable, peers: BrokerPeers) -> None:
         self._table = table
         self._peers = peers
         self.replies: list[list[bytes]] = []  # the batch's answers, [peer, command, ...] each
+        self.receipts: list[list[bytes]] = []  # the batch's PUBOK and PUBNO, sent after the deliveries
         self.sent = False  # whether anything was sent since the broker last set it to False
 
     def flush(self, socket: zmq.Socket[bytes]) -> bool:
-        """Send the replies, then up to ``BATCH`` deliveries; return whether deliveries may remain to be taken."""
+        """Send the replies, up to ``BATCH`` deliveries, then the receipts; return whether deliveries may
+        remain to be taken."""
         replies, self.replies = self.replies, []
         for frames in replies:
             self.send(socket, frames)
+        more = self._deliver(socket)
+        receipts, self.receipts = self.receipts, []
+        for frames in receipts:
+            self.send(socket, frames)
+        return more
+
+    def _deliver(self, socket: zmq.Socket[bytes]) -> bool:
         deliveries = self._table.take_deliveries(BATCH)
         if not deliveries:
             return False

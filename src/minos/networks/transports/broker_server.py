@@ -355,7 +355,7 @@ class BrokerServer:
                 self._peers.malformed_frame(frames, "unknown command or one only the broker sends")
             else:
                 handler(peer, frames, now)
-        replies = self._outbox.replies
+        replies = self._outbox.receipts
         accepted, refused = self._accepted, self._refused
         for peer, sequences in accepted.items():
             replies.append([peer, PUBOK, pack_u64s(sequences)])
