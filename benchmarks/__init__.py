@@ -44,13 +44,16 @@ class Result:
             over all timed repetitions: steadier than rates on a shared machine, where a process waiting
             for a core spends no CPU.
         ceiling_cpu_us: The same for the ceiling's processes.
-        ceiling_p50_us: The ceiling's median latency, where it is a peer measured like the path (``peer-*``).
+        ceiling_p50_us: The ceiling's median latency, where it is measured like the path (``peer-*``,
+            ``request-reply``, ``nats-request-reply``).
         ceiling_p99_us: The ceiling's 99th percentile latency, likewise.
-        server_cpu_us: In ``peer-*`` rows, CPU per message of the broker or server process between the
-            path's processes (our broker process, or the NATS server), which ``cpu_us`` leaves out there.
-        ceiling_server_cpu_us: The same for the peer's server (NATS, RabbitMQ, Redis), where readable.
-        cpu_split_us: ``cpu_us`` split by process, where a scenario reads them apart: the client (or
-            publisher) and the handler, in that order (``nats-*``).
+        server_cpu_us: CPU per message of the broker or server process between the path's processes (our
+            broker process, or the NATS server): left out of ``cpu_us`` in ``peer-*`` and ``nats-*`` rows,
+            included in it (and given apart here) in ``request-reply``.
+        ceiling_server_cpu_us: The same for the ceiling's or the peer's server (the raw relay, NATS,
+            RabbitMQ, Redis), where readable.
+        cpu_split_us: CPU per message of the two ends, where a scenario reads them apart: the client (or
+            publisher) and the handler, in that order (``nats-*``, ``request-reply``).
         ceiling_cpu_split_us: The same for the ceiling's processes.
     """
 

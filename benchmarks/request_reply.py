@@ -376,6 +376,13 @@ def _run(
                     p99_us=p99,
                     cpu_us=sum(ours.cpu_us(part, requests) for part in ours.cpu),
                     ceiling_cpu_us=sum(zmq_side.cpu_us(part, requests) for part in zmq_side.cpu),
+                    ceiling_p50_us=zmq_p50,
+                    ceiling_p99_us=zmq_p99,
+                    # Per process (issue 20's goal is per process): the two ends, then the broker / relay.
+                    server_cpu_us=ours.cpu_us("server", requests),
+                    ceiling_server_cpu_us=zmq_side.cpu_us("server", requests),
+                    cpu_split_us=_ends(ours, requests),
+                    ceiling_cpu_split_us=_ends(zmq_side, requests),
                 )
             )
             continue
