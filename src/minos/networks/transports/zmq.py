@@ -430,6 +430,7 @@ class ZmqConnection(WindowedConnection[bytes]):
                 elif command == WELCOME:
                     self._link.welcomed(frames[1])
                 elif command == RESET:
+                    self._link.resets += 1
                     self._lose_broker(now, "it does not know this peer (restarted, or it declared us lost)")
                     return count
             except (ValueError, struct.error) as exc:

@@ -89,6 +89,7 @@ class BrokerLink:
         self.session = -1  # one per socket; tags carry it
         self.attempts = 0  # failed in a row: back to 0 on WELCOME, up on each loss
         self.malformed = 0  # frames from the broker ignored because they break the wire protocol
+        self.resets = 0  # RESETs from the broker (before the first WELCOME: it does not take our HELLO)
         self._log_malformed = LogLimiter()
         self.reconnect_at: float | None = None
         self.last_heard = self.last_sent = 0.0
@@ -149,6 +150,13 @@ class BrokerLink:
         refused = self._handshakes.explain(self._endpoint, self._curve) if self._handshakes else None
         if refused is not None:
             return BrokerUnavailableError(f"{refused} (waited {timeout} s)")
+        if self.resets:  # it answers, but not our HELLO: what a broker of another wire version does
+            return BrokerUnavailableError(
+                f"the broker at {self._endpoint!r} answered but did not welcome this client within {timeout} s "
+                f"(it reset the session {self.resets} times): it does not speak wire protocol version "
+                f"{PROTOCOL_VERSION}, as a broker of an older minos-networks release does not; upgrade "
+                "the broker first (a broker of this release also serves older clients)"
+            )
         hint = (
             "; with CURVE, also check that the broker allows this client's public key "
             f"{self._curve.keys.public.decode()!r} and that {self._curve.server_key.decode()!r} is the "

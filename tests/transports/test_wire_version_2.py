@@ -1,4 +1,5 @@
-"""Wire version 2: acknowledgements ride on a PUB, and a reply's acknowledgement applies as it is accepted.
+"""Wire version 2: acknowledgements ride on a PUB, and a reply's acknowledgement applies as it is accepted;
+brokers serve version 1 clients too, and a client tells an older broker apart from a missing one.
 
 A dispatcher's reply and the acknowledgement of the request it answers travel in one frame: the broker
 acknowledges the request when, and only if, it accepts the reply (see ``wire``). Played with raw peers
@@ -9,8 +10,10 @@ import asyncio
 import struct
 import uuid
 
+import pytest
 import zmq
 
+from minos.networks.transports import BrokerUnavailableError, ZmqConnection, broker_server
 from minos.networks.transports.wire import PROTOCOL_VERSION, RECORD_HEAD, WELCOME_HEAD, pack_u64s
 
 from ..conftest import welcome_peer
@@ -133,3 +136,19 @@ async def test_a_reply_carries_its_acknowledgement_but_not_into_the_next_session
         await fake_broker.send_multipart([second_peer, b"PUBOK", pack_u64s([1])])
         assert await settled is None
     await connection.close(timeout=0.1)
+
+
+async def test_a_client_says_why_an_older_broker_does_not_welcome_it(
+    broker_threads, zmq_context, monkeypatch
+):
+    # A broker of the previous release: version 1 only. It ignores the HELLO and resets what follows.
+    monkeypatch.setattr(broker_server, "BROKER_VERSIONS", frozenset({1}))
+    broker = broker_threads(inproc())
+    connection = ZmqConnection(
+        broker.endpoint, context=zmq_context, heartbeat_interval=0.05, connect_timeout=1.0
+    )
+    with pytest.raises(
+        BrokerUnavailableError, match=r"answered but did not welcome .* upgrade the broker first"
+    ):
+        await connection.open()
+    assert broker.server.stats.peers == 0
