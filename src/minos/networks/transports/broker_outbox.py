@@ -1,4 +1,4 @@
-"""BrokerOutbox: what one turn of the broker sends on its ROUTER socket, the batch's answers then the deliveries.
+"""BrokerOutbox: what one turn of the broker sends on its ROUTER socket: answers, deliveries, then receipts.
 
 ``BrokerServer`` handles a batch of frames; the answers its handlers produce wait in ``replies`` (WELCOME,
 SUBOK, RESET) and ``receipts`` (PUBOK, PUBNO). The turn's ``flush`` sends the replies, then what the routing

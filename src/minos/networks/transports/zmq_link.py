@@ -153,9 +153,9 @@ class BrokerLink:
         if self.resets:  # it answers, but not our HELLO: what a broker of another wire version does
             return BrokerUnavailableError(
                 f"the broker at {self._endpoint!r} answered but did not welcome this client within {timeout} s "
-                f"(it reset the session {self.resets} times): it does not speak wire protocol version "
-                f"{PROTOCOL_VERSION}, as a broker of an older minos-networks release does not; upgrade "
-                "the broker first (a broker of this release also serves older clients)"
+                f"(it reset the session {self.resets} times): it does not take a HELLO of wire protocol "
+                f"version {PROTOCOL_VERSION}, most likely because it runs an older minos-networks release; "
+                "upgrade the broker first (a broker of this release also serves older clients)"
             )
         hint = (
             "; with CURVE, also check that the broker allows this client's public key "
