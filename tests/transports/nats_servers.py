@@ -1,7 +1,8 @@
 """nats-server processes of a test's own: one server, or a three-node JetStream cluster, on free ports.
 
 Each server keeps its JetStream store in a directory of the test's, is stopped by pid, and can be killed
-(SIGKILL, as a crash would) and started again on the same ports and store.
+(SIGKILL, as a crash would) and started again on the same ports and store. Its ports stay the test's
+until ``close`` (see ``reserve_port``).
 """
 
 import asyncio
@@ -23,14 +24,25 @@ WAIT = 5.0  # seconds a server gets to listen after it started
 CLUSTER_WAIT = 30.0  # seconds a cluster gets to elect its JetStream meta leader (two busy cores)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def reserve_port() -> socket.socket:
+    """A socket bound to a free port of 127.0.0.1, not listening: while it is open, the port is this test's.
+
+    A port found free and let go (bind to 0, close) may be taken before nats-server binds it, on a
+    restart too: it is in the ephemeral range, so the next connect() of any process may get it as its
+    source port (a node dialing its routes, a client dialing a server that is down: even to that very
+    port, a TCP self-connect), and another test's server may be given it. The server then fails with
+    "address already in use". No connect() takes a port bound on purpose, no bind takes a bound port;
+    nats-server, which binds with SO_REUSEADDR, still can, as this socket set it too and does not listen.
+    """
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", 0))
+    return holder
 
 
 class PrivateServer:
-    """A nats-server with JetStream on a free port and a store of its own; stopped and started by the test.
+    """A nats-server with JetStream on a free port and a store of its own; stopped and started by the test,
+    then closed (``close``), which lets its port go.
 
     Args:
         store: The JetStream store directory.
@@ -42,7 +54,8 @@ class PrivateServer:
         self.store = store
         self.name = name
         self.cluster = cluster
-        self.port = free_port()
+        self._reserved = reserve_port()
+        self.port = int(self._reserved.getsockname()[1])
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -97,6 +110,11 @@ class PrivateServer:
                 self.process.wait(WAIT)
         self._close()
 
+    def close(self) -> None:
+        """Stop the server for good and let its port go."""
+        self.stop()
+        self._reserved.close()
+
     def _close(self) -> None:
         if self.process is not None and self.process.stderr is not None:
             self.process.stderr.close()
@@ -104,10 +122,12 @@ class PrivateServer:
 
 
 class NatsCluster:
-    """Three nats-servers with JetStream clustered on localhost, each with its own store under ``root``."""
+    """Three nats-servers with JetStream clustered on localhost, each with its own store under ``root``;
+    ``close`` stops them and lets their ports go."""
 
     def __init__(self, root: Path, size: int = 3) -> None:
-        cluster_ports = [free_port() for _ in range(size)]
+        self._reserved = [reserve_port() for _ in range(size)]
+        cluster_ports = [int(holder.getsockname()[1]) for holder in self._reserved]
         self.nodes = [
             PrivateServer(
                 root / f"n{index}",
@@ -129,9 +149,11 @@ class NatsCluster:
             node.start()
         await self.wait_jetstream()
 
-    def stop(self) -> None:
+    def close(self) -> None:
         for node in self.nodes:
-            node.stop()
+            node.close()
+        for holder in self._reserved:
+            holder.close()
 
     async def wait_jetstream(self) -> None:
         """Return once the cluster's JetStream answers API calls (a meta leader is elected), within CLUSTER_WAIT."""

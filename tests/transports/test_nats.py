@@ -242,9 +242,20 @@ def private_server(tmp_path, nats_server_url):
     if shutil.which("nats-server") is None:
         pytest.skip("nats-server is not on PATH; the reconnection test starts a server of its own")
     server = PrivateServer(tmp_path / "jetstream")
-    server.start()
-    yield server
-    server.stop()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+def test_a_private_servers_port_stays_the_tests_while_the_server_is_down(private_server):
+    """Let go, its port could be taken meanwhile (the source port of any connect(), a self-connect of a
+    client dialing it included), and the server could not start again: see ``nats_servers.reserve_port``."""
+    private_server.stop()
+    with socket.socket() as other, pytest.raises(OSError, match="in use"):
+        other.bind(("127.0.0.1", private_server.port))
+    private_server.start()  # nats-server still binds it
 
 
 async def until(condition, what: str) -> None:

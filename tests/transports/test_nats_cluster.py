@@ -48,7 +48,7 @@ def unstarted_cluster(tmp_path):
         pytest.skip(message)
     cluster = NatsCluster(tmp_path)
     yield cluster
-    cluster.stop()
+    cluster.close()
 
 
 @pytest.fixture

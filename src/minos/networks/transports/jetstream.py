@@ -59,17 +59,37 @@ class ClusterNotReadyError(Exception):
 
 @dataclass(slots=True)
 class Consumer:
-    """One durable pull consumer a connection reads from, and what its pull requests asked for."""
+    """One durable pull consumer a connection reads from, and what its pull requests asked for.
+
+    Its pull requests are answered on ``reply``, ``<inbox>.<generation>``: once the requests sent so far
+    are written off (``forget_requests``), what the server still sends about them comes to an older
+    subject, and can be told from what it says about the requests sent after.
+    """
 
     name: str
     subject: str
     topic: bytes
     transient: bool
     description: str = ""
-    inbox: str = ""
+    inbox: str = ""  # the prefix of the reply subjects; the connection listens to <inbox>.*
     subscription: Subscription | None = None
     outstanding: int = 0  # deliveries asked for by pull requests and not received yet
     expires_at: float = 0.0  # when the last pull request expires at the server
+    generation: int = 0  # how many times its pull requests were written off
+
+    @property
+    def reply(self) -> str:
+        """The subject the pull requests sent now are answered on."""
+        return f"{self.inbox}.{self.generation}"
+
+    def forget_requests(self) -> None:
+        """Count the pull requests sent so far as over, whatever the server may still say of them.
+
+        A status of theirs that comes later (a 408 with the deliveries it did not make) would otherwise
+        be taken off what the requests sent after asked for: more would be asked than the window has room for.
+        """
+        self.outstanding = 0
+        self.generation += 1
 
 
 def consumer_for(settings: NatsSettings, token: str, group: str, topic: str, *, transient: bool) -> Consumer:
@@ -298,7 +318,7 @@ class Restorer:
                 await ensure_stream(js, settings)
                 for consumer in consumers:
                     await ensure_consumer(js, settings, consumer)
-                    consumer.outstanding = 0
+                    consumer.forget_requests()
             except (
                 nats.errors.Error,
                 OSError,

@@ -200,7 +200,7 @@ class NatsConsumers:
             consumer.outstanding += want
             consumer.expires_at = now + expires
             payload = b'{"batch":%d,"expires":%d}' % (want, int(expires * 1e9))
-            requests.append((self._pull_api + consumer.name, payload, consumer.inbox))
+            requests.append((self._pull_api + consumer.name, payload, consumer.reply))
         return requests
 
     async def send(self, nc: Client) -> None:
@@ -218,7 +218,14 @@ class NatsConsumers:
 
     def keep_alive(self, now: float) -> None:
         """Queue ``+WPI`` for held deliveries JetStream has not heard of for a third of ``ack_wait``, and
-        count pull requests that expired without a word as lost (so a refill is due)."""
+        write off pull requests that expired without a word (so a refill is due).
+
+        A request's 408 leaves the server as the request expires, ``pull_expires`` after it got there; half
+        of ``pull_expires`` more covers the trips there and back. One that has not come by then never
+        will: nats-server 2.9 ends an expired request silently when a message comes for it before its
+        expiry timer ran (a race, under load or after a stall), and a server that restarts or changes
+        leaders forgets requests. Waiting longer only leaves the consumer without deliveries meanwhile.
+        """
         settings = self._settings
         keep_alive = settings.ack_wait / 3
         control = self.control
@@ -226,10 +233,13 @@ class NatsConsumers:
             if now - held.signalled_at >= keep_alive:
                 control.append((held.reply, _PROGRESS))
                 held.signalled_at = now
+        written_off = False
         for consumer in self._consumers.values():
-            if consumer.outstanding and now > consumer.expires_at + settings.connect_timeout:
-                consumer.outstanding = 0  # its requests expired without a word: the server lost them
-                self.refill_due = True
+            if consumer.outstanding and now > consumer.expires_at + settings.pull_expires / 2:
+                consumer.forget_requests()
+                self.refill_due = written_off = True
+        if written_off:
+            self._check_pulls_over()  # a close waiting for its requests to end need not wait any more
 
     # What arrives ---------------------------------------------------------------------------------------
 
@@ -238,7 +248,7 @@ class NatsConsumers:
             self._on_message(consumer, msg)
 
         consumer.inbox = nc.new_inbox()
-        consumer.subscription = await nc.subscribe(consumer.inbox, cb=deliver)
+        consumer.subscription = await nc.subscribe(f"{consumer.inbox}.*", cb=deliver)  # every generation
 
     def _on_message(self, consumer: Consumer, msg: Msg) -> None:
         if not msg.reply:  # a status: the pull request expired (408), or was refused (409) ...
@@ -274,16 +284,18 @@ class NatsConsumers:
     def _on_status(self, consumer: Consumer, msg: Msg) -> None:
         headers = msg.headers or {}
         status = headers.get("Status", "")
-        pending = headers.get("Nats-Pending-Messages")
-        if pending is not None:
-            consumer.outstanding = max(0, consumer.outstanding - int(pending))
-        elif status != "100":  # not a heartbeat: this request is over, how much of it unknown
-            consumer.outstanding = 0
         if status == "409" and "Deleted" in str(headers.get("Description", "")):
             logger.warning(
                 "%r: consumer %s was deleted at the server; creating it again", self._owner, consumer.name
             )
             self._resume()
+        if msg.subject != consumer.reply:
+            return  # about a request written off already (``forget_requests``): none of the current ones
+        pending = headers.get("Nats-Pending-Messages")
+        if pending is not None:
+            consumer.outstanding = max(0, consumer.outstanding - int(pending))
+        elif status != "100":  # not a heartbeat: this request is over, how much of it unknown
+            consumer.outstanding = 0
         self._check_pulls_over()
         self.refill_due = True
         self._wake()
