@@ -19,11 +19,13 @@ import sys
 import time
 import uuid
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from ..conftest import query_postgres
+from ..transports.nats_servers import reserve_port
 from .conftest import HEARTBEAT, START_TIMEOUT, Process, Processes
 
 SCRIPT = Path(__file__).with_name("durable_service.py")
@@ -69,9 +71,11 @@ class ZmqBroker:
 
 
 class NatsServer:
-    """A nats-server with JetStream on a free port and a file store of its own, killed and restarted on both."""
+    """A nats-server with JetStream on a port held for it and a file store of its own, killed and restarted on
+    both. ``port`` stays bound (not listening) until the test's end: while the server is down, a worker
+    reconnecting to it could otherwise be given that very port as its source port (``reserve_port``)."""
 
-    def __init__(self, processes: Processes, directory: Path) -> None:
+    def __init__(self, processes: Processes, directory: Path, port: socket.socket) -> None:
         if shutil.which("nats-server") is None:
             message = "nats-server is not on PATH; the NATS crash loop starts a server of its own"
             if os.environ.get("CI"):
@@ -79,9 +83,7 @@ class NatsServer:
             pytest.skip(message)
         self.processes = processes
         self.store = directory / "jetstream"
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = port.getsockname()[1]
         self.endpoint = f"nats://127.0.0.1:{self.port}/CRASH{uuid.uuid4().hex[:8]}"
         self.process = self._start()
 
@@ -127,7 +129,11 @@ def case(request, short_dir):
             request.getfixturevalue("postgres_dsn"),
             request.getfixturevalue("postgres_schema"),
         )
-    return broker_kind, store
+    if broker_kind is not NatsServer:
+        yield broker_kind, store
+        return
+    with reserve_port() as port:  # held until the test's end (see NatsServer)
+        yield partial(NatsServer, port=port), store
 
 
 def progress(process: Process) -> int:
