@@ -182,6 +182,7 @@ async def test_fuzzed_frames_sent_to_the_broker_are_rejected_and_counted_and_it_
         hello,
         [b"SUB", struct.pack(">QIB", 1, 10, 0), b"orders", b"order.created"],
         [b"PUB", record + record],
+        [b"PUB", record, struct.pack(">4Q", 7, 1, 0, 2)],  # with acknowledgements riding along
         [b"ACK", struct.pack(">2Q", 1, 2)],
         [b"HB"],
         [b"BYE"],
