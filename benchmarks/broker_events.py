@@ -33,7 +33,6 @@ tell our cost from the server's (``workers.raw_nats_pull`` and ``raw_nats_push``
 
 from __future__ import annotations
 
-import sys
 from urllib.parse import urlsplit
 
 from benchmarks import Result
@@ -42,11 +41,10 @@ from benchmarks.e2e import (
     Worker,
     Workers,
     check_count,
-    delete_nats_stream,
     event_messages,
     ipc_directory,
     measure_events,
-    nats_stream,
+    over_nats,
     received_total,
     start_broker,
     wire_size,
@@ -85,15 +83,9 @@ def run(quick: bool) -> list[Result]:
 
 def run_nats(quick: bool) -> list[Result]:
     """Measure events through NATS JetStream next to the raw three-process ceiling; [] without a server."""
-    with nats_stream() as endpoint:
-        if endpoint is None:
-            print(f"{NATS_SCENARIO}: skipped, no NATS server answers at {NATS_URL}", file=sys.stderr)
-            return []
-        stream = f"benchraw-{endpoint.rpartition('/')[2]}"
-        try:
-            return _run(quick, NATS_SCENARIO, NATS_PATH, endpoint, stream)
-        finally:
-            delete_nats_stream(stream)
+    return over_nats(
+        NATS_SCENARIO, lambda endpoint, stream: _run(quick, NATS_SCENARIO, NATS_PATH, endpoint, stream)
+    )
 
 
 def _run(

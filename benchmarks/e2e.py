@@ -56,6 +56,7 @@ __all__ = [
     "keep_in_flight",
     "measure_events",
     "nats_stream",
+    "over_nats",
     "percentiles",
     "plain_messages",
     "received_total",
@@ -66,6 +67,8 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
+_R = TypeVar("_R")
+
 NATS_URL = os.environ.get("MINOS_BENCH_NATS_URL", "nats://127.0.0.1:4222")
 """The NATS JetStream server of the ``nats-*`` scenarios."""
 EVENT_TOPIC = "order.created"
@@ -275,6 +278,20 @@ def nats_stream() -> Iterator[str | None]:
         yield f"{NATS_URL}/{stream}"
     finally:
         delete_nats_stream(stream)
+
+
+def over_nats(scenario: str, run: Callable[[str, str], list[_R]]) -> list[_R]:
+    """``run(endpoint, raw_stream)``: our side on a fresh stream (``nats_stream``), the raw nats-py program on
+    a stream of its own named after it; both deleted afterwards. [] and one line on stderr without a server."""
+    with nats_stream() as endpoint:
+        if endpoint is None:
+            print(f"{scenario}: skipped, no NATS server answers at {NATS_URL}", file=sys.stderr)
+            return []
+        stream = f"benchraw-{endpoint.rpartition('/')[2]}"
+        try:
+            return run(endpoint, stream)
+        finally:
+            delete_nats_stream(stream)
 
 
 def delete_nats_stream(stream: str) -> None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -55,10 +54,9 @@ from benchmarks.e2e import (
     broker_config,
     check_count,
     command_messages,
-    delete_nats_stream,
     ipc_directory,
     keep_in_flight,
-    nats_stream,
+    over_nats,
     percentiles,
     plain_messages,
     received_total,
@@ -287,15 +285,9 @@ def run(quick: bool) -> list[Result]:
 
 def run_nats(quick: bool) -> list[Result]:
     """Measure request/reply through NATS JetStream next to raw nats-py and raw pyzmq; [] without a server."""
-    with nats_stream() as endpoint:
-        if endpoint is None:
-            print(f"{NATS_SCENARIO}: skipped, no NATS server answers at {NATS_URL}", file=sys.stderr)
-            return []
-        stream = f"benchraw-{endpoint.rpartition('/')[2]}"
-        try:
-            return _run(quick, NATS_SCENARIO, NATS_PATH, endpoint, stream)
-        finally:
-            delete_nats_stream(stream)
+    return over_nats(
+        NATS_SCENARIO, lambda endpoint, stream: _run(quick, NATS_SCENARIO, NATS_PATH, endpoint, stream)
+    )
 
 
 def _run(
@@ -356,48 +348,28 @@ def _run(
         for key, side in sides.items():
             check_count(f"{path} ({key}): replies", len(side.best[1]), count)
         ours, zmq_side = sides["ours"], sides["zmq"]
-        rate = count / ours.best[0]
-        p50, p99 = percentiles(ours.best[1])
-        zmq_rate = count / zmq_side.best[0]
         zmq_p50, zmq_p99 = percentiles(zmq_side.best[1])
         zmq_ceiling = f"{CEILING}; its p50 {zmq_p50:.1f} us, p99 {zmq_p99:.1f} us"
-        if nats_endpoint is None:
+        zmq_server = zmq_side.cpu_us("server", requests)
+        row = partial(_row, path=path, count=count, requests=requests, ours=ours)
+        if nats_endpoint is None:  # the broker is one of the path's processes: its CPU counts in cpu_us
+            on_broker = ours.cpu_us("server", requests)
             main.append(
-                Result(
-                    scenario=scenario,
-                    path=path,
-                    messages=count,
-                    seconds=ours.best[0],
-                    msgs_per_s=rate,
-                    ceiling_msgs_per_s=zmq_rate,
-                    ratio=rate / zmq_rate,
-                    ceiling=zmq_ceiling,
-                    p50_us=p50,
-                    p99_us=p99,
-                    cpu_us=sum(ours.cpu_us(part, requests) for part in ours.cpu),
-                    ceiling_cpu_us=sum(zmq_side.cpu_us(part, requests) for part in zmq_side.cpu),
-                    ceiling_p50_us=zmq_p50,
-                    ceiling_p99_us=zmq_p99,
-                    # Per process (issue 20's goal is per process): the two ends, then the broker / relay.
-                    server_cpu_us=ours.cpu_us("server", requests),
-                    ceiling_server_cpu_us=zmq_side.cpu_us("server", requests),
-                    cpu_split_us=_ends(ours, requests),
-                    ceiling_cpu_split_us=_ends(zmq_side, requests),
-                )
+                row(scenario, zmq_side, zmq_ceiling, zmq_server, on_server=on_broker, server_in_cpu=True)
             )
             continue
         # Over NATS, as nats-events: cpu_us counts the two ends (client, handler), server_cpu_us the server.
         raw = sides["jetstream"]
         on_server = ours.cpu_us("server", requests) if server else None
         raw_server = raw.cpu_us("server", requests) if server else None
-        row = partial(_nats_row, path=path, count=count, requests=requests, ours=ours, on_server=on_server)
-        main.append(row(scenario, raw, JETSTREAM_CEILING, raw_server))
-        zmq_server = zmq_side.cpu_us("server", requests)
-        zmq_rows.append(row(f"{scenario}:zmq-ceiling", zmq_side, zmq_ceiling, zmq_server))
+        main.append(row(scenario, raw, JETSTREAM_CEILING, raw_server, on_server=on_server))
+        zmq_rows.append(
+            row(f"{scenario}:zmq-ceiling", zmq_side, zmq_ceiling, zmq_server, on_server=on_server)
+        )
     return main + zmq_rows
 
 
-def _nats_row(
+def _row(
     scenario: str,
     ceiling: _Measured,
     description: str,
@@ -408,12 +380,19 @@ def _nats_row(
     requests: int,
     ours: _Measured,
     on_server: float | None,
+    server_in_cpu: bool = False,
 ) -> Result:
-    """One row of ``nats-request-reply``: our side against ``ceiling`` (raw nats-py, or raw pyzmq)."""
+    """One row: our side against ``ceiling`` (raw pyzmq, or raw nats-py). ``cpu_us`` counts the two ends, and
+    with ``server_in_cpu`` every process measured (the broker process or the raw relay too); the split and
+    the servers are given apart either way."""
     rate, ceiling_rate = count / ours.best[0], count / ceiling.best[0]
     p50, p99 = percentiles(ours.best[1])
     ceiling_p50, ceiling_p99 = percentiles(ceiling.best[1])
     ends, ceiling_ends = _ends(ours, requests), _ends(ceiling, requests)
+    if server_in_cpu:
+        cpu, ceiling_cpu = _total(ours, requests), _total(ceiling, requests)
+    else:
+        cpu, ceiling_cpu = sum(ends), sum(ceiling_ends)
     return Result(
         scenario=scenario,
         path=path,
@@ -425,8 +404,8 @@ def _nats_row(
         ceiling=description,
         p50_us=p50,
         p99_us=p99,
-        cpu_us=sum(ends),
-        ceiling_cpu_us=sum(ceiling_ends),
+        cpu_us=cpu,
+        ceiling_cpu_us=ceiling_cpu,
         ceiling_p50_us=ceiling_p50,
         ceiling_p99_us=ceiling_p99,
         server_cpu_us=on_server,
@@ -434,6 +413,11 @@ def _nats_row(
         cpu_split_us=ends,
         ceiling_cpu_split_us=ceiling_ends,
     )
+
+
+def _total(side: _Measured, requests: int) -> float:
+    """CPU per request of all of ``side``'s processes."""
+    return sum(side.cpu_us(part, requests) for part in side.cpu)
 
 
 def _ends(side: _Measured, requests: int) -> tuple[float, float]:

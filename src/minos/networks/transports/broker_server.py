@@ -387,7 +387,7 @@ class BrokerServer:
         except struct.error as exc:
             self._peers.malformed_frame(frames, str(exc))
             return
-        before = len(self._accepted.get(peer, ()))
+        before = len(self._accepted.get(peer, ())) if pairs else 0  # the frame's first answer, if needed
         self._publish_records(peer, frames)
         if pairs:  # applied once the records are handled, each if its record was accepted (or is 0)
             taken = set(self._accepted.get(peer, ())[before:])
